@@ -1,0 +1,65 @@
+/**
+ * Assembles the Hono app: WebSocket paths, the server API, health, the demo.
+ * WebSocket routes are registered before any header-setting middleware (which
+ * would throw "Headers are immutable" on an upgrade).
+ */
+import { Hono } from 'hono';
+import { MeshError } from './core/errors.ts';
+import type { Config } from './config.ts';
+import type { RuntimeAdapter } from './runtime/adapter.ts';
+import type { Store } from './store/store.ts';
+import type { Gateway } from './transport/gateway.ts';
+import { websocketRoute } from './transport/ws.ts';
+import { errorResponse } from './api/errors.ts';
+import { serverApiGuard } from './api/guard.ts';
+import { publishRoute } from './api/publish.ts';
+import { demoRoutes } from './api/demo.ts';
+
+export const WS_PATH = '/v1/ws';
+
+export interface AppParts {
+  config: Config;
+  runtime: RuntimeAdapter;
+  gateway: Gateway;
+  store: Store;
+  devSecret: string | undefined;
+}
+
+/** Builds the HTTP application. */
+export function buildApp({ config, runtime, gateway, store, devSecret }: AppParts): Hono {
+  const app = new Hono();
+  app.onError((err, c) => errorResponse(c, err));
+  app.notFound((c) => errorResponse(c, new MeshError('ERR_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
+
+  const ws = config.MESH_DISABLE_WS
+    ? () => {
+        throw new MeshError('ERR_FORBIDDEN', 'WebSocket is disabled on this server: use /v1/sse');
+      }
+    : websocketRoute(gateway, runtime, { maxFrame: config.MESH_MAX_FRAME });
+  for (const path of [WS_PATH, ...config.MESH_WS_PATHS]) app.get(path, ws);
+
+  app.get('/healthz', async (c) => {
+    try {
+      await withTimeout(store.ping(), 2000);
+      return c.json({ ok: true, store: store.kind });
+    } catch {
+      return c.json({ ok: false, store: store.kind, code: 'ERR_UNAVAILABLE', error: 'store unreachable' }, 503);
+    }
+  });
+
+  const api = new Hono();
+  api.use('*', serverApiGuard(config.MESH_API_KEY, runtime));
+  api.route('/', publishRoute(store, config.MESH_MAX_MESSAGE));
+  app.route('/v1/mesh', api);
+
+  app.route('/', demoRoutes(runtime, devSecret));
+  return app;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

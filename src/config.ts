@@ -1,0 +1,85 @@
+/**
+ * Every setting pgmesh reads, as one zod schema over the environment, with
+ * defaults. A bad value stops the start with one line naming the setting.
+ */
+import { z } from 'zod';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const SIZES: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20 };
+
+/** "24h", "90m", "7d", "500ms" -> milliseconds. */
+const duration = z.string().transform((text, ctx) => {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/i.exec(text.trim());
+  if (!match) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration like 30s, 15m, 24h or 7d` });
+    return z.NEVER;
+  }
+  return Math.round(Number(match[1]) * UNITS[match[2]!.toLowerCase()]!);
+});
+
+/** "65536", "64k", "1MiB" -> bytes. */
+const size = z.string().transform((text, ctx) => {
+  const match = /^(\d+)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = match ? SIZES[match[2]!.toLowerCase()] : undefined;
+  if (!match || unit === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not a size like 65536, 64k or 1m` });
+    return z.NEVER;
+  }
+  return Number(match[1]) * unit;
+});
+
+const url = z.url({ error: 'must be a URL' });
+const paths = z.string().transform((text, ctx) => {
+  const list = text.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  const bad = list.find((p) => !/^\/[\w\-./]*$/.test(p));
+  if (bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${bad}" is not a path like /chat` });
+    return z.NEVER;
+  }
+  return list;
+});
+const flag = z.enum(['0', '1', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v));
+
+export const ConfigSchema = z.object({
+  PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: url.optional(),
+  MESH_DATA_DIR: z.string().min(1).default('./.pgmesh'),
+  JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  JWKS_URL: url.optional(),
+  JWT_ISSUER: z.string().optional(),
+  JWT_AUDIENCE: z.string().optional(),
+  AUTH_URL: url.optional(),
+  MESH_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  MESH_WS_PATHS: paths.default([]),
+  MESH_RETENTION: duration.default(24 * 3_600_000),
+  MESH_MAX_FRAME: size.default(64 * 1024),
+  MESH_MAX_MESSAGE: size.default(1 << 20),
+  /** Bytes a client may leave unread before it is cut off as a slow consumer. */
+  MESH_MAX_BUFFERED: size.default(8 << 20),
+  /** Refuse WebSocket upgrades (tests of the SSE fallback). */
+  MESH_DISABLE_WS: flag.default(false),
+  MESH_LOG: z.enum(['debug', 'info', 'warn', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Thrown for a bad setting; its message is the one line to print. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads and validates the settings from an environment (unset and empty are the same). */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const present = Object.fromEntries(
+    Object.keys(ConfigSchema.shape)
+      .map((key) => [key, env[key]?.trim()] as const)
+      .filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = ConfigSchema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`invalid setting ${String(issue.path[0])}: ${issue.message}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,129 @@
+/**
+ * Who is on the other end: JWT verification with jose (HS256 by shared secret,
+ * RS/ES/PS/EdDSA through a JWKS URL), or the seed flow's token exchange webhook
+ * (AUTH_URL: POST {"token"} -> {"uid"}). Claims become Grants (see channels.ts).
+ *
+ * Claims read: `sub` (or `uid`) — the user id; `channels` — extra subscribe
+ * patterns; `publish` — the only patterns the user may publish to; `exp`/`nbf`.
+ */
+import * as jose from 'jose';
+import { z } from 'zod';
+import { MeshError } from './errors.ts';
+import type { Grants } from './channels.ts';
+
+/** A verified caller: their grants and when their token stops being valid. */
+export interface Identity extends Grants {
+  /** Epoch milliseconds after which the token is expired; null when it has no `exp`. */
+  expiresAt: number | null;
+}
+
+export interface AuthSettings {
+  jwtSecret?: string;
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+  authUrl?: string;
+}
+
+const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+const patterns = z.array(z.string().max(255)).max(1000);
+const Claims = z.object({
+  sub: z.union([z.string().min(1), z.number()]).optional(),
+  uid: z.union([z.string().min(1), z.number()]).optional(),
+  channels: patterns.optional(),
+  publish: patterns.optional(),
+  exp: z.number().optional(),
+});
+const ExchangeAnswer = Claims.extend({ uid: z.union([z.string().min(1), z.number()]) });
+
+/** Verifies tokens once configured; create one per process (the JWKS cache lives in it). */
+export class Authenticator {
+  readonly #secret: Uint8Array | undefined;
+  readonly #jwks: ReturnType<typeof jose.createRemoteJWKSet> | undefined;
+  readonly #algorithms: string[];
+  readonly #settings: AuthSettings;
+
+  constructor(settings: AuthSettings) {
+    this.#settings = settings;
+    this.#secret = settings.jwtSecret ? new TextEncoder().encode(settings.jwtSecret) : undefined;
+    this.#jwks = settings.jwksUrl ? jose.createRemoteJWKSet(new URL(settings.jwksUrl)) : undefined;
+    this.#algorithms = [...(this.#secret ? ['HS256'] : []), ...(this.#jwks ? ASYMMETRIC : [])];
+  }
+
+  /** Verifies a token and returns the caller's identity, or throws a coded MeshError. */
+  async verify(token: string): Promise<Identity> {
+    const hasKeys = this.#algorithms.length > 0;
+    if (this.#settings.authUrl && (!hasKeys || !looksLikeJwt(token))) return this.#exchange(token);
+    if (!hasKeys) throw new MeshError('ERR_TOKEN_INVALID', 'no token verification is configured');
+    let payload: jose.JWTPayload;
+    try {
+      ({ payload } = await jose.jwtVerify(token, this.#key, {
+        algorithms: this.#algorithms,
+        issuer: this.#settings.issuer,
+        audience: this.#settings.audience,
+      }));
+    } catch (err) {
+      throw fromJose(err);
+    }
+    return identityFrom(payload);
+  }
+
+  // HS256 tokens are checked against the secret only and everything else against
+  // the JWKS only, so a public key can never be used as an HMAC secret.
+  #key = async (header: jose.JWTHeaderParameters, token: jose.FlattenedJWSInput) => {
+    if (header.alg === 'HS256' && this.#secret) return this.#secret;
+    if (this.#jwks && header.alg !== 'HS256') return this.#jwks(header, token);
+    throw new MeshError('ERR_TOKEN_INVALID', `algorithm ${String(header.alg)} is not accepted`);
+  };
+
+  async #exchange(token: string): Promise<Identity> {
+    let res: Response;
+    try {
+      res = await fetch(this.#settings.authUrl!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token }),
+        signal: AbortSignal.timeout(5000),
+      });
+    } catch (err) {
+      throw new MeshError('ERR_AUTH_UNAVAILABLE', 'token exchange failed: AUTH_URL unreachable', { cause: err });
+    }
+    if (res.status >= 500) throw new MeshError('ERR_AUTH_UNAVAILABLE', `token exchange failed: AUTH_URL answered ${res.status}`);
+    if (!res.ok) throw new MeshError('ERR_TOKEN_INVALID', 'token refused by AUTH_URL');
+    const answer = ExchangeAnswer.safeParse(await res.json().catch(() => null));
+    if (!answer.success) throw new MeshError('ERR_AUTH_UNAVAILABLE', 'token exchange failed: AUTH_URL answer has no "uid"');
+    return identityFrom(answer.data);
+  }
+}
+
+function looksLikeJwt(token: string): boolean {
+  return /^[\w-]+\.[\w-]+\.[\w-]*$/.test(token);
+}
+
+function identityFrom(payload: unknown): Identity {
+  const claims = Claims.safeParse(payload);
+  if (!claims.success) throw new MeshError('ERR_TOKEN_CLAIM', `token claims malformed: ${claims.error.issues[0]?.path.join('.')}`);
+  const uid = claims.data.sub ?? claims.data.uid;
+  if (uid === undefined) throw new MeshError('ERR_TOKEN_CLAIM', 'token has no "sub"');
+  return {
+    uid: String(uid),
+    subscribe: claims.data.channels ?? [],
+    publish: claims.data.publish ?? null,
+    expiresAt: claims.data.exp === undefined ? null : claims.data.exp * 1000,
+  };
+}
+
+function fromJose(err: unknown): MeshError {
+  if (err instanceof MeshError) return err;
+  if (err instanceof jose.errors.JWTExpired) return new MeshError('ERR_TOKEN_EXPIRED', 'token expired');
+  if (err instanceof jose.errors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf' || err.claim === 'iat') return new MeshError('ERR_TOKEN_NOT_YET_VALID', 'token not yet valid');
+    return new MeshError('ERR_TOKEN_CLAIM', `token "${err.claim}" claim check failed`);
+  }
+  if (err instanceof jose.errors.JWKSTimeout || (err instanceof Error && !(err instanceof jose.errors.JOSEError))) {
+    return new MeshError('ERR_AUTH_UNAVAILABLE', 'could not fetch signing keys', { cause: err });
+  }
+  if (err instanceof jose.errors.JOSEAlgNotAllowed) return new MeshError('ERR_TOKEN_INVALID', 'token algorithm not accepted');
+  if (err instanceof jose.errors.JWSSignatureVerificationFailed) return new MeshError('ERR_TOKEN_INVALID', 'token signature invalid');
+  return new MeshError('ERR_TOKEN_INVALID', 'invalid token', { cause: err });
+}

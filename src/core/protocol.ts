@@ -1,0 +1,127 @@
+/**
+ * The client protocol: the op frames clients send (both seed dialects, connmix
+ * `args` arrays and named fields) and the reply frames they get back.
+ *
+ * A frame is first lifted from its dialect into named fields, then validated by
+ * one zod schema per op; `Command` is the validated result every transport runs.
+ */
+import { z } from 'zod';
+import { MeshError, badArgs } from './errors.ts';
+import { BROADCAST, USER_PREFIX } from './channels.ts';
+
+const rid = z.union([z.string().max(128), z.number()]).optional();
+const token = z.string({ error: 'token must be a string' }).min(1, 'token is empty').max(16_384, 'token too long');
+const channel = z.string({ error: 'channel must be a string' });
+const channels = z.array(channel, { error: 'channels must be a list of strings' }).min(1, 'no channel given').max(256, 'too many channels in one frame');
+const cursorId = z.number({ error: 'must be a message id' }).int().nonnegative();
+const data = z.unknown().refine((d) => d !== undefined, 'data is required');
+const uid = z.union([z.string().min(1), z.number()], { error: 'user must be a string or number' }).transform(String);
+
+export const AuthCommand = z.object({ op: z.literal('auth'), token, rid });
+export const RefreshCommand = z.object({ op: z.literal('refresh'), token, rid });
+export const SubscribeCommand = z.object({ op: z.literal('subscribe'), channels, since: cursorId.optional(), rid });
+export const UnsubscribeCommand = z.object({ op: z.literal('unsubscribe'), channels, rid });
+export const PublishCommand = z.object({
+  op: z.literal('publish'),
+  /** The op name the client used (publish, sendtoroom, sendtouser, sendbroadcast); replies echo it. */
+  via: z.enum(['publish', 'sendtoroom', 'sendtouser', 'sendbroadcast']),
+  channel,
+  data,
+  rid,
+});
+export const AckCommand = z.object({ op: z.literal('ack'), id: cursorId, channel: channel.optional(), rid });
+export const PingCommand = z.object({ op: z.literal('ping'), rid });
+
+export const Command = z.discriminatedUnion('op', [
+  AuthCommand,
+  RefreshCommand,
+  SubscribeCommand,
+  UnsubscribeCommand,
+  PublishCommand,
+  AckCommand,
+  PingCommand,
+]);
+export type Command = z.infer<typeof Command>;
+
+type Fields = Record<string, unknown>;
+
+/** Lifts either dialect of a frame into the named fields the schemas expect. */
+function lift(frame: Fields): Fields | undefined {
+  const args = Array.isArray(frame.args) ? frame.args : [];
+  const pick = (name: string, at: number) => (name in frame ? frame[name] : args[at]);
+  const rid = frame.rid;
+  switch (frame.op) {
+    case 'auth':
+    case 'refresh':
+      return { op: frame.op, token: pick('token', 0), rid };
+    case 'subscribe':
+    case 'unsubscribe': {
+      const list = 'channels' in frame ? frame.channels : 'channel' in frame ? [frame.channel] : frame.args;
+      return { op: frame.op, channels: list, since: frame.since, rid };
+    }
+    case 'publish':
+    case 'sendtoroom':
+      return { op: 'publish', via: frame.op, channel: pick('channel', 0), data: pick('data', 1), rid };
+    case 'sendtouser': {
+      const to = uid.safeParse(pick('user', 0));
+      const target = to.success ? USER_PREFIX + to.data : to.error.issues[0]?.message ?? 'user is required';
+      if (!to.success) throw new MeshError('ERR_BAD_ARGS', `sendtouser: ${target}`);
+      return { op: 'publish', via: 'sendtouser', channel: target, data: pick('data', 1), rid };
+    }
+    case 'sendbroadcast':
+      return { op: 'publish', via: 'sendbroadcast', channel: BROADCAST, data: pick('data', 0), rid };
+    case 'ack':
+      return { op: 'ack', id: pick('id', 0), channel: frame.channel, rid };
+    case 'ping':
+      return { op: 'ping', rid };
+    default:
+      return undefined;
+  }
+}
+
+/** The op name to echo in a reply to `frame`, whatever state it is in. */
+export function replyOp(frame: unknown): string {
+  const op = typeof frame === 'object' && frame !== null ? (frame as Fields).op : undefined;
+  return typeof op === 'string' && op.length <= 64 ? op : 'error';
+}
+
+/** Decodes one text frame, or throws ERR_BAD_JSON. */
+export function decodeFrame(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new MeshError('ERR_BAD_JSON', 'frame is not valid JSON');
+  }
+}
+
+/** Validates a decoded frame into a Command, or throws a MeshError saying what is wrong with it. */
+export function parseCommand(frame: unknown): Command {
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+    throw new MeshError('ERR_BAD_ARGS', 'frame must be a JSON object with an "op"');
+  }
+  const op = (frame as Fields).op;
+  if (typeof op !== 'string') throw new MeshError('ERR_BAD_ARGS', 'frame has no "op"');
+  const fields = lift(frame as Fields);
+  if (fields === undefined) throw new MeshError('ERR_UNKNOWN_OP', `unknown op ${JSON.stringify(op.slice(0, 64))}`);
+  const parsed = Command.safeParse(fields);
+  if (!parsed.success) throw badArgs(parsed.error.issues, `${op}: `);
+  return parsed.data;
+}
+
+/** A success reply, in both seed styles (`success` and `result`). */
+export function okReply(op: string, rid: unknown, extra?: Fields): string {
+  return JSON.stringify({ op, success: true, result: true, ...extra, ...(rid === undefined ? {} : { rid }) });
+}
+
+/** An error reply: text in `error` and `msg`, the numeric `code`, and the stable `reason` string. */
+export function errorReply(op: string, rid: unknown, err: MeshError): string {
+  return JSON.stringify({
+    op,
+    success: false,
+    error: err.message,
+    code: err.num,
+    msg: err.message,
+    reason: err.code,
+    ...(rid === undefined ? {} : { rid }),
+  });
+}

@@ -1,0 +1,133 @@
+/**
+ * One connected client, whatever its transport. Holds who it is, what it is
+ * subscribed to and how far each subscription has been delivered; writes
+ * frames to its transport through a SessionSink.
+ *
+ * Subscriptions that replay history buffer live messages until the replay is
+ * written, then drop anything already delivered: no gap, no duplicate.
+ */
+import type { Identity } from './auth.ts';
+import type { DeliveryFormat, Message } from './message.ts';
+
+/** What a transport gives a session to write to. */
+export interface SessionSink {
+  send(frame: string): void;
+  close(code: number, reason: string): void;
+  /** Bytes accepted by send() but not yet written to the peer. */
+  buffered(): number;
+}
+
+/** Close codes pgmesh uses (4000-4999: application closes survive every runtime). */
+export const CloseCode = {
+  GOING_AWAY: 1001,
+  TOO_BIG: 1009,
+  TOKEN_EXPIRED: 4001,
+  KICKED: 4003,
+  SLOW_CONSUMER: 4008,
+  FLOOD: 4029,
+} as const;
+
+interface Subscription {
+  /** Highest id written for this channel; later duplicates are dropped. */
+  lastId: number;
+  /** Live messages held back while history is being replayed; null once live. */
+  held: Message[] | null;
+  /** Whether deliveries move the user's server-side cursor for this channel. */
+  tracked: boolean;
+}
+
+export interface SessionOptions {
+  format: DeliveryFormat;
+  /** Queued bytes past which the client is cut off as a slow consumer. */
+  maxBuffered: number;
+  /** Called after a message of a tracked subscription was written. */
+  onDelivered?: (session: Session, message: Message) => void;
+}
+
+let counter = 0;
+
+/** One client connection. */
+export class Session {
+  readonly id: string;
+  readonly format: DeliveryFormat;
+  identity: Identity | null = null;
+  closed = false;
+  readonly #sink: SessionSink;
+  readonly #options: SessionOptions;
+  readonly #subs = new Map<string, Subscription>();
+
+  constructor(sink: SessionSink, options: SessionOptions) {
+    this.id = `${Date.now().toString(36)}-${(++counter).toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    this.format = options.format;
+    this.#sink = sink;
+    this.#options = options;
+  }
+
+  get uid(): string | undefined {
+    return this.identity?.uid;
+  }
+
+  /** Channels this session is subscribed to. */
+  channels(): IterableIterator<string> {
+    return this.#subs.keys();
+  }
+
+  isSubscribed(channel: string): boolean {
+    return this.#subs.has(channel);
+  }
+
+  /** Writes one frame; cuts the client off when it stops reading. */
+  send(frame: string): void {
+    if (this.closed) return;
+    this.#sink.send(frame);
+    if (this.#sink.buffered() > this.#options.maxBuffered) this.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
+  }
+
+  /** Starts a subscription. With `replayAfter`, live messages are held until finishReplay(). */
+  subscribe(channel: string, tracked: boolean, replayAfter?: number): void {
+    this.#subs.set(channel, { lastId: replayAfter ?? 0, held: replayAfter === undefined ? null : [], tracked });
+  }
+
+  /** Writes replayed history, then the live messages held meanwhile, and goes live. */
+  finishReplay(channel: string, history: Iterable<Message>): void {
+    const sub = this.#subs.get(channel);
+    if (!sub || sub.held === null) return;
+    for (const message of history) this.#write(sub, message);
+    const held = sub.held;
+    sub.held = null;
+    for (const message of held) this.#write(sub, message);
+  }
+
+  /** Writes more replayed history while still holding live messages back. */
+  replay(channel: string, history: Iterable<Message>): void {
+    const sub = this.#subs.get(channel);
+    if (!sub || sub.held === null) return;
+    for (const message of history) this.#write(sub, message);
+  }
+
+  unsubscribe(channel: string): boolean {
+    return this.#subs.delete(channel);
+  }
+
+  /** Hands a live message to the session (the hub calls this in id order per channel). */
+  deliver(message: Message): void {
+    const sub = this.#subs.get(message.channel);
+    if (!sub) return;
+    if (sub.held !== null) sub.held.push(message);
+    else this.#write(sub, message);
+  }
+
+  #write(sub: Subscription, message: Message): void {
+    if (message.id <= sub.lastId || this.closed) return;
+    sub.lastId = message.id;
+    this.send(message.frame(this.#options.format));
+    if (sub.tracked) this.#options.onDelivered?.(this, message);
+  }
+
+  /** Closes the transport; the transport's close event then tears the session down. */
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#sink.close(code, reason);
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * Entry point on every runtime (`npm start`, `bun src/main.ts`, `deno task start`):
+ * read the settings, start the instance, drain on SIGINT/SIGTERM.
+ */
+import { ConfigError, loadConfig } from './config.ts';
+import { loadRuntime } from './runtime/detect.ts';
+import { startMesh } from './server.ts';
+
+try {
+  const config = loadConfig(process.env);
+  const runtime = await loadRuntime();
+  const mesh = await startMesh(config, { runtime });
+  // The one line on stdout: tests and scripts read the port from it.
+  console.log(`pgmesh listening on ${mesh.url} (${mesh.runtime}, ${mesh.store.kind})`);
+  runtime.onShutdownSignal(async (signal) => {
+    console.error(`pgmesh: ${signal}, draining`);
+    await mesh.stop().catch((err) => console.error('pgmesh: stop failed:', err));
+    process.exit(0);
+  });
+} catch (err) {
+  console.error(err instanceof ConfigError ? `pgmesh: ${err.message}` : `pgmesh: cannot start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}

@@ -1,0 +1,38 @@
+/**
+ * What the rest of pgmesh needs from a runtime, and nothing more. Each of
+ * node.ts, bun.ts and deno.ts implements it; only this folder knows which
+ * runtime it is on.
+ */
+import type { Context } from 'hono';
+import type { UpgradeWebSocket, WSContext } from 'hono/ws';
+import type { SessionSink } from '../core/session.ts';
+
+export interface ServeOptions {
+  port: number;
+  hostname: string;
+  /** Largest WebSocket frame accepted; larger ones close the socket with 1009. */
+  maxFrame: number;
+  /** Unread bytes per WebSocket past which the runtime may drop the client. */
+  maxBuffered: number;
+}
+
+export interface RunningServer {
+  /** The port actually bound (differs from the requested one when that was 0). */
+  port: number;
+  /** Stops accepting and closes the listener. */
+  stop(): Promise<void>;
+}
+
+export interface RuntimeAdapter {
+  readonly name: 'node' | 'bun' | 'deno';
+  readonly upgradeWebSocket: UpgradeWebSocket<any>;
+  /** A session sink over a just-opened WebSocket, with this runtime's buffered-amount reading. */
+  socketSink(ws: WSContext<any>): SessionSink;
+  /** The peer's IP address. */
+  remoteAddress(c: Context): string | undefined;
+  /** Keeps a long-lived HTTP response (an SSE stream) from the runtime's idle timeout. */
+  keepOpen(c: Context): void;
+  serve(fetch: (request: Request, ...rest: any[]) => Response | Promise<Response>, options: ServeOptions): Promise<RunningServer>;
+  /** Runs `handler` once on SIGINT or SIGTERM. */
+  onShutdownSignal(handler: (signal: string) => void): void;
+}

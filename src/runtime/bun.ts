@@ -1,0 +1,48 @@
+/** The Bun adapter: Bun.serve with Hono's Bun WebSocket handler plus backpressure settings. */
+import type { ServerWebSocket } from 'bun';
+import { getBunServer, getConnInfo, upgradeWebSocket, websocket } from 'hono/bun';
+import type { RuntimeAdapter } from './adapter.ts';
+
+export const runtime: RuntimeAdapter = {
+  name: 'bun',
+  upgradeWebSocket,
+  socketSink(ws) {
+    // Hono builds a new WSContext per event on Bun; the raw socket is the stable handle.
+    const raw = ws.raw as ServerWebSocket<unknown>;
+    return {
+      send: (frame) => void raw.send(frame),
+      close: (code, reason) => raw.close(code, reason),
+      buffered: () => raw.getBufferedAmount(),
+    };
+  },
+  remoteAddress: (c) => getConnInfo(c).remote.address,
+  keepOpen: (c) => {
+    getBunServer<{ timeout(req: Request, seconds: number): void }>(c)?.timeout(c.req.raw, 0);
+  },
+  async serve(fetch, options) {
+    const server = Bun.serve({
+      port: options.port,
+      hostname: options.hostname,
+      fetch,
+      idleTimeout: 120,
+      websocket: {
+        ...websocket,
+        maxPayloadLength: options.maxFrame,
+        backpressureLimit: options.maxBuffered,
+        closeOnBackpressureLimit: true,
+        idleTimeout: 120,
+        sendPings: true,
+      },
+    });
+    return { port: server.port!, stop: () => server.stop(true) };
+  },
+  onShutdownSignal(handler) {
+    let fired = false;
+    const once = (signal: string) => {
+      if (!fired) handler(signal);
+      fired = true;
+    };
+    process.once('SIGINT', () => once('SIGINT'));
+    process.once('SIGTERM', () => once('SIGTERM'));
+  },
+};

@@ -1,0 +1,49 @@
+/** The Deno adapter: Deno.serve with Hono's Deno WebSocket upgrade. */
+import { getConnInfo } from 'hono/deno';
+import { upgradeWebSocket } from 'hono/deno';
+import type { RuntimeAdapter } from './adapter.ts';
+
+// Only the few Deno APIs used here, so the project type-checks without Deno's own typings.
+declare const Deno: {
+  serve(
+    options: { port: number; hostname: string; onListen?: (addr: { port: number }) => void },
+    handler: (request: Request, info: unknown) => Response | Promise<Response>,
+  ): { finished: Promise<void>; shutdown(): Promise<void> };
+  addSignalListener(signal: 'SIGINT' | 'SIGTERM', handler: () => void): void;
+};
+
+export const runtime: RuntimeAdapter = {
+  name: 'deno',
+  upgradeWebSocket,
+  socketSink(ws) {
+    const raw = ws.raw as WebSocket;
+    return {
+      send: (frame) => raw.send(frame),
+      close: (code, reason) => raw.close(code, reason),
+      buffered: () => raw.bufferedAmount,
+    };
+  },
+  remoteAddress: (c) => getConnInfo(c).remote.address,
+  keepOpen: () => {},
+  serve(fetch, options) {
+    return new Promise((resolve) => {
+      const server = Deno.serve(
+        {
+          port: options.port,
+          hostname: options.hostname,
+          onListen: ({ port }) => resolve({ port, stop: () => server.shutdown() }),
+        },
+        (request, info) => fetch(request, info),
+      );
+    });
+  },
+  onShutdownSignal(handler) {
+    let fired = false;
+    const once = (signal: string) => {
+      if (!fired) handler(signal);
+      fired = true;
+    };
+    Deno.addSignalListener('SIGINT', () => once('SIGINT'));
+    Deno.addSignalListener('SIGTERM', () => once('SIGTERM'));
+  },
+};

@@ -1,0 +1,50 @@
+/** The Node.js adapter: @hono/node-server with a `ws` WebSocketServer. */
+import type { AddressInfo } from 'node:net';
+import { serve, upgradeWebSocket } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { RuntimeAdapter } from './adapter.ts';
+
+export const runtime: RuntimeAdapter = {
+  name: 'node',
+  upgradeWebSocket,
+  socketSink(ws) {
+    const raw = ws.raw as WebSocket;
+    return {
+      send: (frame) => raw.send(frame),
+      close: (code, reason) => raw.close(code, reason),
+      buffered: () => raw.bufferedAmount,
+    };
+  },
+  remoteAddress: (c) => getConnInfo(c).remote.address,
+  keepOpen: (c) => {
+    // Node's default requestTimeout/keep-alive timers do not apply to a response in progress.
+    void c;
+  },
+  serve(fetch, options) {
+    const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrame, perMessageDeflate: false });
+    return new Promise((resolve, reject) => {
+      const server = serve({ fetch, port: options.port, hostname: options.hostname, websocket: { server: wss } }, (info) => {
+        resolve({
+          port: (info as AddressInfo).port,
+          stop: () =>
+            new Promise<void>((done) => {
+              for (const client of wss.clients) client.terminate();
+              server.close(() => done());
+              (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+            }),
+        });
+      });
+      server.once('error', reject);
+    });
+  },
+  onShutdownSignal(handler) {
+    let fired = false;
+    const once = (signal: string) => {
+      if (!fired) handler(signal);
+      fired = true;
+    };
+    process.once('SIGINT', () => once('SIGINT'));
+    process.once('SIGTERM', () => once('SIGTERM'));
+  },
+};

@@ -1,0 +1,89 @@
+/**
+ * Starts one pgmesh instance from a Config: opens the store, wires the feed
+ * into the hub, builds the app and serves it on a runtime adapter. Returns a
+ * handle that drains and stops it. main.ts calls this; so do the tests.
+ */
+import { Authenticator } from './core/auth.ts';
+import { CloseCode } from './core/session.ts';
+import { Hub } from './core/hub.ts';
+import type { Config } from './config.ts';
+import { buildApp } from './app.ts';
+import { createLog, type Log } from './log.ts';
+import type { RuntimeAdapter } from './runtime/adapter.ts';
+import { loadRuntime } from './runtime/detect.ts';
+import { openStore } from './store/open.ts';
+import type { Store } from './store/store.ts';
+import { Gateway } from './transport/gateway.ts';
+
+export interface RunningMesh {
+  port: number;
+  url: string;
+  runtime: RuntimeAdapter['name'];
+  store: Store;
+  hub: Hub;
+  /** Closes every connection (1001), flushes cursors, closes the store. */
+  stop(): Promise<void>;
+}
+
+/** Starts an instance; resolves once it is listening. */
+export async function startMesh(config: Config, options: { runtime?: RuntimeAdapter; log?: Log } = {}): Promise<RunningMesh> {
+  const log = options.log ?? createLog(config.MESH_LOG);
+  const runtime = options.runtime ?? (await loadRuntime());
+  const store = await openStore({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.MESH_DATA_DIR,
+    retentionMs: config.MESH_RETENTION,
+    onError: (err) => log.error('store:', err),
+  });
+  await store.start();
+
+  const hub = new Hub();
+  store.onMessages((batch) => hub.deliver(batch));
+
+  const devSecret = devSecretIfNoAuth(config, log);
+  const auth = new Authenticator({
+    jwtSecret: config.JWT_SECRET ?? devSecret,
+    jwksUrl: config.JWKS_URL,
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    authUrl: config.AUTH_URL,
+  });
+  const gateway = new Gateway({
+    hub,
+    store,
+    auth,
+    maxMessage: config.MESH_MAX_MESSAGE,
+    maxBuffered: config.MESH_MAX_BUFFERED,
+    onError: (err) => log.error('op failed:', err),
+  });
+  const app = buildApp({ config, runtime, gateway, store, devSecret });
+  const server = await runtime.serve(app.fetch, {
+    port: config.PORT,
+    hostname: config.HOST,
+    maxFrame: config.MESH_MAX_FRAME,
+    maxBuffered: config.MESH_MAX_BUFFERED,
+  });
+  if (!config.MESH_API_KEY) log.warn('MESH_API_KEY is not set: the server API answers loopback callers only');
+  log.info(`store: ${store.kind}${store.kind === 'pglite' ? ` in ${config.MESH_DATA_DIR}` : ''}; runtime: ${runtime.name}`);
+
+  return {
+    port: server.port,
+    url: `http://${config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST}:${server.port}`,
+    runtime: runtime.name,
+    store,
+    hub,
+    async stop() {
+      for (const session of hub.sessions()) session.close(CloseCode.GOING_AWAY, 'server shutting down');
+      await server.stop();
+      await store.close();
+    },
+  };
+}
+
+// With no way to verify tokens configured, run in demo mode: an ephemeral secret
+// that only the loopback-only /v1/dev/token endpoint signs with.
+function devSecretIfNoAuth(config: Config, log: Log): string | undefined {
+  if (config.JWT_SECRET || config.JWKS_URL || config.AUTH_URL) return undefined;
+  log.warn('no JWT_SECRET, JWKS_URL or AUTH_URL: demo mode, tokens from GET /v1/dev/token (loopback only)');
+  return Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, '0')).join('');
+}

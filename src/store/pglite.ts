@@ -1,0 +1,71 @@
+/**
+ * The embedded store: PGlite (Postgres compiled to WASM) in a data folder, for
+ * a single instance with no DATABASE_URL. PGlite is one connection in one
+ * process and has no lock of its own; two processes on one folder corrupt it,
+ * so we hold a lock file and refuse to start when another live process has it.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import type { Row, SqlDriver, SqlQuery } from './driver.ts';
+
+const LOCK_FILE = 'pgmesh.lock';
+
+/** Opens PGlite in `dataDir` (or in memory for `memory://`). */
+export async function openPglite(dataDir: string): Promise<SqlDriver> {
+  const inMemory = dataDir.startsWith('memory://');
+  const release = inMemory ? () => {} : takeLock(dataDir);
+  let db: PGlite;
+  try {
+    db = await PGlite.create(inMemory ? undefined : dataDir);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const asQuery = (q: Pick<PGlite, 'query' | 'exec'>): SqlQuery => ({
+    query: async (text, params) => (await q.query<Row>(text, params as unknown[] | undefined)).rows,
+    exec: async (text) => void (await q.exec(text)),
+  });
+  return {
+    kind: 'pglite',
+    ...asQuery(db),
+    transaction: (fn) => db.transaction((tx) => fn(asQuery(tx))),
+    listen: async (channel, onPayload, onListen) => {
+      await db.listen(channel, onPayload);
+      onListen();
+    },
+    close: async () => {
+      try {
+        await db.close();
+      } finally {
+        release();
+      }
+    },
+  };
+}
+
+function takeLock(dataDir: string): () => void {
+  mkdirSync(dataDir, { recursive: true });
+  const path = join(dataDir, LOCK_FILE);
+  let holder: number | undefined;
+  try {
+    holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
+  } catch {
+    holder = undefined;
+  }
+  if (holder !== undefined && holder !== process.pid && isAlive(holder)) {
+    throw new Error(`MESH_DATA_DIR ${dataDir} is in use by process ${holder}; the embedded store allows one process per folder (use DATABASE_URL for several instances)`);
+  }
+  writeFileSync(path, String(process.pid));
+  return () => rmSync(path, { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}

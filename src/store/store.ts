@@ -1,0 +1,39 @@
+/**
+ * The store interface: the durable outbox every message goes through, the
+ * live feed that hands committed messages to the hub in id order (the
+ * backplane), and the per-user cursors for offline delivery.
+ */
+import type { Message } from '../core/message.ts';
+
+/** A message on its way into the outbox. */
+export interface NewMessage {
+  channel: string;
+  /** The `d` string (sender null) or the JSON text of a client's data. */
+  data: string;
+  sender: string | null;
+}
+
+/** Receives committed messages, contiguous and in id order. */
+export type FeedListener = (batch: readonly Message[]) => void;
+
+export interface Store {
+  /** Which implementation this is, for logs and /healthz. */
+  readonly kind: 'postgres' | 'pglite';
+  /** Applies migrations, starts listening and catches up. */
+  start(): Promise<void>;
+  /** Appends messages to the outbox; resolves with their ids once committed. Rejects with ERR_UNAVAILABLE. */
+  publish(messages: readonly NewMessage[]): Promise<number[]>;
+  /** Up to `limit` messages on `channel` with id > `afterId`, in id order. */
+  history(channel: string, afterId: number, limit: number): Promise<Message[]>;
+  /** Registers the consumer of the live feed (the hub). */
+  onMessages(listener: FeedListener): void;
+  /** The last id this user's client saw on `channel`, or null when none is recorded. */
+  cursor(uid: string, channel: string): Promise<number | null>;
+  /** Moves a cursor forward; written in batches, not per call. */
+  advanceCursor(uid: string, channel: string, id: number): void;
+  /** Writes pending cursor moves now. */
+  flushCursors(): Promise<void>;
+  /** Resolves when the database answers; rejects otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
