@@ -57,6 +57,12 @@ interface Notification {
 
 const encoder = new TextEncoder();
 
+interface CursorMove {
+  uid: string;
+  channel: string;
+  id: number;
+}
+
 /** The outbox store on Postgres or PGlite. */
 export class SqlStore implements Store {
   readonly kind: 'postgres' | 'pglite';
@@ -64,7 +70,8 @@ export class SqlStore implements Store {
   readonly #options: SqlStoreOptions;
   readonly #feed: Feed;
   readonly #commits: GroupCommit<NewMessage>;
-  #cursors = new Map<string, { uid: string; channel: string; id: number }>();
+  #cursors = new Map<string, CursorMove>();
+  #flushing = new Map<string, CursorMove>();
   #timers: ReturnType<typeof setInterval>[] = [];
 
   constructor(db: SqlDriver, options: SqlStoreOptions) {
@@ -150,7 +157,9 @@ export class SqlStore implements Store {
   }
 
   async cursor(uid: string, channel: string): Promise<number | null> {
-    const pending = this.#cursors.get(cursorKey(uid, channel));
+    const key = cursorKey(uid, channel);
+    // A move not yet written (or being written) is newer than the row.
+    const unwritten = Math.max(this.#cursors.get(key)?.id ?? 0, this.#flushing.get(key)?.id ?? 0);
     let rows: Row[];
     try {
       rows = await this.#db.query('select last_id from mesh_cursor where uid = $1 and channel = $2', [uid, channel]);
@@ -158,8 +167,7 @@ export class SqlStore implements Store {
       throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: cursor not read', { cause: err });
     }
     const stored = rows.length > 0 ? Number(rows[0]!.last_id) : null;
-    if (pending === undefined) return stored;
-    return Math.max(stored ?? 0, pending.id);
+    return unwritten > 0 ? Math.max(stored ?? 0, unwritten) : stored;
   }
 
   advanceCursor(uid: string, channel: string, id: number): void {
@@ -171,14 +179,17 @@ export class SqlStore implements Store {
 
   async flushCursors(): Promise<void> {
     if (this.#cursors.size === 0) return;
-    const batch = [...this.#cursors.values()];
+    const batch = this.#cursors;
     this.#cursors = new Map();
+    for (const [key, c] of batch) this.#flushing.set(key, c);
     try {
-      await this.#db.query(CURSOR_UPSERT_SQL, [JSON.stringify(batch.map((c) => [c.uid, c.channel, c.id]))]);
+      await this.#db.query(CURSOR_UPSERT_SQL, [JSON.stringify([...batch.values()].map((c) => [c.uid, c.channel, c.id]))]);
     } catch (err) {
-      // Put them back (unless a newer move arrived) so the next flush retries.
-      for (const c of batch) this.advanceCursor(c.uid, c.channel, c.id);
+      // Put them back (a newer move wins) so the next flush retries.
+      for (const c of batch.values()) this.advanceCursor(c.uid, c.channel, c.id);
       throw err;
+    } finally {
+      for (const [key, c] of batch) if (this.#flushing.get(key) === c) this.#flushing.delete(key);
     }
   }
 

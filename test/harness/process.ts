@@ -1,0 +1,95 @@
+/**
+ * Runs pgmesh as a separate process under node, bun or deno (all three from
+ * node_modules/.bin), and waits for its "listening on" line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { TEST_SECRET } from './tokens.ts';
+
+export type RuntimeName = 'node' | 'bun' | 'deno';
+export const RUNTIMES: RuntimeName[] = ['node', 'bun', 'deno'];
+
+const ROOT = join(import.meta.dir, '..', '..');
+const BIN = join(ROOT, 'node_modules', '.bin');
+
+/** The command line that runs src/main.ts on a runtime. */
+export function command(runtime: RuntimeName): string[] {
+  const main = join(ROOT, 'src', 'main.ts');
+  if (runtime === 'node') return ['node', '--import', 'tsx', main];
+  if (runtime === 'bun') return [join(BIN, 'bun'), main];
+  return [join(BIN, 'deno'), 'run', '-A', main];
+}
+
+export interface MeshProcess {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  /** Sends a signal and resolves with the exit code once the process is gone. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts pgmesh on `runtime` with `env` on a free port. */
+export function startProcess(runtime: RuntimeName, env: Record<string, string> = {}, timeoutMs = 60_000): Promise<MeshProcess> {
+  const [cmd, ...args] = command(runtime);
+  const child = spawn(cmd!, args, {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, MESH_DATA_DIR: 'memory://', MESH_LOG: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.stderr!.on('data', (d) => (err += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${runtime}: no "listening" line within ${timeoutMs} ms\n${err}`));
+    }, timeoutMs);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${runtime}: exited with ${code} before listening\n${err}`));
+    });
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const match = /listening on (http:\/\/[^\s]+:(\d+))/.exec(out);
+      if (!match) return;
+      clearTimeout(timer);
+      resolve({
+        url: match[1]!,
+        port: Number(match[2]),
+        child,
+        stderr: () => err,
+        stop: (signal = 'SIGTERM') => {
+          if (child.exitCode === null) child.kill(signal);
+          return exited;
+        },
+      });
+    });
+  });
+}
+
+/** Runs pgmesh expecting it to refuse to start; resolves with its exit code and output. */
+export function runToExit(runtime: RuntimeName, env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  const [cmd, ...args] = command(runtime);
+  const child = spawn(cmd!, args, {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', MESH_DATA_DIR: 'memory://', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`did not exit within ${timeoutMs} ms: ${stdout}${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr, stdout });
+    });
+  });
+}

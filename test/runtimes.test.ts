@@ -1,0 +1,44 @@
+/** The same server on node, bun and deno: start it as a real process and do a full round trip on each. */
+import { describe, expect, test } from 'bun:test';
+import { RUNTIMES, startProcess } from './harness/process.ts';
+import { token } from './harness/tokens.ts';
+import { connect, onChannel } from './harness/ws-client.ts';
+
+describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
+  test(
+    'auth, subscribe, API publish and client publish round trip; clean stop on SIGTERM',
+    async () => {
+      const mesh = await startProcess(runtime);
+      try {
+        const health = await fetch(`${mesh.url}/healthz`);
+        expect(await health.json()).toEqual({ ok: true, store: 'pglite' });
+        const ws = mesh.url.replace('http', 'ws');
+        const a = await connect(`${ws}/v1/ws`);
+        const b = await connect(`${ws}/v1/ws?format=envelope`);
+        expect(await a.request({ op: 'auth', args: [await token('1001')] })).toMatchObject({ success: true });
+        expect(await b.request({ op: 'auth', token: await token('1002') })).toMatchObject({ success: true });
+        expect(await a.request({ op: 'subscribe', channel: '@user' })).toMatchObject({ success: true });
+        expect(await b.request({ op: 'subscribe', args: ['room_101'] })).toMatchObject({ success: true });
+
+        const res = await fetch(`${mesh.url}/v1/mesh/publish`, { method: 'POST', body: JSON.stringify({ c: 'user:1001', d: `hello from ${runtime}` }) });
+        expect(res.status).toBe(200);
+        expect(await a.next((f) => f === `hello from ${runtime}`)).toBe(`hello from ${runtime}`);
+
+        expect(await a.request({ op: 'sendtoroom', args: ['room_101', 'hi room'] })).toMatchObject({ success: true });
+        expect(await b.next(onChannel('room_101'))).toMatchObject({ event: 'message', channel: 'room_101', data: 'hi room', uid: '1001' });
+
+        // An oversize frame closes with 1009 on every runtime.
+        const c = await connect(`${ws}/v1/ws`);
+        c.send('x'.repeat(70 * 1024));
+        expect((await c.closed).code).toBe(1009);
+
+        const closing = a.closed;
+        expect(await mesh.stop('SIGTERM')).toBe(0);
+        expect((await closing).code).toBe(1001);
+      } finally {
+        await mesh.stop('SIGKILL');
+      }
+    },
+    90_000,
+  );
+});
