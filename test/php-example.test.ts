@@ -1,0 +1,38 @@
+/** examples/php/publish.php, run by the real PHP CLI with curl, reaches a WebSocket client verbatim. */
+import { describe, expect, test } from 'bun:test';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { startTestMesh } from './harness/mesh.ts';
+
+const KEY = 'php-example-key-0123456789';
+const mesh = await startTestMesh({ MESH_API_KEY: KEY });
+const SCRIPT = join(import.meta.dir, '..', 'examples', 'php', 'publish.php');
+
+/** Runs the script without blocking the event loop (the server under test lives in this process). */
+function php(args: string[], key: string): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('php', [SCRIPT, ...args], { env: { ...process.env, MESH_URL: mesh.url, MESH_API_KEY: key } }, (err, stdout, stderr) => {
+      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('PHP example', () => {
+  test('publish.php sends to user:<uid> and the client gets the d string', async () => {
+    const client = await mesh.login('1001');
+    await client.request({ op: 'subscribe', channel: '@user' });
+    const run = await php(['1001', 'Hello,World!'], KEY);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^published as id \d+\n$/);
+    const frame = await client.next((f) => typeof f === 'object' && f.event === '@user');
+    expect(client.texts.at(-1)).toBe('{"event":"@user","data":{"uid":1001,"msg":"Hello,World!"}}');
+    expect(frame).toEqual({ event: '@user', data: { uid: 1001, msg: 'Hello,World!' } });
+  });
+
+  test('a wrong key makes publish.php fail loudly', async () => {
+    const run = await php([], 'wrong-key-0123456789abcdef');
+    expect(run.status).not.toBe(0);
+    expect(run.stderr + run.stdout).toContain('pgmesh publish failed (401)');
+  });
+});
