@@ -41,9 +41,9 @@ export function buildApp({ config, runtime, gateway, store, devSecret }: AppPart
   app.get('/healthz', async (c) => {
     try {
       await withTimeout(store.ping(), 2000);
-      return c.json({ ok: true, store: store.kind });
+      return c.json({ ok: true, store: store.kind, listening: store.listening });
     } catch {
-      return c.json({ ok: false, store: store.kind, code: 'ERR_UNAVAILABLE', error: 'store unreachable' }, 503);
+      return c.json({ ok: false, store: store.kind, listening: store.listening, code: 'ERR_UNAVAILABLE', error: 'store unreachable' }, 503);
     }
   });
 

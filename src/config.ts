@@ -59,6 +59,10 @@ export const ConfigSchema = z.object({
   MESH_MAX_BUFFERED: size.default(8 << 20),
   /** Refuse WebSocket upgrades (tests of the SSE fallback). */
   MESH_DISABLE_WS: flag.default(false),
+  /** Names this instance in pg_stat_activity (application_name) and logs; default FLY_MACHINE_ID or host-pid. */
+  MESH_INSTANCE_ID: z.string().regex(/^[\w.-]{1,40}$/, 'letters, digits, _ . - (at most 40)').optional(),
+  /** How often the LISTEN connection is checked. */
+  MESH_HEARTBEAT: duration.default(10_000),
   MESH_LOG: z.enum(['debug', 'info', 'warn', 'silent']).default('info'),
 });
 
@@ -76,6 +80,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       .map((key) => [key, env[key]?.trim()] as const)
       .filter(([, value]) => value !== undefined && value !== ''),
   );
+  if (present.MESH_INSTANCE_ID === undefined && env.FLY_MACHINE_ID) present.MESH_INSTANCE_ID = env.FLY_MACHINE_ID;
   const parsed = ConfigSchema.safeParse(present);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

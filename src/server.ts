@@ -3,6 +3,7 @@
  * into the hub, builds the app and serves it on a runtime adapter. Returns a
  * handle that drains and stops it. main.ts calls this; so do the tests.
  */
+import { hostname } from 'node:os';
 import { Authenticator } from './core/auth.ts';
 import { CloseCode } from './core/session.ts';
 import { Hub } from './core/hub.ts';
@@ -33,6 +34,8 @@ export async function startMesh(config: Config, options: { runtime?: RuntimeAdap
     databaseUrl: config.DATABASE_URL,
     dataDir: config.MESH_DATA_DIR,
     retentionMs: config.MESH_RETENTION,
+    instanceId: config.MESH_INSTANCE_ID ?? `${hostname()}-${process.pid}`,
+    heartbeatMs: config.MESH_HEARTBEAT,
     onError: (err) => log.error('store:', err),
   });
   await store.start();

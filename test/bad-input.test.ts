@@ -64,7 +64,7 @@ describe('health', () => {
     const m = await startTestMesh({}, { stopAfterAll: false });
     const ok = await fetch(`${m.url}/healthz`);
     expect(ok.status).toBe(200);
-    expect(await ok.json()).toEqual({ ok: true, store: 'pglite' });
+    expect(await ok.json()).toEqual({ ok: true, store: 'pglite', listening: true });
     // Closing the store under a running server: health must say so rather than hang or lie.
     await m.store.close();
     const down = await fetch(`${m.url}/healthz`);

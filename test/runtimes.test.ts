@@ -11,7 +11,7 @@ describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
       const mesh = await startProcess(runtime);
       try {
         const health = await fetch(`${mesh.url}/healthz`);
-        expect(await health.json()).toEqual({ ok: true, store: 'pglite' });
+        expect(await health.json()).toEqual({ ok: true, store: 'pglite', listening: true });
         const ws = mesh.url.replace('http', 'ws');
         const a = await connect(`${ws}/v1/ws`);
         const b = await connect(`${ws}/v1/ws?format=envelope`);

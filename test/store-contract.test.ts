@@ -5,13 +5,34 @@ import { openPglite } from '../src/store/pglite.ts';
 import { openPostgres } from '../src/store/postgres.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
 import type { Store } from '../src/store/store.ts';
+import type { SqlDriver } from '../src/store/driver.ts';
 import { freshDatabase } from './harness/postgres.ts';
 
 const HOUR = 3_600_000;
-const implementations: [string, (retentionMs?: number) => Promise<SqlStore>][] = [
-  ['pglite', async (retentionMs = HOUR) => new SqlStore(await openPglite('memory://'), { retentionMs })],
-  ['postgres', async (retentionMs = HOUR) => new SqlStore(await openPostgres(await freshDatabase()), { retentionMs })],
+/** Each implementation: a store, and the SQL connection an application would use on the same database. */
+interface Subject {
+  store: SqlStore;
+  app: SqlDriver;
+}
+const implementations: [string, (retentionMs?: number) => Promise<Subject>][] = [
+  [
+    'pglite',
+    async (retentionMs = HOUR) => {
+      const db = await openPglite('memory://');
+      return { store: new SqlStore(db, { retentionMs }), app: db };
+    },
+  ],
+  [
+    'postgres',
+    async (retentionMs = HOUR) => {
+      const url = await freshDatabase();
+      const app = await openPostgres(url);
+      appConnections.push(app);
+      return { store: new SqlStore(await openPostgres(url), { retentionMs }), app };
+    },
+  ],
 ];
+const appConnections: SqlDriver[] = [];
 
 /** Collects what the live feed hands over, and waits for a count with a deadline. */
 function feedOf(store: Store) {
@@ -41,15 +62,17 @@ function feedOf(store: Store) {
 const open: Store[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
+  await Promise.all(appConnections.splice(0).map((c) => c.close()));
 });
 
 describe.each(implementations)('Store on %s', (_name, make) => {
-  async function started(retentionMs?: number): Promise<SqlStore> {
-    const store = await make(retentionMs);
-    open.push(store);
-    await store.start();
-    return store;
+  async function startedWithApp(retentionMs?: number): Promise<Subject> {
+    const subject = await make(retentionMs);
+    open.push(subject.store);
+    await subject.store.start();
+    return subject;
   }
+  const started = async (retentionMs?: number) => (await startedWithApp(retentionMs)).store;
 
   test('publish returns consecutive ids and the feed delivers each message once, in order', async () => {
     const store = await started();
@@ -118,6 +141,35 @@ describe.each(implementations)('Store on %s', (_name, make) => {
     await expiring.publish(Array.from({ length: 3 }, () => ({ channel: 'gone', data: 'x', sender: null })));
     expect(await expiring.expire()).toBe(3);
     expect(await expiring.history('gone', 0, 10)).toHaveLength(0);
+  });
+
+  test('mesh_publish() in a committed transaction is delivered; in a rolled-back one, nothing is', async () => {
+    const { store, app } = await startedWithApp();
+    const feed = feedOf(store);
+    await app
+      .transaction(async (tx) => {
+        await tx.query("select mesh_publish('user:1', 'rolled back')");
+        throw new Error('business rule failed');
+      })
+      .catch(() => {});
+    await app.transaction(async (tx) => {
+      await tx.query("select mesh_publish('user:1', 'committed')");
+      await tx.query("select mesh_publish(array['room_1', 'room_2'], array['batch 1', 'batch 2'])");
+    });
+    const got = await feed.until(3);
+    expect(got.map((m) => [m.channel, m.data, m.sender])).toEqual([
+      ['user:1', 'committed', null],
+      ['room_1', 'batch 1', null],
+      ['room_2', 'batch 2', null],
+    ]);
+    expect((await store.history('user:1', 0, 10)).map((m) => m.data)).toEqual(['committed']);
+  });
+
+  test('mesh_publish() refuses a bad channel or NULL data inside the caller transaction', async () => {
+    const { app } = await startedWithApp();
+    await expect(app.query("select mesh_publish('has space', 'x')")).rejects.toThrow(/invalid channel name/);
+    await expect(app.query("select mesh_publish('ok', null)")).rejects.toThrow(/must not be NULL/);
+    await expect(app.query("select mesh_publish(array['a'], array['x', 'y'])")).rejects.toThrow(/1 channels but 2 data/);
   });
 
   test('ping resolves while the database is up', async () => {

@@ -12,11 +12,19 @@ export interface SqlQuery {
   exec(text: string): Promise<void>;
 }
 
+export interface ListenEvents {
+  onPayload(payload: string): void;
+  /** Runs on every (re)connect, after LISTEN: the store catches up here. */
+  onListen(): void;
+  /** The listening connection dropped or stopped answering; notifications may be missed until onListen. */
+  onLost(reason: string): void;
+}
+
 export interface SqlDriver extends SqlQuery {
   readonly kind: 'postgres' | 'pglite';
   /** Runs `fn` in one transaction on one connection. */
   transaction<T>(fn: (tx: SqlQuery) => Promise<T>): Promise<T>;
-  /** LISTENs on `channel`; `onListen` runs on every (re)connect, to catch up. */
-  listen(channel: string, onPayload: (payload: string) => void, onListen: () => void): Promise<void>;
+  /** LISTENs on `channel` from now on, reconnecting by itself; resolves once first listening. */
+  listen(channel: string, events: ListenEvents): Promise<void>;
   close(): Promise<void>;
 }

@@ -110,6 +110,9 @@ export class Feed {
   /** Fills holes from the table until nothing is held back. Single-flight. */
   #repair(): Promise<void> {
     this.#repairing ??= (async () => {
+      // Yield first: were this body to finish synchronously, its `finally` would run
+      // before the assignment above and leave a settled promise in #repairing forever.
+      await undefined;
       try {
         while (this.#held.length > 0) {
           this.#releaseHeld();

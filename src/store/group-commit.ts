@@ -18,6 +18,8 @@ export interface GroupCommitOptions<T> {
   maxItems: number;
   /** Most bytes per commit, as measured by `size`. */
   maxBytes: number;
+  /** Items waiting (not in flight) past which add() is refused rather than queued. */
+  maxQueued: number;
   size: (item: T) => number;
 }
 
@@ -25,14 +27,17 @@ export interface GroupCommitOptions<T> {
 export class GroupCommit<T> {
   readonly #options: GroupCommitOptions<T>;
   #queue: Waiting<T>[] = [];
+  #queued = 0;
   #busy = false;
 
   constructor(options: GroupCommitOptions<T>) {
     this.#options = options;
   }
 
-  /** Resolves with the ids of `items` once they are committed. */
-  add(items: readonly T[]): Promise<number[]> {
+  /** Resolves with the ids of `items` once they are committed; rejects with `overflow()` when too many wait. */
+  add(items: readonly T[], overflow: () => Error): Promise<number[]> {
+    if (this.#queued + items.length > this.#options.maxQueued && this.#queued > 0) return Promise.reject(overflow());
+    this.#queued += items.length;
     return new Promise((resolve, reject) => {
       this.#queue.push({ items, resolve, reject });
       if (!this.#busy) void this.#drain();
@@ -70,6 +75,8 @@ export class GroupCommit<T> {
       bytes += wBytes;
       n++;
     }
-    return this.#queue.splice(0, n);
+    const group = this.#queue.splice(0, n);
+    this.#queued -= count;
+    return group;
   }
 }

@@ -6,13 +6,19 @@ export interface StoreSettings {
   databaseUrl?: string;
   dataDir: string;
   retentionMs: number;
+  /** application_name prefix on Postgres. */
+  instanceId: string;
+  heartbeatMs: number;
   onError?: (err: unknown) => void;
 }
 
 /** Connects (or opens the data folder); call start() on the result. */
 export async function openStore(settings: StoreSettings): Promise<Store> {
   const driver = settings.databaseUrl
-    ? await (await import('./postgres.ts')).openPostgres(settings.databaseUrl)
+    ? await (await import('./postgres.ts')).openPostgres(settings.databaseUrl, {
+        applicationName: `pgmesh-${settings.instanceId}`,
+        heartbeatMs: settings.heartbeatMs,
+      })
     : await (await import('./pglite.ts')).openPglite(settings.dataDir);
   return new SqlStore(driver, { retentionMs: settings.retentionMs, onError: settings.onError });
 }

@@ -30,9 +30,10 @@ export async function openPglite(dataDir: string): Promise<SqlDriver> {
     kind: 'pglite',
     ...asQuery(db),
     transaction: (fn) => db.transaction((tx) => fn(asQuery(tx))),
-    listen: async (channel, onPayload, onListen) => {
-      await db.listen(channel, onPayload);
-      onListen();
+    // In-process: the listener cannot be cut off from the database, so onLost never fires.
+    listen: async (channel, events) => {
+      await db.listen(channel, (payload) => events.onPayload(payload));
+      events.onListen();
     },
     close: async () => {
       try {

@@ -1,31 +1,152 @@
 /**
- * The Postgres-server store driver, on postgres.js. Queries use a small pool;
- * LISTEN uses postgres.js's dedicated connection, which re-LISTENs after a drop
- * and calls onListen each time so the store can catch up. That connection must
- * be a direct session to the primary: through a transaction pooler LISTEN
- * "succeeds" and nothing ever arrives, and replicas refuse it.
+ * The Postgres-server store driver, on postgres.js. Queries use a small pool.
+ * LISTEN uses a connection of its own that we manage: postgres.js's built-in
+ * `listen` re-listens after a drop but cannot notice a half-open socket and
+ * swallows errors while re-listening. Ours heartbeats the listening session
+ * (`pg_listening_channels()` with a deadline) and, on any failure, drops it and
+ * reconnects with backoff; the store polls meanwhile.
+ *
+ * That connection must be a direct session to the primary: through a
+ * transaction pooler LISTEN "succeeds" and nothing ever arrives, and replicas
+ * refuse it.
  */
 import postgres from 'postgres';
-import type { Row, SqlDriver, SqlQuery } from './driver.ts';
+import type { ListenEvents, Row, SqlDriver, SqlQuery } from './driver.ts';
+
+export interface PostgresOptions {
+  /** Pool size for queries. */
+  max?: number;
+  /** Shown as application_name in pg_stat_activity (the listener adds "-listen"). */
+  applicationName?: string;
+  /** How often the listening session is checked. */
+  heartbeatMs?: number;
+}
+
+const CONNECT_TIMEOUT_S = 3;
 
 /** Connects to a Postgres server. */
-export async function openPostgres(url: string, options: { max?: number } = {}): Promise<SqlDriver> {
+export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<SqlDriver> {
+  const name = (options.applicationName ?? 'pgmesh').slice(0, 56);
   const sql = postgres(url, {
     max: options.max ?? 8,
     onnotice: () => {},
-    connect_timeout: 5,
+    connect_timeout: CONNECT_TIMEOUT_S,
+    connection: { application_name: name },
   });
   const asQuery = (q: postgres.Sql | postgres.TransactionSql): SqlQuery => ({
-    query: async (text, params) => (await q.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true })) as unknown as Row[],
+    query: async (text, params) =>
+      (await q.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true })) as unknown as Row[],
     exec: async (text) => void (await q.unsafe(text)),
   });
+  const listeners: Listener[] = [];
   return {
     kind: 'postgres',
     ...asQuery(sql),
     transaction: async (fn) => (await sql.begin((tx) => fn(asQuery(tx)))) as Awaited<ReturnType<typeof fn>>,
-    listen: async (channel, onPayload, onListen) => {
-      await sql.listen(channel, onPayload, onListen);
+    listen: async (channel, events) => {
+      const listener = new Listener(url, channel, events, `${name}-listen`, options.heartbeatMs ?? 10_000);
+      listeners.push(listener);
+      await listener.start();
     },
-    close: () => sql.end({ timeout: 5 }),
+    close: async () => {
+      await Promise.all(listeners.map((l) => l.stop()));
+      await sql.end({ timeout: 5 });
+    },
   };
+}
+
+/** One LISTEN session, kept alive and re-established. */
+class Listener {
+  #conn: postgres.Sql | null = null;
+  #heartbeat: ReturnType<typeof setInterval> | null = null;
+  #retry: ReturnType<typeof setTimeout> | null = null;
+  #attempt = 0;
+  #stopped = false;
+  #firstListen: { resolve: () => void } | null = null;
+
+  constructor(
+    readonly url: string,
+    readonly channel: string,
+    readonly events: ListenEvents,
+    readonly applicationName: string,
+    readonly heartbeatMs: number,
+  ) {}
+
+  /** Resolves once listening for the first time (it keeps retrying until then). */
+  start(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#firstListen = { resolve };
+      void this.#connect();
+    });
+  }
+
+  async #connect(): Promise<void> {
+    if (this.#stopped) return;
+    const conn = postgres(this.url, {
+      max: 1,
+      idle_timeout: 0,
+      max_lifetime: 0,
+      fetch_types: false,
+      connect_timeout: CONNECT_TIMEOUT_S,
+      keep_alive: 10,
+      onnotice: () => {},
+      connection: { application_name: this.applicationName },
+      onnotify: (channel: string, payload: string) => {
+        if (channel === this.channel && this.#conn === conn) this.events.onPayload(payload);
+      },
+      onclose: () => {
+        if (this.#conn === conn) this.#fail('listen connection closed');
+      },
+    } as postgres.Options<Record<string, never>>);
+    this.#conn = conn;
+    try {
+      await conn.unsafe(`listen "${this.channel.replace(/"/g, '""')}"`);
+    } catch (err) {
+      if (this.#conn === conn) this.#fail(`listen failed: ${(err as Error).message}`);
+      return;
+    }
+    if (this.#conn !== conn) return;
+    this.#attempt = 0;
+    this.#heartbeat = setInterval(() => void this.#beat(conn), this.heartbeatMs);
+    this.events.onListen();
+    this.#firstListen?.resolve();
+    this.#firstListen = null;
+  }
+
+  async #beat(conn: postgres.Sql): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('heartbeat timed out')), Math.min(5000, this.heartbeatMs));
+      });
+      const rows = await Promise.race([conn.unsafe('select pg_listening_channels() as channel'), deadline]);
+      if (!rows.some((r) => r.channel === this.channel)) throw new Error('session is no longer listening (a transaction pooler?)');
+    } catch (err) {
+      if (this.#conn === conn) this.#fail(`heartbeat failed: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #fail(reason: string): void {
+    const conn = this.#conn;
+    this.#conn = null;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+    void conn?.end({ timeout: 0 }).catch(() => {});
+    if (this.#stopped) return;
+    this.events.onLost(reason);
+    const delay = Math.min(5000, 100 * 2 ** this.#attempt++);
+    this.#retry = setTimeout(() => void this.#connect(), delay * (0.5 + Math.random() / 2));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    if (this.#retry) clearTimeout(this.#retry);
+    const conn = this.#conn;
+    this.#conn = null;
+    this.#firstListen?.resolve();
+    await conn?.end({ timeout: 1 }).catch(() => {});
+  }
 }

@@ -43,6 +43,51 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    sql: `
+      -- mesh_publish() from an application's own transaction writes here, not to the
+      -- outbox: taking the id counter would hold it for the application's whole
+      -- transaction. pgmesh moves committed inbox rows into the outbox in one short
+      -- statement, woken by the NOTIFY below (sent only if the transaction commits).
+      create table mesh_inbox (
+        seq bigserial primary key,
+        channel text not null,
+        data text not null,
+        created_at timestamptz not null default now()
+      );
+
+      create function mesh_publish(channel text, data text) returns void
+      language plpgsql as $$
+      begin
+        if channel is null or channel = '' or octet_length(channel) > 255 or channel ~ '[[:space:][:cntrl:]*]' then
+          raise exception 'mesh_publish: invalid channel name %', coalesce(quote_literal(channel), 'NULL')
+            using errcode = '22023';
+        end if;
+        if data is null then
+          raise exception 'mesh_publish: data must not be NULL' using errcode = '22004';
+        end if;
+        insert into mesh_inbox (channel, data) values (channel, data);
+        perform pg_notify('pgmesh', '{"inbox":1}');
+      end;
+      $$;
+
+      create function mesh_publish(channels text[], datas text[]) returns void
+      language plpgsql as $$
+      declare
+        i int;
+      begin
+        if coalesce(array_length(channels, 1), 0) <> coalesce(array_length(datas, 1), 0) then
+          raise exception 'mesh_publish: % channels but % data', array_length(channels, 1), array_length(datas, 1)
+            using errcode = '22023';
+        end if;
+        for i in 1 .. coalesce(array_length(channels, 1), 0) loop
+          perform mesh_publish(channels[i], datas[i]);
+        end loop;
+      end;
+      $$;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -35,6 +35,28 @@ const PUBLISH_SQL = `
       || coalesce(',"m":' || case when $3::boolean then $1::text end, '') || '}')
   from seq`;
 
+// Moves committed rows of the inbox (written by mesh_publish() in applications'
+// transactions) into the outbox: same counter, same one-statement shape as a
+// publish. SKIP LOCKED lets every instance try at once without waiting.
+const SEQUENCE_INBOX_SQL = `
+  with moved as (
+    delete from mesh_inbox where seq in (
+      select seq from mesh_inbox order by seq limit ${PAGE} for update skip locked)
+    returning seq, channel, data
+  ), numbered as (
+    select row_number() over (order by seq) as ord, channel, data from moved
+  ), total as (
+    select count(*)::int8 as n from numbered
+  ), seq as (
+    update mesh_seq set last_id = last_id + total.n from total where total.n > 0 returning last_id, total.n as n
+  ), stored as (
+    insert into mesh_message (id, channel, data, sender)
+    select seq.last_id - seq.n + numbered.ord, numbered.channel, numbered.data, null from numbered, seq
+  )
+  select seq.last_id as last_id, seq.n as n,
+    pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - seq.n + 1) || ',"to":' || seq.last_id || '}')
+  from seq`;
+
 const CURSOR_UPSERT_SQL = `
   insert into mesh_cursor (uid, channel, last_id)
   select e->>0, e->>1, (e->>2)::int8 from json_array_elements($1::text::json) as e
@@ -44,15 +66,21 @@ const CURSOR_UPSERT_SQL = `
 export interface SqlStoreOptions {
   /** How long messages are kept, in milliseconds. */
   retentionMs: number;
+  /** How often the table is polled while the LISTEN connection is down. */
+  pollMs?: number;
+  /** Messages waiting for a commit past which publishes are refused (ERR_UNAVAILABLE), not queued. */
+  maxQueued?: number;
   /** How often pending cursor moves are written. */
   cursorFlushMs?: number;
   onError?: (err: unknown) => void;
 }
 
 interface Notification {
-  from: number;
-  to: number;
+  from?: number;
+  to?: number;
   m?: [string, string, string | null][];
+  /** mesh_publish() wrote to the inbox. */
+  inbox?: 1;
 }
 
 const encoder = new TextEncoder();
@@ -73,31 +101,99 @@ export class SqlStore implements Store {
   #cursors = new Map<string, CursorMove>();
   #flushing = new Map<string, CursorMove>();
   #timers: ReturnType<typeof setInterval>[] = [];
+  #poll: ReturnType<typeof setInterval> | null = null;
+  #draining: Promise<void> | null = null;
+  #drainAgain = false;
+  #listening = false;
+  #onError: (err: unknown) => void;
 
   constructor(db: SqlDriver, options: SqlStoreOptions) {
     this.kind = db.kind;
     this.#db = db;
     this.#options = options;
-    const onError = options.onError ?? ((err) => console.error('pgmesh store:', err));
-    this.#feed = new Feed((after, upTo) => this.#readRange(after, upTo), onError);
+    this.#onError = options.onError ?? ((err) => console.error('pgmesh store:', err));
+    this.#feed = new Feed((after, upTo) => this.#readRange(after, upTo), this.#onError);
     this.#commits = new GroupCommit<NewMessage>({
       commit: (items) => this.#commit(items),
       maxItems: 1000,
       maxBytes: 4 * 1024 * 1024,
+      maxQueued: options.maxQueued ?? 100_000,
       size: (m) => m.data.length + m.channel.length + 16,
     });
+  }
+
+  /** Whether the LISTEN connection is up (while it is not, the table is polled). */
+  get listening(): boolean {
+    return this.#listening;
   }
 
   async start(): Promise<void> {
     await this.#migrate();
     this.#feed.startAt(await this.#head());
-    await this.#db.listen(NOTIFY_CHANNEL, (payload) => this.#onNotify(payload), () => {
-      // On every (re)connect: read what was committed while we were not listening.
-      void this.#head().then((head) => this.#feed.catchUp(head)).catch(() => {});
+    await this.#db.listen(NOTIFY_CHANNEL, {
+      onPayload: (payload) => this.#onNotify(payload),
+      onListen: () => {
+        this.#listening = true;
+        this.#stopPolling();
+        // Read what was committed while we were not listening, and anything left in the inbox.
+        void this.#catchUp();
+      },
+      onLost: (reason) => {
+        this.#listening = false;
+        this.#onError(new Error(`LISTEN lost (${reason}); polling until it is back`));
+        this.#startPolling();
+      },
     });
     const flushEvery = this.#options.cursorFlushMs ?? 1000;
     this.#timers.push(setInterval(() => void this.flushCursors().catch(() => {}), flushEvery));
     this.#timers.push(setInterval(() => void this.expire().catch(() => {}), 60_000));
+  }
+
+  async #catchUp(): Promise<void> {
+    try {
+      await this.#feed.catchUp(await this.#head());
+      await this.#drainInbox();
+    } catch (err) {
+      this.#onError(err);
+    }
+  }
+
+  #startPolling(): void {
+    this.#poll ??= setInterval(() => void this.#catchUp(), this.#options.pollMs ?? 1000);
+  }
+
+  #stopPolling(): void {
+    if (this.#poll) clearInterval(this.#poll);
+    this.#poll = null;
+  }
+
+  /** Sequences committed mesh_publish() rows into the outbox. Single-flight; a call while busy runs once more after. */
+  #drainInbox(): Promise<void> {
+    if (this.#draining) {
+      this.#drainAgain = true;
+      return this.#draining;
+    }
+    this.#draining = (async () => {
+      await undefined; // see Feed.#repair: never settle before the assignment
+      try {
+        do {
+          this.#drainAgain = false;
+          for (;;) {
+            const rows = await this.#db.query(SEQUENCE_INBOX_SQL);
+            if (rows.length === 0) break;
+            const to = Number(rows[0]!.last_id);
+            const n = Number(rows[0]!.n);
+            this.#feed.offer(to - n + 1, to, null, true);
+            if (n < PAGE) break;
+          }
+        } while (this.#drainAgain);
+      } catch (err) {
+        this.#onError(err);
+      } finally {
+        this.#draining = null;
+      }
+    })();
+    return this.#draining;
   }
 
   onMessages(listener: FeedListener): void {
@@ -105,7 +201,7 @@ export class SqlStore implements Store {
   }
 
   publish(messages: readonly NewMessage[]): Promise<number[]> {
-    return this.#commits.add(messages);
+    return this.#commits.add(messages, () => new MeshError('ERR_UNAVAILABLE', 'store unavailable: too many publishes waiting for the database'));
   }
 
   async #commit(items: NewMessage[]): Promise<number[]> {
@@ -131,9 +227,14 @@ export class SqlStore implements Store {
     } catch {
       return; // not ours
     }
-    if (typeof n.from !== 'number' || typeof n.to !== 'number') return;
-    const messages = n.m ? n.m.map(([channel, data, sender], i) => new Message(n.from + i, channel, data, sender)) : null;
-    this.#feed.offer(n.from, n.to, messages, false);
+    if (n.inbox) {
+      void this.#drainInbox();
+      return;
+    }
+    const { from, to } = n;
+    if (typeof from !== 'number' || typeof to !== 'number') return;
+    const messages = n.m ? n.m.map(([channel, data, sender], i) => new Message(from + i, channel, data, sender)) : null;
+    this.#feed.offer(from, to, messages, false);
   }
 
   async #readRange(afterId: number, upTo: number): Promise<Message[]> {
@@ -218,6 +319,7 @@ export class SqlStore implements Store {
 
   async close(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
+    this.#stopPolling();
     this.#feed.stop();
     await this.flushCursors().catch(() => {});
     await this.#db.close();

@@ -19,6 +19,8 @@ export type FeedListener = (batch: readonly Message[]) => void;
 export interface Store {
   /** Which implementation this is, for logs and /healthz. */
   readonly kind: 'postgres' | 'pglite';
+  /** Whether cross-instance notifications are arriving (false: the store is polling). */
+  readonly listening: boolean;
   /** Applies migrations, starts listening and catches up. */
   start(): Promise<void>;
   /** Appends messages to the outbox; resolves with their ids once committed. Rejects with ERR_UNAVAILABLE. */
