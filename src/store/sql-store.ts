@@ -105,6 +105,8 @@ export class SqlStore implements Store {
   #draining: Promise<void> | null = null;
   #drainAgain = false;
   #listening = false;
+  #closed = false;
+  #pending = new Set<Promise<void>>();
   #onError: (err: unknown) => void;
 
   constructor(db: SqlDriver, options: SqlStoreOptions) {
@@ -112,7 +114,7 @@ export class SqlStore implements Store {
     this.#db = db;
     this.#options = options;
     this.#onError = options.onError ?? ((err) => console.error('pgmesh store:', err));
-    this.#feed = new Feed((after, upTo) => this.#readRange(after, upTo), this.#onError);
+    this.#feed = new Feed((after, upTo) => this.#readRange(after, upTo), (err) => this.#report(err));
     this.#commits = new GroupCommit<NewMessage>({
       commit: (items) => this.#commit(items),
       maxItems: 1000,
@@ -136,7 +138,7 @@ export class SqlStore implements Store {
         this.#listening = true;
         this.#stopPolling();
         // Read what was committed while we were not listening, and anything left in the inbox.
-        void this.#catchUp();
+        this.#background(this.#catchUp());
       },
       onLost: (reason) => {
         this.#listening = false;
@@ -145,21 +147,32 @@ export class SqlStore implements Store {
       },
     });
     const flushEvery = this.#options.cursorFlushMs ?? 1000;
-    this.#timers.push(setInterval(() => void this.flushCursors().catch(() => {}), flushEvery));
-    this.#timers.push(setInterval(() => void this.expire().catch(() => {}), 60_000));
+    this.#timers.push(setInterval(() => this.#background(this.flushCursors()), flushEvery));
+    this.#timers.push(setInterval(() => this.#background(this.expire()), 60_000));
+  }
+
+  /** Runs work nobody awaits: its errors are reported, and close() waits for it. */
+  #background(work: Promise<unknown>): void {
+    const tracked = work.then(
+      () => {},
+      this.#report,
+    );
+    this.#pending.add(tracked);
+    void tracked.finally(() => this.#pending.delete(tracked));
   }
 
   async #catchUp(): Promise<void> {
-    try {
-      await this.#feed.catchUp(await this.#head());
-      await this.#drainInbox();
-    } catch (err) {
-      this.#onError(err);
-    }
+    await this.#feed.catchUp(await this.#head());
+    await this.#drainInbox();
   }
 
+  /** Reports a background failure, unless we are shutting down (then failures are expected). */
+  #report = (err: unknown): void => {
+    if (!this.#closed) this.#onError(err);
+  };
+
   #startPolling(): void {
-    this.#poll ??= setInterval(() => void this.#catchUp(), this.#options.pollMs ?? 1000);
+    this.#poll ??= setInterval(() => this.#background(this.#catchUp()), this.#options.pollMs ?? 1000);
   }
 
   #stopPolling(): void {
@@ -188,7 +201,7 @@ export class SqlStore implements Store {
           }
         } while (this.#drainAgain);
       } catch (err) {
-        this.#onError(err);
+        this.#report(err);
       } finally {
         this.#draining = null;
       }
@@ -228,7 +241,7 @@ export class SqlStore implements Store {
       return; // not ours
     }
     if (n.inbox) {
-      void this.#drainInbox();
+      this.#background(this.#drainInbox());
       return;
     }
     const { from, to } = n;
@@ -318,8 +331,10 @@ export class SqlStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
     this.#stopPolling();
+    await Promise.all(this.#pending);
     this.#feed.stop();
     await this.flushCursors().catch(() => {});
     await this.#db.close();

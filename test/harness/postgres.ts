@@ -13,8 +13,9 @@ import postgres from 'postgres';
 interface Server {
   /** URL of the maintenance database (to create test databases in). */
   adminUrl: string;
-  /** Restarts the server (embedded only): every connection drops. */
-  restart?: () => Promise<void>;
+  /** Stops and starts the server (embedded only): every connection drops meanwhile. */
+  stop?: () => Promise<void>;
+  start?: () => Promise<void>;
 }
 
 let server: Promise<Server> | null = null;
@@ -55,7 +56,8 @@ async function startServer(): Promise<Server> {
     port,
     user: 'postgres',
     password: 'postgres',
-    persistent: false,
+    // Persistent, or stop() would delete the cluster and a restart could not follow it.
+    persistent: true,
     createPostgresUser: true,
     postgresFlags: ['-c', 'max_connections=300'],
     onLog: () => {},
@@ -65,10 +67,8 @@ async function startServer(): Promise<Server> {
   await pg.start();
   return {
     adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
-    restart: async () => {
-      await pg.stop();
-      await pg.start();
-    },
+    stop: () => pg.stop(),
+    start: () => pg.start(),
   };
 }
 

@@ -17,6 +17,8 @@ export interface WsClient {
   request(frame: Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Waits for the first frame, not yet taken, that matches. */
   next(match: (frame: Frame) => boolean, timeoutMs?: number): Promise<Frame>;
+  /** Waits until `done()` (re-checked after every frame) returns true. */
+  until(done: () => boolean, timeoutMs?: number): Promise<void>;
   /** Resolves with the close event's code and reason. */
   closed: Promise<{ code: number; reason: string }>;
   close(): void;
@@ -29,13 +31,27 @@ export function connect(url: string, timeoutMs = 5000): Promise<WsClient> {
   const texts: string[] = [];
   let taken = 0; // frames before this index were handed out by next()
   const consumed = new Set<number>();
-  let wake: (() => void) | null = null;
+  const waiters = new Set<() => void>();
+  const wakeAll = () => {
+    for (const w of [...waiters]) w();
+  };
+  /** Resolves on the next frame or close, or after `ms`. */
+  const nextEvent = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      waiters.add(done);
+    });
   let closeInfo: { code: number; reason: string } | null = null;
   const closed = new Promise<{ code: number; reason: string }>((resolve) => {
     socket.addEventListener('close', (e) => {
       closeInfo = { code: e.code, reason: e.reason };
       resolve(closeInfo);
-      wake?.();
+      wakeAll();
     });
   });
   socket.addEventListener('message', (e) => {
@@ -48,7 +64,7 @@ export function connect(url: string, timeoutMs = 5000): Promise<WsClient> {
       frame = text;
     }
     frames.push(frame);
-    wake?.();
+    wakeAll();
   });
 
   const next = async (match: (frame: Frame) => boolean, wait = 5000): Promise<Frame> => {
@@ -64,18 +80,22 @@ export function connect(url: string, timeoutMs = 5000): Promise<WsClient> {
       if (closeInfo) throw new Error(`socket closed (${closeInfo.code} ${closeInfo.reason}) while waiting; got ${JSON.stringify(texts.slice(-5))}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no matching frame within ${wait} ms; last frames: ${JSON.stringify(texts.slice(-5))}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        wake = () => {
-          clearTimeout(timer);
-          wake = null;
-          resolve();
-        };
-      });
+      await nextEvent(left);
+    }
+  };
+
+  const until = async (done: () => boolean, wait = 5000): Promise<void> => {
+    const deadline = Date.now() + wait;
+    while (!done()) {
+      if (closeInfo) throw new Error(`socket closed (${closeInfo.code} ${closeInfo.reason}) while waiting`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`condition not met within ${wait} ms (${frames.length} frames received)`);
+      await nextEvent(left);
     }
   };
 
   const client: WsClient = {
+    until,
     socket,
     frames,
     texts,
