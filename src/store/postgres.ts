@@ -23,36 +23,68 @@ export interface PostgresOptions {
 }
 
 const CONNECT_TIMEOUT_S = 3;
+const QUERY_DEADLINE_MS = 10_000;
 
 /** Connects to a Postgres server. */
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<SqlDriver> {
   const name = (options.applicationName ?? 'pgmesh').slice(0, 56);
-  const sql = postgres(url, {
-    max: options.max ?? 8,
-    onnotice: () => {},
-    connect_timeout: CONNECT_TIMEOUT_S,
-    connection: { application_name: name },
-  });
-  const asQuery = (q: postgres.Sql | postgres.TransactionSql): SqlQuery => ({
-    query: async (text, params) =>
-      (await q.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true })) as unknown as Row[],
-    exec: async (text) => void (await q.unsafe(text)),
+  const makePool = () =>
+    postgres(url, {
+      max: options.max ?? 8,
+      onnotice: () => {},
+      connect_timeout: CONNECT_TIMEOUT_S,
+      keep_alive: 10,
+      connection: { application_name: name },
+    });
+  let pool = makePool();
+  // A half-open socket makes a query hang until TCP gives up (many minutes). So every
+  // query has a deadline, and a missed deadline — or a dead LISTEN session, which
+  // usually means the network path died — replaces the whole pool: the old one's
+  // sockets are destroyed, rejecting whatever hung on them.
+  const resetPool = () => {
+    const old = pool;
+    pool = makePool();
+    void old.end({ timeout: 0 }).catch(() => {});
+  };
+  const asQuery = (q: () => postgres.Sql | postgres.TransactionSql, deadlineMs: number | null): SqlQuery => ({
+    query: async (text, params) => {
+      const run = q().unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true });
+      return (await (deadlineMs === null ? run : withDeadline(run, deadlineMs, resetPool))) as unknown as Row[];
+    },
+    exec: async (text) => void (await q().unsafe(text)),
   });
   const listeners: Listener[] = [];
   return {
     kind: 'postgres',
-    ...asQuery(sql),
-    transaction: async (fn) => (await sql.begin((tx) => fn(asQuery(tx)))) as Awaited<ReturnType<typeof fn>>,
+    ...asQuery(() => pool, QUERY_DEADLINE_MS),
+    transaction: async (fn) => (await pool.begin((tx) => fn(asQuery(() => tx, null)))) as Awaited<ReturnType<typeof fn>>,
     listen: async (channel, events) => {
-      const listener = new Listener(url, channel, events, `${name}-listen`, options.heartbeatMs ?? 10_000);
+      const listener = new Listener(url, channel, {
+        ...events,
+        onLost: (reason) => {
+          resetPool();
+          events.onLost(reason);
+        },
+      }, `${name}-listen`, options.heartbeatMs ?? 10_000);
       listeners.push(listener);
       await listener.start();
     },
     close: async () => {
       await Promise.all(listeners.map((l) => l.stop()));
-      await sql.end({ timeout: 5 });
+      await pool.end({ timeout: 5 });
     },
   };
+}
+
+function withDeadline<T>(work: Promise<T>, ms: number, onMiss: () => void): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onMiss();
+      reject(new Error(`query took longer than ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** One LISTEN session, kept alive and re-established. */
@@ -114,17 +146,11 @@ class Listener {
   }
 
   async #beat(conn: postgres.Sql): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('heartbeat timed out')), Math.min(5000, this.heartbeatMs));
-      });
-      const rows = await Promise.race([conn.unsafe('select pg_listening_channels() as channel'), deadline]);
+      const rows = await withDeadline(conn.unsafe('select pg_listening_channels() as channel'), Math.min(5000, this.heartbeatMs), () => {});
       if (!rows.some((r) => r.channel === this.channel)) throw new Error('session is no longer listening (a transaction pooler?)');
     } catch (err) {
       if (this.#conn === conn) this.#fail(`heartbeat failed: ${(err as Error).message}`);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -1,0 +1,52 @@
+/**
+ * A TCP proxy in front of Postgres that can freeze the connections it carries:
+ * bytes stop flowing both ways but no FIN or RST is sent — a half-open socket,
+ * as a dead NAT entry or a silently failed link leaves behind.
+ */
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+export interface TcpProxy {
+  port: number;
+  /** Stops forwarding on every connection open now; new connections pass. */
+  freezeOpenConnections(): number;
+  close(): Promise<void>;
+}
+
+/** Proxies 127.0.0.1:<random port> to `targetPort`. */
+export function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  const pairs = new Set<{ client: Socket; upstream: Socket; frozen: boolean }>();
+  const server: Server = createServer((client) => {
+    const upstream = createConnection({ host: '127.0.0.1', port: targetPort });
+    const pair = { client, upstream, frozen: false };
+    pairs.add(pair);
+    client.on('data', (d) => pair.frozen || upstream.write(d));
+    upstream.on('data', (d) => pair.frozen || client.write(d));
+    const end = () => {
+      if (pair.frozen) return; // a frozen link says nothing, ever
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end);
+    upstream.on('close', end);
+    client.on('error', () => {});
+    upstream.on('error', () => {});
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      resolve({
+        port: (server.address() as { port: number }).port,
+        freezeOpenConnections() {
+          let n = 0;
+          for (const pair of pairs) if (!pair.frozen) (pair.frozen = true), n++;
+          return n;
+        },
+        close: () =>
+          new Promise<void>((done) => {
+            for (const { client, upstream } of pairs) client.destroy(), upstream.destroy();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
