@@ -1,17 +1,21 @@
-/** examples/php/publish.php, run by the real PHP CLI with curl, reaches a WebSocket client verbatim. */
+/**
+ * The PHP examples, run by the real PHP CLI: publish.php (curl to the server API)
+ * and order.php (mesh_publish() inside a PDO transaction on the shared Postgres).
+ */
 import { describe, expect, test } from 'bun:test';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { startTestMesh } from './harness/mesh.ts';
+import { freshDatabase } from './harness/postgres.ts';
 
 const KEY = 'php-example-key-0123456789';
 const mesh = await startTestMesh({ MESH_API_KEY: KEY });
 const SCRIPT = join(import.meta.dir, '..', 'examples', 'php', 'publish.php');
 
 /** Runs the script without blocking the event loop (the server under test lives in this process). */
-function php(args: string[], key: string): Promise<{ status: number; stdout: string; stderr: string }> {
+function php(args: string[], key: string, script = SCRIPT, env: Record<string, string> = {}): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('php', [SCRIPT, ...args], { env: { ...process.env, MESH_URL: mesh.url, MESH_API_KEY: key } }, (err, stdout, stderr) => {
+    execFile('php', [script, ...args], { env: { ...process.env, MESH_URL: mesh.url, MESH_API_KEY: key, ...env } }, (err, stdout, stderr) => {
       resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -34,5 +38,21 @@ describe('PHP example', () => {
     const run = await php([], 'wrong-key-0123456789abcdef');
     expect(run.status).not.toBe(0);
     expect(run.stderr + run.stdout).toContain('pgmesh publish failed (401)');
+  });
+
+  test('order.php: mesh_publish() in a rolled-back PDO transaction delivers nothing, in a committed one it is delivered', async () => {
+    const databaseUrl = await freshDatabase();
+    const withPg = await startTestMesh({ DATABASE_URL: databaseUrl });
+    const client = await withPg.login('1001');
+    await client.request({ op: 'subscribe', channel: '@user' });
+    const order = join(import.meta.dir, '..', 'examples', 'php', 'order.php');
+    const failed = await php(['1001', '--fail'], KEY, order, { DATABASE_URL: databaseUrl });
+    expect(failed.stdout).toBe('rolled back: payment declined\n');
+    const ok = await php(['1001'], KEY, order, { DATABASE_URL: databaseUrl });
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toBe('committed\n');
+    const frame = await client.next((f) => typeof f === 'object' && f.event === 'order');
+    expect(frame).toEqual({ event: 'order', data: { status: 'paid' } });
+    expect(client.texts.filter((t) => t.includes('"order"'))).toHaveLength(1);
   });
 });
