@@ -10,6 +10,10 @@ import type { RuntimeAdapter } from './runtime/adapter.ts';
 import type { Store } from './store/store.ts';
 import type { Gateway } from './transport/gateway.ts';
 import { websocketRoute } from './transport/ws.ts';
+import { sseRoutes } from './transport/sse.ts';
+import type { Authenticator } from './core/auth.ts';
+import type { Hub } from './core/hub.ts';
+import { statsRoute } from './api/stats.ts';
 import { errorResponse } from './api/errors.ts';
 import { serverApiGuard } from './api/guard.ts';
 import { publishRoute } from './api/publish.ts';
@@ -22,11 +26,14 @@ export interface AppParts {
   runtime: RuntimeAdapter;
   gateway: Gateway;
   store: Store;
+  hub: Hub;
+  auth: Authenticator;
+  instance: string;
   devSecret: string | undefined;
 }
 
 /** Builds the HTTP application. */
-export function buildApp({ config, runtime, gateway, store, devSecret }: AppParts): Hono {
+export function buildApp({ config, runtime, gateway, store, hub, auth, instance, devSecret }: AppParts): Hono {
   const app = new Hono();
   app.onError((err, c) => errorResponse(c, err));
   app.notFound((c) => errorResponse(c, new MeshError('ERR_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
@@ -37,6 +44,16 @@ export function buildApp({ config, runtime, gateway, store, devSecret }: AppPart
       }
     : websocketRoute(gateway, runtime, { maxFrame: config.MESH_MAX_FRAME });
   for (const path of [WS_PATH, ...config.MESH_WS_PATHS]) app.get(path, ws);
+
+  app.route(
+    '/v1/sse',
+    sseRoutes(gateway, auth, runtime, {
+      cookieName: config.MESH_SSE_COOKIE,
+      heartbeatMs: config.MESH_SSE_HEARTBEAT,
+      retryMs: config.MESH_SSE_RETRY,
+      maxFrame: config.MESH_MAX_FRAME,
+    }),
+  );
 
   app.get('/healthz', async (c) => {
     try {
@@ -50,6 +67,7 @@ export function buildApp({ config, runtime, gateway, store, devSecret }: AppPart
   const api = new Hono();
   api.use('*', serverApiGuard(config.MESH_API_KEY, runtime));
   api.route('/', publishRoute(store, config.MESH_MAX_MESSAGE));
+  api.route('/', statsRoute(hub, store, instance));
   app.route('/v1/mesh', api);
 
   app.route('/', demoRoutes(runtime, devSecret));

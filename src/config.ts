@@ -57,6 +57,12 @@ export const ConfigSchema = z.object({
   MESH_MAX_MESSAGE: size.default(1 << 20),
   /** Bytes a client may leave unread before it is cut off as a slow consumer. */
   MESH_MAX_BUFFERED: size.default(8 << 20),
+  /** Cookie that may carry the token for EventSource (which cannot send headers). */
+  MESH_SSE_COOKIE: z.string().regex(/^[\w-]{1,64}$/, 'a cookie name').default('pgmesh_token'),
+  /** Comment heartbeat on SSE streams: well under proxies' idle timeouts (Fly: 60 s). */
+  MESH_SSE_HEARTBEAT: duration.default(15_000),
+  /** The `retry:` hint sent to EventSource clients. */
+  MESH_SSE_RETRY: duration.default(2_000),
   /** Refuse WebSocket upgrades (tests of the SSE fallback). */
   MESH_DISABLE_WS: flag.default(false),
   /** Names this instance in pg_stat_activity (application_name) and logs; default FLY_MACHINE_ID or host-pid. */

@@ -29,12 +29,13 @@ export interface RunningMesh {
 /** Starts an instance; resolves once it is listening. */
 export async function startMesh(config: Config, options: { runtime?: RuntimeAdapter; log?: Log } = {}): Promise<RunningMesh> {
   const log = options.log ?? createLog(config.MESH_LOG);
+  const instance = config.MESH_INSTANCE_ID ?? `${hostname()}-${process.pid}`;
   const runtime = options.runtime ?? (await loadRuntime());
   const store = await openStore({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.MESH_DATA_DIR,
     retentionMs: config.MESH_RETENTION,
-    instanceId: config.MESH_INSTANCE_ID ?? `${hostname()}-${process.pid}`,
+    instanceId: instance,
     heartbeatMs: config.MESH_HEARTBEAT,
     onError: (err) => log.error('store:', err),
   });
@@ -59,7 +60,7 @@ export async function startMesh(config: Config, options: { runtime?: RuntimeAdap
     maxBuffered: config.MESH_MAX_BUFFERED,
     onError: (err) => log.error('op failed:', err),
   });
-  const app = buildApp({ config, runtime, gateway, store, devSecret });
+  const app = buildApp({ config, runtime, gateway, store, hub, auth, instance, devSecret });
   const server = await runtime.serve(app.fetch, {
     port: config.PORT,
     hostname: config.HOST,

@@ -3,6 +3,12 @@ import { describe, expect, test } from 'bun:test';
 import { RUNTIMES, startProcess } from './harness/process.ts';
 import { token } from './harness/tokens.ts';
 import { connect, onChannel } from './harness/ws-client.ts';
+import { openSse } from './harness/sse-client.ts';
+
+async function sseSessions(url: string): Promise<number> {
+  const stats = (await (await fetch(`${url}/v1/mesh/stats`)).json()) as { sessions: { sse: number } };
+  return stats.sessions.sse;
+}
 
 describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
   test(
@@ -26,6 +32,17 @@ describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
 
         expect(await a.request({ op: 'sendtoroom', args: ['room_101', 'hi room'] })).toMatchObject({ success: true });
         expect(await b.next(onChannel('room_101'))).toMatchObject({ event: 'message', channel: 'room_101', data: 'hi room', uid: '1001' });
+
+        // SSE: a message arrives; closing the EventSource frees the session at once.
+        const sse = openSse(`${mesh.url}/v1/sse?channel=room_101&token=${await token('1003')}`);
+        await sse.session();
+        expect(await sseSessions(mesh.url)).toBe(1);
+        await a.request({ op: 'sendtoroom', args: ['room_101', 'over sse'] });
+        expect(JSON.parse((await sse.next((e) => e.type === 'message')).data)).toMatchObject({ data: 'over sse' });
+        sse.close();
+        const deadline = Date.now() + 5000;
+        while ((await sseSessions(mesh.url)) > 0 && Date.now() < deadline);
+        expect(await sseSessions(mesh.url)).toBe(0);
 
         // An oversize frame closes with 1009 on every runtime.
         const c = await connect(`${ws}/v1/ws`);

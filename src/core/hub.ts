@@ -60,6 +60,11 @@ export class Hub {
     return this.#channels.get(channel)?.size ?? 0;
   }
 
+  /** Channels with at least one local subscriber. */
+  channelCount(): number {
+    return this.#channels.size;
+  }
+
   /** Users with at least one session on this instance. */
   users(): IterableIterator<string> {
     return this.#users.keys();

@@ -7,8 +7,8 @@
  * Each frame is built once per message and shared by every subscriber.
  */
 
-/** How a connection wants messages framed: connmix-compatible, or the bundled client's envelope. */
-export type DeliveryFormat = 'raw' | 'envelope';
+/** How a connection wants messages framed: connmix-compatible, the bundled client's envelope, or an SSE event. */
+export type DeliveryFormat = 'raw' | 'envelope' | 'sse';
 
 /** One stored message, as the store hands it over. */
 export interface MessageRecord {
@@ -24,6 +24,7 @@ export interface MessageRecord {
 export class Message implements MessageRecord {
   #raw: string | undefined;
   #envelope: string | undefined;
+  #sse: string | undefined;
 
   constructor(
     readonly id: number,
@@ -39,7 +40,9 @@ export class Message implements MessageRecord {
   /** The text frame for a connection of this format. */
   frame(format: DeliveryFormat): string {
     if (format === 'raw') return (this.#raw ??= this.#rawFrame());
-    return (this.#envelope ??= this.#envelopeFrame());
+    if (format === 'envelope') return (this.#envelope ??= this.#envelopeFrame());
+    // Over SSE the data is the connmix frame, with its id for Last-Event-ID.
+    return (this.#sse ??= `id: ${this.id}\n${sseData(this.frame('raw'))}\n`);
   }
 
   #rawFrame(): string {
@@ -52,4 +55,12 @@ export class Message implements MessageRecord {
     const uid = this.sender === null ? '' : `,"uid":${JSON.stringify(this.sender)}`;
     return `{"event":"message","channel":${JSON.stringify(this.channel)},"id":${this.id},"data":${data}${uid}}`;
   }
+}
+
+/** The `data:` lines of an SSE event: one per line of the text, whatever its line breaks. */
+export function sseData(text: string): string {
+  return text
+    .split(/\r\n|\r|\n/)
+    .map((line) => `data: ${line}\n`)
+    .join('');
 }

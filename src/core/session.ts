@@ -7,7 +7,7 @@
  * written, then drop anything already delivered: no gap, no duplicate.
  */
 import type { Identity } from './auth.ts';
-import type { DeliveryFormat, Message } from './message.ts';
+import { sseData, type DeliveryFormat, type Message } from './message.ts';
 
 /** What a transport gives a session to write to. */
 export interface SessionSink {
@@ -38,6 +38,7 @@ interface Subscription {
 
 export interface SessionOptions {
   format: DeliveryFormat;
+  transport: 'websocket' | 'sse';
   /** Queued bytes past which the client is cut off as a slow consumer. */
   maxBuffered: number;
   /** Called after a message of a tracked subscription was written. */
@@ -50,6 +51,7 @@ let counter = 0;
 export class Session {
   readonly id: string;
   readonly format: DeliveryFormat;
+  readonly transport: 'websocket' | 'sse';
   identity: Identity | null = null;
   closed = false;
   readonly #sink: SessionSink;
@@ -59,6 +61,7 @@ export class Session {
   constructor(sink: SessionSink, options: SessionOptions) {
     this.id = `${Date.now().toString(36)}-${(++counter).toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
     this.format = options.format;
+    this.transport = options.transport;
     this.#sink = sink;
     this.#options = options;
   }
@@ -81,6 +84,11 @@ export class Session {
     if (this.closed) return;
     this.#sink.send(frame);
     if (this.#sink.buffered() > this.#options.maxBuffered) this.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
+  }
+
+  /** Sends a server event that is not a message (e.g. `expired`), framed for this transport. */
+  notice(event: string, data: Record<string, unknown>): void {
+    this.send(this.format === 'sse' ? `event: ${event}\n${sseData(JSON.stringify(data))}\n` : JSON.stringify({ event, ...data }));
   }
 
   /** Starts a subscription. With `replayAfter`, live messages are held until finishReplay(). */

@@ -88,6 +88,18 @@ export const MIGRATIONS: readonly Migration[] = [
       $$;
     `,
   },
+  {
+    version: 3,
+    sql: `
+      -- Ids up to here may have been deleted by retention: a client resuming from
+      -- below it is told so instead of silently missing messages.
+      create table mesh_retention (
+        singleton boolean primary key default true check (singleton),
+        expired_upto bigint not null
+      );
+      insert into mesh_retention (singleton, expired_upto) values (true, 0);
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -307,16 +307,20 @@ export class SqlStore implements Store {
     }
   }
 
-  /** Deletes expired messages in bounded batches; returns how many went. */
-  async expire(): Promise<number> {
-    const cutoff = new Date(Date.now() - this.#options.retentionMs).toISOString();
+  /** Deletes messages older than the retention at `now`, in bounded batches; returns how many went. */
+  async expire(now = Date.now()): Promise<number> {
+    const cutoff = new Date(now - this.#options.retentionMs).toISOString();
     let total = 0;
     for (;;) {
       const rows = await this.#db.query(
         `with gone as (
            delete from mesh_message where id in (
              select id from mesh_message where created_at < $1::timestamptz order by created_at limit 5000)
-           returning 1)
+           returning id
+         ), mark as (
+           update mesh_retention set expired_upto = greatest(expired_upto, (select max(id) from gone))
+           where exists (select 1 from gone)
+         )
          select count(*)::int4 as n from gone`,
         [cutoff],
       );
@@ -324,6 +328,19 @@ export class SqlStore implements Store {
       total += n;
       if (n < 5000) return total;
     }
+  }
+
+  async expiredUpTo(): Promise<number> {
+    try {
+      const rows = await this.#db.query('select expired_upto from mesh_retention');
+      return Number(rows[0]!.expired_upto);
+    } catch (err) {
+      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: retention not read', { cause: err });
+    }
+  }
+
+  get position(): number {
+    return this.#feed.lastId;
   }
 
   async ping(): Promise<void> {

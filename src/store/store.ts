@@ -27,6 +27,10 @@ export interface Store {
   publish(messages: readonly NewMessage[]): Promise<number[]>;
   /** Up to `limit` messages on `channel` with id > `afterId`, in id order. */
   history(channel: string, afterId: number, limit: number): Promise<Message[]>;
+  /** The last id the live feed has handed to the hub: a new subscription gets every message after it live. */
+  readonly position: number;
+  /** Ids up to this one may have been deleted by retention. */
+  expiredUpTo(): Promise<number>;
   /** Registers the consumer of the live feed (the hub). */
   onMessages(listener: FeedListener): void;
   /** The last id this user's client saw on `channel`, or null when none is recorded. */

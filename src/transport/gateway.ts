@@ -26,6 +26,7 @@ export interface GatewayOptions {
 
 export interface OpenOptions {
   format: DeliveryFormat;
+  transport: 'websocket' | 'sse';
   /** The client acks explicitly: its cursors move on `ack` only, not on delivery. */
   ackMode: boolean;
 }
@@ -57,6 +58,7 @@ export class Gateway {
   open(sink: SessionSink, options: OpenOptions): Session {
     const session = new Session(sink, {
       format: options.format,
+      transport: options.transport,
       maxBuffered: this.#o.maxBuffered,
       onDelivered: (s, message) => this.#o.store.advanceCursor(s.uid!, message.channel, message.id),
     });
@@ -195,17 +197,27 @@ export class Gateway {
       const after = command.since ?? (own ? ((await this.#o.store.cursor(uid, channel)) ?? 0) : undefined);
       plans.push({ channel, after, own });
     }
+    // Every message after this id reaches the new subscriptions live: a client that saw
+    // nothing yet can still resume from here.
+    const position = this.#o.store.position;
     for (const { channel, after, own } of plans) {
       session.subscribe(channel, own && !state.ackMode, after);
       this.#o.hub.subscribe(session, channel);
     }
     try {
+      const resumed = plans.filter((p) => p.after !== undefined && p.after > 0);
+      if (resumed.length > 0) {
+        const expiredUpTo = await this.#o.store.expiredUpTo();
+        for (const { channel, after } of resumed) {
+          if (after! < expiredUpTo) session.notice('expired', { channel, since: after, expiredUpTo });
+        }
+      }
       for (const { channel, after } of plans) if (after !== undefined) await this.#replay(session, channel, after);
     } catch (err) {
       for (const { channel } of plans) this.#drop(session, channel);
       throw err;
     }
-    reply(okReply(replyName(command), command.rid, { channels: targets }));
+    reply(okReply(replyName(command), command.rid, { channels: targets, position }));
   }
 
   async #replay(session: Session, channel: string, after: number): Promise<void> {

@@ -27,7 +27,7 @@ export function websocketRoute(gateway: Gateway, runtime: RuntimeAdapter, option
     let session: Session | undefined;
     return {
       onOpen(_event, ws) {
-        session = gateway.open(runtime.socketSink(ws), { format, ackMode });
+        session = gateway.open(runtime.socketSink(ws), { format, ackMode, transport: 'websocket' });
         const s = session;
         if (token) void gateway.authenticate(s, token, (reply) => s.send(reply));
       },

@@ -1,0 +1,76 @@
+/** An EventSource test client (the `eventsource` package, a WHATWG implementation) that keeps every event. */
+import { EventSource } from 'eventsource';
+
+export interface SseEvent {
+  type: string;
+  data: string;
+  id: string;
+}
+
+export interface SseClient {
+  source: EventSource;
+  events: SseEvent[];
+  /** The id from the `session` event, once it came. */
+  session(): Promise<string>;
+  /** Waits for the first event, not yet taken, that matches. */
+  next(match: (e: SseEvent) => boolean, timeoutMs?: number): Promise<SseEvent>;
+  /** Waits until `done()` holds (re-checked on every event). */
+  until(done: () => boolean, timeoutMs?: number): Promise<void>;
+  /** Messages (default `message` events) received so far, as data strings. */
+  messages(): string[];
+  close(): void;
+}
+
+const TYPES = ['message', 'session', 'expired', 'close'];
+
+/** Opens an EventSource; `headers` go on every (re)connect request. */
+export function openSse(url: string, headers: Record<string, string> = {}): SseClient {
+  const source = new EventSource(url, {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...headers } }),
+  });
+  const events: SseEvent[] = [];
+  const taken = new Set<number>();
+  const waiters = new Set<() => void>();
+  for (const type of TYPES) {
+    source.addEventListener(type, (e) => {
+      events.push({ type, data: e.data, id: e.lastEventId });
+      for (const w of [...waiters]) w();
+    });
+  }
+  const wait = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      waiters.add(done);
+    });
+  const until = async (done: () => boolean, timeoutMs = 10_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`SSE condition not met within ${timeoutMs} ms; events: ${JSON.stringify(events.slice(-5))}`);
+      await wait(left);
+    }
+  };
+  const next = async (match: (e: SseEvent) => boolean, timeoutMs = 10_000) => {
+    let found = -1;
+    await until(() => {
+      found = events.findIndex((e, i) => !taken.has(i) && match(e));
+      return found >= 0;
+    }, timeoutMs);
+    taken.add(found);
+    return events[found]!;
+  };
+  return {
+    source,
+    events,
+    next,
+    until,
+    session: async () => JSON.parse(events.find((e) => e.type === 'session')?.data ?? (await next((e) => e.type === 'session')).data).session,
+    messages: () => events.filter((e) => e.type === 'message').map((e) => e.data),
+    close: () => source.close(),
+  };
+}
