@@ -1,49 +1,76 @@
 // pgmesh browser client: a plain ES module, no build step.
 //
-//   import { connect } from '/mesh.js';
+//   import { connect } from '/mesh.js';            // or: import { connect } from 'pgmesh/client'
 //   const mesh = connect({ url: 'https://host', token: () => fetchToken(), channels: ['@user', 'room_101'] });
-//   mesh.addEventListener('message', (e) => console.log(e.detail.channel, e.detail.data));
+//   mesh.addEventListener('message', (e) => console.log(e.detail.channel, e.detail.id, e.detail.data));
 //   await mesh.publish('room_101', { text: 'hi' });
 //
-// It speaks the envelope format over WebSocket, re-authenticates and resubscribes
-// after every reconnect (jittered backoff), resumes each channel from the last id
-// it saw, and drops any message it has already delivered.
+// Transports: a WebSocket, or — where proxies or networks kill WebSockets — an
+// EventSource for the downlink and POSTs for the uplink. `transport: 'auto'`
+// (the default) tries the WebSocket and falls back to SSE when it cannot open.
+// After any drop it reconnects with jittered backoff, asks for a fresh token,
+// resubscribes from the last position it knows and drops duplicates by id.
 
-const BACKOFF_MIN_MS = 500;
+const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 15_000;
+// Consecutive WebSocket attempts that never opened before 'auto' switches to SSE.
+const WS_ATTEMPTS_BEFORE_FALLBACK = 2;
 
 /**
  * Opens a connection. Options: url (http(s) base of the pgmesh server; default this page's origin),
- * token (string or async function returning one), channels (names to subscribe, '@user' allowed).
+ * token (string or async function returning one), channels (names to subscribe, '@user' allowed),
+ * transport ('auto' | 'websocket' | 'sse').
  */
 export function connect(options = {}) {
   return new MeshClient(options);
 }
 
+/**
+ * Events: 'message' {channel, id, data, uid?}; 'state' {state: connecting|open|fallback|closed, transport};
+ * 'error' {error, reply?}; 'expired' {channel, since, expiredUpTo} (history was deleted before it could be replayed).
+ */
 export class MeshClient extends EventTarget {
-  #url;
+  #base;
   #token;
-  #channels = new Map(); // channel name as given -> last id delivered (or undefined)
-  #socket = null;
+  #mode;
+  // name as given -> { last, resume }: `last` is the id of the last message delivered on the
+  // channel (older ones are duplicates); every message after `resume` is yet to be seen, so a
+  // resubscribe asks for `since: resume`. A subscribe reply's `position` is the server's head
+  // when the subscription went live, so it moves `resume` too. 0: not subscribed yet.
+  #channels = new Map();
   #state = 'idle';
+  #transport = null;
+  #socket = null;
+  #source = null;
+  #session = null;
+  #currentToken = null;
+  #wsFailures = 0;
+  #useSse = false;
   #attempt = 0;
-  #pending = new Map(); // rid -> { resolve, reject }
+  #pending = new Map();
   #rid = 0;
   #closed = false;
   #timer = null;
   #uid = null;
 
-  constructor({ url = globalThis.location?.origin, token, channels = [] } = {}) {
+  constructor({ url = globalThis.location?.origin, token, channels = [], transport = 'auto' } = {}) {
     super();
-    this.#url = new URL(url);
+    this.#base = new URL(url);
     this.#token = token;
-    for (const channel of channels) this.#channels.set(channel, undefined);
-    this.#open();
+    this.#mode = transport;
+    this.#useSse = transport === 'sse';
+    for (const channel of channels) this.#channels.set(channel, { last: 0, resume: 0 });
+    void this.#open();
   }
 
-  /** connecting | open | closed */
+  /** connecting | open | fallback | closed */
   get state() {
     return this.#state;
+  }
+
+  /** 'websocket' or 'sse' while connected, else null. */
+  get transport() {
+    return this.#transport;
   }
 
   /** The authenticated user id, once open. */
@@ -51,20 +78,18 @@ export class MeshClient extends EventTarget {
     return this.#uid;
   }
 
-  /** The transport in use: 'websocket' while open. */
-  get transport() {
-    return this.#socket ? 'websocket' : null;
+  /** Subscribes to a channel (kept across reconnects); resolves with the reply once connected. */
+  async subscribe(channel) {
+    if (!this.#channels.has(channel)) this.#channels.set(channel, { last: 0, resume: 0 });
+    if (this.#state !== 'open') return null;
+    const reply = await this.#request({ op: 'subscribe', channel });
+    this.#confirm(channel, reply);
+    return reply;
   }
 
-  /** Subscribes to a channel (kept across reconnects). */
-  subscribe(channel) {
-    if (!this.#channels.has(channel)) this.#channels.set(channel, undefined);
-    return this.#state === 'open' ? this.#request({ op: 'subscribe', channel }) : Promise.resolve(null);
-  }
-
-  unsubscribe(channel) {
+  async unsubscribe(channel) {
     this.#channels.delete(channel);
-    return this.#state === 'open' ? this.#request({ op: 'unsubscribe', channel }) : Promise.resolve(null);
+    return this.#state === 'open' ? this.#request({ op: 'unsubscribe', channel }) : null;
   }
 
   /** Publishes data to a channel; resolves with the reply (its `id` is the stored message id). */
@@ -75,43 +100,120 @@ export class MeshClient extends EventTarget {
   close() {
     this.#closed = true;
     clearTimeout(this.#timer);
-    this.#socket?.close(1000, 'client closed');
+    this.#teardown();
     this.#setState('closed');
   }
 
   #setState(state) {
     if (this.#state === state) return;
     this.#state = state;
-    this.dispatchEvent(new CustomEvent('state', { detail: { state, transport: this.transport } }));
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, transport: this.#transport } }));
+  }
+
+  async #freshToken() {
+    this.#currentToken = typeof this.#token === 'function' ? await this.#token() : this.#token;
+    return this.#currentToken;
   }
 
   async #open() {
     if (this.#closed) return;
-    this.#setState('connecting');
-    const wsUrl = new URL('/v1/ws', this.#url);
-    wsUrl.protocol = this.#url.protocol === 'https:' ? 'wss:' : 'ws:';
+    if (this.#state !== 'fallback') this.#setState('connecting');
+    try {
+      if (this.#useSse) await this.#openSse();
+      else this.#openWebSocket();
+    } catch (err) {
+      this.#error(err);
+      this.#retry();
+    }
+  }
+
+  #openWebSocket() {
+    const wsUrl = new URL('/v1/ws', this.#base);
+    wsUrl.protocol = this.#base.protocol === 'https:' ? 'wss:' : 'ws:';
     wsUrl.searchParams.set('format', 'envelope');
     const socket = new WebSocket(wsUrl);
+    let opened = false;
     this.#socket = socket;
     socket.onmessage = (event) => this.#onFrame(event.data);
-    socket.onclose = (event) => this.#onClose(event);
+    socket.onclose = (event) => {
+      if (this.#socket !== socket) return;
+      this.#socket = null;
+      if (!opened && this.#mode === 'auto' && ++this.#wsFailures >= WS_ATTEMPTS_BEFORE_FALLBACK) {
+        this.#useSse = true;
+        this.#setState('fallback');
+        this.#attempt = 0;
+        void this.#open();
+        return;
+      }
+      this.#dropped({ code: event.code, reason: event.reason });
+    };
     socket.onopen = async () => {
+      opened = true;
+      this.#wsFailures = 0;
       try {
-        const token = typeof this.#token === 'function' ? await this.#token() : this.#token;
-        const auth = await this.#request({ op: 'auth', token });
+        const auth = await this.#request({ op: 'auth', token: await this.#freshToken() });
         if (!auth.success) throw Object.assign(new Error(auth.msg), { reply: auth });
         this.#uid = auth.uid;
-        for (const [channel, since] of this.#channels) {
-          const reply = await this.#request({ op: 'subscribe', channel, ...(since === undefined ? {} : { since }) });
-          if (!reply.success) this.#error(new Error(`subscribe ${channel}: ${reply.msg}`), reply);
-        }
-        this.#attempt = 0;
-        this.#setState('open');
+        await this.#resubscribe();
+        this.#live('websocket');
       } catch (err) {
         this.#error(err, err.reply);
-        socket.close(4000, 'auth failed');
+        socket.close(4000, 'could not authenticate');
       }
     };
+  }
+
+  async #openSse() {
+    const sseUrl = new URL('/v1/sse', this.#base);
+    sseUrl.searchParams.set('format', 'envelope');
+    sseUrl.searchParams.set('token', await this.#freshToken());
+    const source = new EventSource(sseUrl);
+    this.#source = source;
+    // Channels are subscribed over the uplink, like on the WebSocket: one reply per
+    // channel (a refused one does not sink the others) and the same resume positions.
+    source.addEventListener('session', async (e) => {
+      ({ session: this.#session, uid: this.#uid } = JSON.parse(e.data));
+      try {
+        await this.#resubscribe();
+        this.#live('sse');
+      } catch (err) {
+        this.#error(err);
+        if (this.#source === source) this.#dropped({ code: 0, reason: 'could not subscribe' });
+      }
+    });
+    source.addEventListener('message', (e) => this.#onFrame(e.data));
+    source.addEventListener('expired', (e) => this.dispatchEvent(new CustomEvent('expired', { detail: JSON.parse(e.data) })));
+    source.addEventListener('close', (e) => {
+      // The server ended the stream (e.g. the token expired): reconnect with a fresh token.
+      source.close();
+      if (this.#source === source) this.#dropped(JSON.parse(e.data));
+    });
+    // EventSource would reconnect by itself, but with a stale token and without the
+    // channels added since: close it and reconnect on our terms.
+    source.onerror = () => {
+      source.close();
+      if (this.#source === source) this.#dropped({ code: 0, reason: 'stream error' });
+    };
+  }
+
+  #live(transport) {
+    this.#transport = transport;
+    this.#attempt = 0;
+    this.#setState('open');
+  }
+
+  async #resubscribe() {
+    for (const [channel, entry] of this.#channels) {
+      const since = Math.max(entry.resume, entry.last);
+      const reply = await this.#request({ op: 'subscribe', channel, ...(since > 0 ? { since } : {}) });
+      if (reply.success) this.#confirm(channel, reply);
+      else this.#error(new Error(`subscribe ${channel}: ${reply.msg}`), reply);
+    }
+  }
+
+  #confirm(channel, reply) {
+    const entry = this.#channels.get(channel);
+    if (entry && reply?.success && typeof reply.position === 'number') entry.resume = Math.max(entry.resume, reply.position);
   }
 
   #onFrame(text) {
@@ -122,6 +224,7 @@ export class MeshClient extends EventTarget {
       return;
     }
     if (frame.event === 'message') return this.#onMessage(frame);
+    if (frame.event === 'expired') return this.dispatchEvent(new CustomEvent('expired', { detail: frame }));
     if (frame.rid !== undefined && this.#pending.has(frame.rid)) {
       const { resolve } = this.#pending.get(frame.rid);
       this.#pending.delete(frame.rid);
@@ -130,34 +233,67 @@ export class MeshClient extends EventTarget {
   }
 
   #onMessage(message) {
-    // Remember positions under the name the app subscribed with ('@user' or the real name).
-    for (const [name, last] of this.#channels) {
-      if (name !== message.channel && !(name === '@user' && message.channel === `user:${this.#uid}`)) continue;
-      if (last !== undefined && message.id <= last) return; // already delivered
-      this.#channels.set(name, message.id);
+    const entry = this.#entryFor(message.channel);
+    if (entry) {
+      if (message.id <= entry.last) return; // seen already
+      entry.last = message.id;
     }
     this.dispatchEvent(new CustomEvent('message', { detail: message }));
   }
 
-  #onClose(event) {
-    for (const { reject } of this.#pending.values()) reject(new Error('connection closed'));
-    this.#pending.clear();
-    this.#socket = null;
-    if (this.#closed) return;
-    this.#setState('connecting');
-    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.#attempt++);
-    this.#timer = setTimeout(() => this.#open(), delay / 2 + Math.random() * (delay / 2));
-    this.dispatchEvent(new CustomEvent('disconnect', { detail: { code: event.code, reason: event.reason } }));
+  #entryFor(channel) {
+    return this.#channels.get(channel) ?? (channel === `user:${this.#uid}` ? this.#channels.get('@user') : undefined);
   }
 
-  #request(frame) {
+  #dropped(detail) {
+    this.#teardown();
+    if (this.#closed) return;
+    this.dispatchEvent(new CustomEvent('disconnect', { detail }));
+    this.#retry();
+  }
+
+  #retry() {
+    if (this.#closed) return;
+    this.#setState(this.#useSse && this.#mode === 'auto' ? 'fallback' : 'connecting');
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.#attempt++);
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#open(), delay / 2 + Math.random() * (delay / 2));
+  }
+
+  #teardown() {
+    for (const { reject } of this.#pending.values()) reject(new Error('connection closed'));
+    this.#pending.clear();
+    this.#transport = null;
     const socket = this.#socket;
-    if (!socket || socket.readyState !== WebSocket.OPEN) return Promise.reject(new Error('not connected'));
+    this.#socket = null;
+    socket?.close(1000, 'client closed');
+    const source = this.#source;
+    this.#source = null;
+    source?.close();
+    this.#session = null;
+  }
+
+  async #request(frame) {
+    if (this.#source) return this.#post(frame);
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) throw new Error('not connected');
     const rid = ++this.#rid;
     return new Promise((resolve, reject) => {
       this.#pending.set(rid, { resolve, reject });
       socket.send(JSON.stringify({ ...frame, rid }));
     });
+  }
+
+  async #post(frame) {
+    if (!this.#session) throw new Error('not connected');
+    const res = await fetch(new URL(`/v1/sse/${this.#session}`, this.#base), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${this.#currentToken}` },
+      body: JSON.stringify(frame),
+    });
+    const body = await res.json();
+    if (res.status === 404) this.#dropped({ code: 404, reason: 'session gone' });
+    return body;
   }
 
   #error(err, reply) {

@@ -36,4 +36,10 @@ describe('pinned dependencies', () => {
     expect(pkg.scripts['start:bun']).toBe('bun src/main.ts');
     expect(deno.tasks.start).toBe('deno run -A src/main.ts');
   });
+
+  test('the browser client is importable as pgmesh/client', async () => {
+    const client = await import('pgmesh/client');
+    expect(typeof client.connect).toBe('function');
+    expect(typeof client.MeshClient).toBe('function');
+  });
 });

@@ -7,8 +7,8 @@
  * Each frame is built once per message and shared by every subscriber.
  */
 
-/** How a connection wants messages framed: connmix-compatible, the bundled client's envelope, or an SSE event. */
-export type DeliveryFormat = 'raw' | 'envelope' | 'sse';
+/** How a connection wants messages framed: connmix-compatible or the bundled client's envelope, as a WebSocket text frame or an SSE event. */
+export type DeliveryFormat = 'raw' | 'envelope' | 'sse' | 'sse-envelope';
 
 /** One stored message, as the store hands it over. */
 export interface MessageRecord {
@@ -25,6 +25,7 @@ export class Message implements MessageRecord {
   #raw: string | undefined;
   #envelope: string | undefined;
   #sse: string | undefined;
+  #sseEnvelope: string | undefined;
 
   constructor(
     readonly id: number,
@@ -41,8 +42,9 @@ export class Message implements MessageRecord {
   frame(format: DeliveryFormat): string {
     if (format === 'raw') return (this.#raw ??= this.#rawFrame());
     if (format === 'envelope') return (this.#envelope ??= this.#envelopeFrame());
-    // Over SSE the data is the connmix frame, with its id for Last-Event-ID.
-    return (this.#sse ??= `id: ${this.id}\n${sseData(this.frame('raw'))}\n`);
+    // Over SSE the data is the frame, with the id for Last-Event-ID.
+    if (format === 'sse') return (this.#sse ??= `id: ${this.id}\n${sseData(this.frame('raw'))}\n`);
+    return (this.#sseEnvelope ??= `id: ${this.id}\n${sseData(this.frame('envelope'))}\n`);
   }
 
   #rawFrame(): string {

@@ -88,7 +88,7 @@ export class Session {
 
   /** Sends a server event that is not a message (e.g. `expired`), framed for this transport. */
   notice(event: string, data: Record<string, unknown>): void {
-    this.send(this.format === 'sse' ? `event: ${event}\n${sseData(JSON.stringify(data))}\n` : JSON.stringify({ event, ...data }));
+    this.send(this.transport === 'sse' ? `event: ${event}\n${sseData(JSON.stringify(data))}\n` : JSON.stringify({ event, ...data }));
   }
 
   /** Starts a subscription. With `replayAfter`, live messages are held until finishReplay(). */

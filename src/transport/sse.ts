@@ -2,8 +2,8 @@
  * The EventSource transport: GET /v1/sse opens a stream (the downlink), POST
  * /v1/sse/<session> carries op frames (the uplink) and answers with their
  * replies. Same sessions, ops and replies as the WebSocket; only the framing
- * differs. Every message is `id: <id>` + `data: <d>`, so EventSource's
- * Last-Event-ID resumes exactly.
+ * differs. Every message is `id: <id>` + `data: <d>` (or, with
+ * `?format=envelope`, the envelope JSON), so Last-Event-ID resumes exactly.
  */
 import { Hono, type Context } from 'hono';
 import { getCookie } from 'hono/cookie';
@@ -92,7 +92,8 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
       },
       buffered: () => Math.max(0, HIGH_WATER - (controller.desiredSize ?? 0)),
     };
-    session = gateway.open(sink, { format: 'sse', ackMode: false, transport: 'sse' });
+    const format = c.req.query('format') === 'envelope' ? 'sse-envelope' : 'sse';
+    session = gateway.open(sink, { format, ackMode: false, transport: 'sse' });
     c.req.raw.signal?.addEventListener('abort', finish);
 
     try {
@@ -100,7 +101,7 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
       await gateway.run(session, { op: 'auth', token }, (r) => (reply = r));
       raiseIfFailed(reply);
       sessions.set(session.id, session);
-      write(`retry: ${options.retryMs}\nevent: session\ndata: ${JSON.stringify({ session: session.id })}\n\n`);
+      write(`retry: ${options.retryMs}\nevent: session\ndata: ${JSON.stringify({ session: session.id, uid: session.uid })}\n\n`);
       if (channels.length > 0) {
         reply = undefined;
         await gateway.run(session, { op: 'subscribe', channels, ...(since === undefined ? {} : { since }) }, (r) => (reply = r));

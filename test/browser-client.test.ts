@@ -1,0 +1,99 @@
+/**
+ * The bundled client (public/mesh.js) in headless Chromium, over WebSocket and
+ * forced to SSE: messages both ways, and a server restart that loses and
+ * duplicates nothing. Then the automatic fallback when WebSockets are refused.
+ */
+import { afterAll, describe, expect, test } from 'bun:test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { ARTIFACTS, launchBrowser } from './harness/browser.ts';
+import { startTestMesh } from './harness/mesh.ts';
+import { token } from './harness/tokens.ts';
+import { onChannel } from './harness/ws-client.ts';
+
+const browser = await launchBrowser();
+afterAll(() => browser.close());
+
+/** How many log lines of the page contain `text`. */
+const countInLog = (page: Page, text: string) =>
+  page.$$eval('#log li', (items, t) => items.filter((li) => li.textContent!.includes(t)).length, text);
+
+async function openDemo(url: string, uid: string, forceSse: boolean): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(url);
+  await page.fill('#uid', uid);
+  if (forceSse) await page.check('#force-sse');
+  await page.click('#connect');
+  await page.waitForSelector('#state[data-state="open"]', { timeout: 15_000 });
+  return page;
+}
+
+describe.each([
+  ['websocket', false],
+  ['sse', true],
+] as const)('the browser client over %s', (transport, forceSse) => {
+  test('chat both ways, API publishes, and a server restart without loss or duplicates', async () => {
+    const dir = mkdtempSync(join(tmpdir(), `pgmesh-browser-${transport}-`));
+    const env = { JWT_SECRET: '', MESH_DATA_DIR: dir };
+    const first = await startTestMesh(env, { stopAfterAll: false });
+    const page = await openDemo(first.url, 'alice', forceSse);
+    expect(await page.textContent('#state')).toBe(`open over ${transport}`);
+
+    await page.click('#join');
+    await page.waitForSelector('#log li:has-text("joined room_101")');
+    const bobToken = ((await (await fetch(`${first.url}/v1/dev/token?uid=bob`)).json()) as { token: string }).token;
+    const bob = await first.connect();
+    await bob.request({ op: 'auth', token: bobToken });
+    await bob.request({ op: 'subscribe', args: ['room_101'] });
+    await page.fill('#text', `hello over ${transport}`);
+    await page.click('#send');
+    expect(await bob.next(onChannel('room_101'))).toMatchObject({ data: `hello over ${transport}`, uid: 'alice' });
+    await bob.request({ op: 'sendtoroom', args: ['room_101', 'hi from bob'] });
+    await page.waitForSelector('#log li:has-text("hi from bob")');
+    await first.publish({ c: 'user:alice', d: 'before restart' });
+    await page.waitForSelector('#log li:has-text("before restart")');
+
+    // Restart on the same port and data folder; publish before the page is back.
+    await first.stop();
+    await page.waitForSelector('#state:not([data-state="open"])');
+    const second = await startTestMesh({ ...env, PORT: String(first.port) });
+    await second.publish([{ c: 'user:alice', d: 'to alice while reconnecting' }, { c: 'room_101', d: 'to the room while reconnecting' }]);
+    await page.waitForSelector('#state[data-state="open"]', { timeout: 20_000 });
+    await second.publish({ c: 'user:alice', d: 'after restart' });
+    await page.waitForSelector('#log li:has-text("after restart")');
+
+    for (const text of ['before restart', 'to alice while reconnecting', 'to the room while reconnecting', 'after restart', 'hi from bob']) {
+      expect(`${text}: ${await countInLog(page, text)}`).toBe(`${text}: 1`);
+    }
+    await page.screenshot({ path: join(ARTIFACTS, `client-${transport}.png`), fullPage: true });
+  }, 60_000);
+});
+
+describe('automatic fallback', () => {
+  test('with WebSocket upgrades refused, the client falls back to SSE and works', async () => {
+    const mesh = await startTestMesh({ JWT_SECRET: '', MESH_DISABLE_WS: 'true' });
+    const page = await browser.newPage();
+    await page.goto(mesh.url);
+    await page.evaluate(() => {
+      (window as unknown as { states: string[] }).states = [];
+      new MutationObserver(() => (window as unknown as { states: string[] }).states.push(document.getElementById('state')!.dataset.state!)).observe(
+        document.getElementById('state')!,
+        { attributes: true },
+      );
+    });
+    await page.fill('#uid', 'carol');
+    await page.click('#connect');
+    await page.waitForSelector('#state[data-state="open"]', { timeout: 15_000 });
+    expect(await page.textContent('#state')).toBe('open over sse');
+    expect(await page.evaluate(() => (window as unknown as { states: string[] }).states)).toContain('fallback');
+    await mesh.publish({ c: 'user:carol', d: 'reached you anyway' });
+    await page.waitForSelector('#log li:has-text("reached you anyway")');
+    await page.click('#join');
+    await page.waitForSelector('#log li:has-text("joined room_101")');
+    await page.click('#send');
+    await page.waitForSelector('#log li:has-text("carol:") >> text=hello,world!');
+    await page.screenshot({ path: join(ARTIFACTS, 'client-fallback.png'), fullPage: true });
+  }, 60_000);
+});
