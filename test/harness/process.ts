@@ -4,12 +4,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { TEST_SECRET } from './tokens.ts';
 
 export type RuntimeName = 'node' | 'bun' | 'deno';
 export const RUNTIMES: RuntimeName[] = ['node', 'bun', 'deno'];
 
-const ROOT = join(import.meta.dir, '..', '..');
+// Portable (node runs this too, for the benchmarks): no Bun-only import.meta.dir.
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'node_modules', '.bin');
 
 /** The command line that runs src/main.ts on a runtime. */
