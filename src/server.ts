@@ -37,6 +37,7 @@ export async function startMesh(config: Config, options: { runtime?: RuntimeAdap
     retentionMs: config.MESH_RETENTION,
     instanceId: instance,
     heartbeatMs: config.MESH_HEARTBEAT,
+    groupCommit: config.MESH_GROUP_COMMIT,
     onError: (err) => log.error('store:', err),
   });
   await store.start();
@@ -67,6 +68,7 @@ export async function startMesh(config: Config, options: { runtime?: RuntimeAdap
     maxFrame: config.MESH_MAX_FRAME,
     maxBuffered: config.MESH_MAX_BUFFERED,
   });
+  if (server.broadcast) hub.useBroadcast(server.broadcast);
   if (!config.MESH_API_KEY) log.warn('MESH_API_KEY is not set: the server API answers loopback callers only');
   log.info(`store: ${store.kind}${store.kind === 'pglite' ? ` in ${config.MESH_DATA_DIR}` : ''}; runtime: ${runtime.name}`);
 

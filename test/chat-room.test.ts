@@ -115,4 +115,23 @@ describe('chat room (connmix dialect)', () => {
     expect(got.map((m) => m.data)).toEqual(Array.from({ length: 50 }, (_, i) => `m${i}`));
     expect(got.map((m) => m.id)).toEqual([...got.map((m) => m.id)].sort((x, y) => x - y));
   });
+
+  test('raw and envelope subscribers of one room each get their own framing (one native topic per format on Bun)', async () => {
+    const raw = await mesh.login('sam');
+    const env = await mesh.login('tess', {}, 'format=envelope');
+    const resumed = await mesh.login('uma');
+    await raw.request({ op: 'subscribe', args: ['room_formats'] });
+    await env.request({ op: 'subscribe', args: ['room_formats'] });
+    const first = await raw.request({ op: 'sendtoroom', args: ['room_formats', 'one'] });
+    // A third subscriber resuming from before the first message replays it, then goes live.
+    await resumed.request({ op: 'subscribe', args: ['room_formats'], since: (first.id as number) - 1 });
+    await raw.request({ op: 'sendtoroom', args: ['room_formats', 'two'] });
+    for (const client of [raw, resumed]) {
+      expect(await client.next(onChannel('room_formats'))).toMatchObject({ event: 'subscribe', data: 'one' });
+      expect(await client.next(onChannel('room_formats'))).toMatchObject({ event: 'subscribe', data: 'two' });
+    }
+    expect(await env.next(onChannel('room_formats'))).toMatchObject({ event: 'message', data: 'one', uid: 'sam' });
+    expect(await env.next(onChannel('room_formats'))).toMatchObject({ event: 'message', data: 'two', uid: 'sam' });
+    expect(mesh.hub.subscriberCount('room_formats')).toBe(3);
+  });
 });

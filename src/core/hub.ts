@@ -2,15 +2,31 @@
  * The local registry: which sessions of this instance listen on which channel,
  * and which sessions belong to which user. Fans each message out to the local
  * subscribers of its channel; the store's feed calls it in id order.
+ *
+ * Where the runtime fans out natively (Bun), live subscriptions that need no
+ * per-delivery work move to its topics: one publish per message and format,
+ * however many sockets listen. The rest (SSE, replays in progress, cursor-tracked
+ * personal channels, other runtimes) are written one by one.
  */
-import type { Message } from './message.ts';
+import type { DeliveryFormat, Message } from './message.ts';
 import type { Session } from './session.ts';
+
+/** Publishes a frame to every socket subscribed to a native topic. */
+export type Broadcast = (topic: string, frame: string) => void;
 
 /** Channel -> sessions and user -> sessions, for this instance only. */
 export class Hub {
   readonly #channels = new Map<string, Set<Session>>();
   readonly #users = new Map<string, Set<Session>>();
   readonly #sessions = new Set<Session>();
+  /** channel -> format -> how many sessions get it through the native topic. */
+  readonly #native = new Map<string, Map<DeliveryFormat, number>>();
+  #broadcast: Broadcast | undefined;
+
+  /** Enables native fan-out (once the server that owns the sockets is running). */
+  useBroadcast(broadcast: Broadcast): void {
+    this.#broadcast = broadcast;
+  }
 
   /** Registers a connected session. */
   attach(session: Session): void {
@@ -26,17 +42,40 @@ export class Hub {
     remove(this.#users, uid, session);
   }
 
-  subscribe(session: Session, channel: string): void {
+  /** Subscribes a session (see Session.subscribe) and starts delivering to it. */
+  subscribe(session: Session, channel: string, tracked: boolean, replayAfter?: number): void {
+    session.subscribe(channel, tracked, replayAfter);
     add(this.#channels, channel, session);
   }
 
-  unsubscribe(session: Session, channel: string): void {
+  /** Moves a live subscription to the runtime's native fan-out when it can go there. */
+  goLive(session: Session, channel: string): void {
+    if (this.#broadcast === undefined || !session.goNative(channel)) return;
     remove(this.#channels, channel, session);
+    this.#count(channel, session.format, +1);
+  }
+
+  unsubscribe(session: Session, channel: string): void {
+    if (session.isNative(channel)) this.#count(channel, session.format, -1);
+    else remove(this.#channels, channel, session);
+    session.unsubscribe(channel);
+  }
+
+  #count(channel: string, format: DeliveryFormat, delta: number): void {
+    let formats = this.#native.get(channel);
+    if (formats === undefined) this.#native.set(channel, (formats = new Map()));
+    const n = (formats.get(format) ?? 0) + delta;
+    if (n > 0) formats.set(format, n);
+    else formats.delete(format);
+    if (formats.size === 0) this.#native.delete(channel);
   }
 
   /** Forgets a session entirely: its channels, its user, itself. */
   detach(session: Session): void {
-    for (const channel of session.channels()) remove(this.#channels, channel, session);
+    for (const channel of session.channels()) {
+      if (session.isNative(channel)) this.#count(channel, session.format, -1);
+      else remove(this.#channels, channel, session);
+    }
     if (session.uid !== undefined) remove(this.#users, session.uid, session);
     this.#sessions.delete(session);
   }
@@ -45,8 +84,9 @@ export class Hub {
   deliver(batch: readonly Message[]): void {
     for (const message of batch) {
       const subscribers = this.#channels.get(message.channel);
-      if (subscribers === undefined) continue;
-      for (const session of subscribers) session.deliver(message);
+      if (subscribers !== undefined) for (const session of subscribers) session.deliver(message);
+      const native = this.#native.get(message.channel);
+      if (native !== undefined) for (const format of native.keys()) this.#broadcast!(`${format}:${message.channel}`, message.frame(format));
     }
   }
 
@@ -57,12 +97,16 @@ export class Hub {
 
   /** Number of local subscribers of a channel. */
   subscriberCount(channel: string): number {
-    return this.#channels.get(channel)?.size ?? 0;
+    let n = this.#channels.get(channel)?.size ?? 0;
+    for (const count of this.#native.get(channel)?.values() ?? []) n += count;
+    return n;
   }
 
   /** Channels with at least one local subscriber. */
   channelCount(): number {
-    return this.#channels.size;
+    let n = this.#channels.size;
+    for (const channel of this.#native.keys()) if (!this.#channels.has(channel)) n++;
+    return n;
   }
 
   /** Users with at least one session on this instance. */

@@ -15,6 +15,11 @@ export interface SessionSink {
   close(code: number, reason: string): void;
   /** Bytes accepted by send() but not yet written to the peer. */
   buffered(): number;
+  /** Where the runtime fans out natively (Bun's topics): the hub then publishes once per message, not once per socket. */
+  topics?: {
+    subscribe(topic: string): void;
+    unsubscribe(topic: string): void;
+  };
 }
 
 /** Close codes pgmesh uses (4000-4999: application closes survive every runtime). */
@@ -34,6 +39,8 @@ interface Subscription {
   held: Message[] | null;
   /** Whether deliveries move the user's server-side cursor for this channel. */
   tracked: boolean;
+  /** Delivered by the runtime's native topic publish, not by deliver(). */
+  native: boolean;
 }
 
 export interface SessionOptions {
@@ -93,7 +100,29 @@ export class Session {
 
   /** Starts a subscription. With `replayAfter`, live messages are held until finishReplay(). */
   subscribe(channel: string, tracked: boolean, replayAfter?: number): void {
-    this.#subs.set(channel, { lastId: replayAfter ?? 0, held: replayAfter === undefined ? null : [], tracked });
+    this.#subs.set(channel, { lastId: replayAfter ?? 0, held: replayAfter === undefined ? null : [], tracked, native: false });
+  }
+
+  /** The native topic of a channel for this session's format. */
+  topic(channel: string): string {
+    return `${this.format}:${channel}`;
+  }
+
+  /**
+   * Hands a live subscription over to the runtime's native fan-out, where it can go:
+   * the transport has topics, nothing is held back, and no cursor needs each delivery.
+   */
+  goNative(channel: string): boolean {
+    const sub = this.#subs.get(channel);
+    const topics = this.#sink.topics;
+    if (!sub || !topics || sub.held !== null || sub.tracked || sub.native || this.closed) return false;
+    topics.subscribe(this.topic(channel));
+    sub.native = true;
+    return true;
+  }
+
+  isNative(channel: string): boolean {
+    return this.#subs.get(channel)?.native === true;
   }
 
   /** Writes replayed history, then the live messages held meanwhile, and goes live. */
@@ -114,6 +143,8 @@ export class Session {
   }
 
   unsubscribe(channel: string): boolean {
+    const sub = this.#subs.get(channel);
+    if (sub?.native && !this.closed) this.#sink.topics?.unsubscribe(this.topic(channel));
     return this.#subs.delete(channel);
   }
 

@@ -21,6 +21,8 @@ export interface RunningServer {
   port: number;
   /** Stops accepting and closes the listener. */
   stop(): Promise<void>;
+  /** Native fan-out to this server's sockets subscribed to a topic (SessionSink.topics), where the runtime has one. */
+  broadcast?: (topic: string, frame: string) => void;
 }
 
 export interface RuntimeAdapter {

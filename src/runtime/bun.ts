@@ -13,8 +13,13 @@ export const runtime: RuntimeAdapter = {
       send: (frame) => void raw.send(frame),
       close: (code, reason) => raw.close(code, reason),
       buffered: () => raw.getBufferedAmount(),
+      topics: {
+        subscribe: (topic) => raw.subscribe(topic),
+        unsubscribe: (topic) => raw.unsubscribe(topic),
+      },
     };
   },
+
   remoteAddress: (c) => getConnInfo(c).remote.address,
   keepOpen: (c) => {
     getBunServer<{ timeout(req: Request, seconds: number): void }>(c)?.timeout(c.req.raw, 0);
@@ -34,7 +39,12 @@ export const runtime: RuntimeAdapter = {
         sendPings: true,
       },
     });
-    return { port: server.port!, stop: () => server.stop(true) };
+    return {
+      port: server.port!,
+      stop: () => server.stop(true),
+      // Bun's topic publish frames and writes in native code, once per message.
+      broadcast: (topic, frame) => void server.publish(topic, frame),
+    };
   },
   onShutdownSignal(handler) {
     let fired = false;

@@ -9,6 +9,7 @@ export interface StoreSettings {
   /** application_name prefix on Postgres. */
   instanceId: string;
   heartbeatMs: number;
+  groupCommit: boolean;
   onError?: (err: unknown) => void;
 }
 
@@ -20,5 +21,5 @@ export async function openStore(settings: StoreSettings): Promise<Store> {
         heartbeatMs: settings.heartbeatMs,
       })
     : await (await import('./pglite.ts')).openPglite(settings.dataDir);
-  return new SqlStore(driver, { retentionMs: settings.retentionMs, onError: settings.onError });
+  return new SqlStore(driver, { retentionMs: settings.retentionMs, groupCommit: settings.groupCommit, onError: settings.onError });
 }

@@ -200,10 +200,7 @@ export class Gateway {
     // Every message after this id reaches the new subscriptions live: a client that saw
     // nothing yet can still resume from here.
     const position = this.#o.store.position;
-    for (const { channel, after, own } of plans) {
-      session.subscribe(channel, own && !state.ackMode, after);
-      this.#o.hub.subscribe(session, channel);
-    }
+    for (const { channel, after, own } of plans) this.#o.hub.subscribe(session, channel, own && !state.ackMode, after);
     try {
       const resumed = plans.filter((p) => p.after !== undefined && p.after > 0);
       if (resumed.length > 0) {
@@ -213,6 +210,7 @@ export class Gateway {
         }
       }
       for (const { channel, after } of plans) if (after !== undefined) await this.#replay(session, channel, after);
+      for (const { channel } of plans) this.#o.hub.goLive(session, channel);
     } catch (err) {
       for (const { channel } of plans) this.#drop(session, channel);
       throw err;
@@ -237,7 +235,6 @@ export class Gateway {
   }
 
   #drop(session: Session, channel: string): void {
-    session.unsubscribe(channel);
     this.#o.hub.unsubscribe(session, channel);
   }
 

@@ -1,0 +1,133 @@
+/**
+ * A load-generator process holding many WebSocket subscribers (Node + `ws`, which
+ * can bind several loopback source addresses). It speaks each system's protocol,
+ * checks every connection gets every message once and in order (payloads carry a
+ * sequence number), samples publish-to-deliver latency, and reports as JSON lines
+ * on stdout: {"ready":n} once connected, then {"report":...} every 100 ms.
+ *
+ * Config comes as JSON in the SUBSCRIBERS env variable (see SubscriberConfig).
+ */
+import WebSocket from 'ws';
+
+export interface SubscriberConfig {
+  /** ws:// URL to connect to (path and query included). */
+  url: string;
+  protocol: 'pgmesh' | 'socketio' | 'ceiling';
+  count: number;
+  channel: string;
+  /** Loopback source addresses to spread connections over (ephemeral ports run out near 28k per address). */
+  localAddresses: string[];
+  /** Keep one latency sample per this many deliveries. */
+  sampleEvery: number;
+  /** Connections opened at once. */
+  concurrency: number;
+}
+
+export interface SubscriberReport {
+  ready: number;
+  /** Fewest messages any connection of this process got so far. */
+  min: number;
+  total: number;
+  /** Deliveries out of sequence: gaps, duplicates or reordering. */
+  errors: number;
+  /** Latency samples (ms) since the last report. */
+  samples: number[];
+  cpuMs: number;
+  closed: number;
+}
+
+const config = JSON.parse(process.env.SUBSCRIBERS!) as SubscriberConfig;
+const now = () => performance.timeOrigin + performance.now();
+
+interface Conn {
+  received: number;
+  lastSeq: number;
+}
+const conns: Conn[] = [];
+let ready = 0;
+let errors = 0;
+let closed = 0;
+let samples: number[] = [];
+let sinceSample = 0;
+
+function onPayload(conn: Conn, payload: string): void {
+  const bar = payload.indexOf('|');
+  const seq = Number(payload.slice(0, bar));
+  const sent = Number(payload.slice(bar + 1, payload.indexOf('|', bar + 1)));
+  if (seq !== conn.lastSeq + 1) errors++;
+  conn.lastSeq = seq;
+  conn.received++;
+  if (++sinceSample >= config.sampleEvery) {
+    sinceSample = 0;
+    samples.push(now() - sent);
+  }
+}
+
+function open(i: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const conn: Conn = { received: 0, lastSeq: -1 };
+    const ws = new WebSocket(config.url, { localAddress: config.localAddresses[i % config.localAddresses.length], perMessageDeflate: false });
+    let isReady = false;
+    const markReady = () => {
+      if (isReady) return;
+      isReady = true;
+      conns.push(conn);
+      ready++;
+      resolve();
+    };
+    ws.on('error', reject);
+    ws.on('close', () => {
+      closed++;
+      if (!isReady) reject(new Error('closed before ready'));
+    });
+    ws.on('open', () => {
+      if (config.protocol === 'pgmesh') ws.send(JSON.stringify({ op: 'subscribe', channel: config.channel }));
+      if (config.protocol === 'ceiling') markReady();
+    });
+    ws.on('message', (data) => {
+      const text = data.toString();
+      if (config.protocol === 'pgmesh') {
+        if (!isReady) {
+          if (text.startsWith('{"op":"subscribe"')) markReady();
+          return;
+        }
+        if (text.charCodeAt(0) !== 123) return onPayload(conn, text); // '{' is a reply or event, never a payload
+        return;
+      }
+      if (config.protocol === 'socketio') {
+        if (text.startsWith('42')) return onPayload(conn, (JSON.parse(text.slice(2)) as [string, string])[1]);
+        if (text === '2') return ws.send('3'); // engine.io ping
+        if (text.startsWith('0')) return ws.send('40'); // engine.io open -> socket.io connect
+        if (text.startsWith('40')) return markReady();
+        return;
+      }
+      onPayload(conn, text);
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < config.count) await open(next++);
+  };
+  await Promise.all(Array.from({ length: config.concurrency }, lane));
+  process.stdout.write(`${JSON.stringify({ ready })}\n`);
+  setInterval(() => {
+    let min = Infinity;
+    let total = 0;
+    for (const c of conns) {
+      if (c.received < min) min = c.received;
+      total += c.received;
+    }
+    const cpu = process.cpuUsage();
+    const report: SubscriberReport = { ready, min: conns.length ? min : 0, total, errors, samples, cpuMs: (cpu.user + cpu.system) / 1000, closed };
+    samples = [];
+    process.stdout.write(`${JSON.stringify({ report })}\n`);
+  }, 100);
+}
+
+main().catch((err) => {
+  process.stderr.write(`subscribers: ${(err as Error).message}\n`);
+  process.exit(1);
+});

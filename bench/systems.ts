@@ -1,0 +1,122 @@
+/**
+ * The systems under test, each started as its own process on the same machine and
+ * the same Postgres: pgmesh on bun, node and deno; the Socket.IO peer; the bare
+ * Bun ceiling. Each knows how its clients connect and where publishes go.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import { ROOT, startProcess, type RuntimeName } from '../test/harness/process.ts';
+import { TEST_SECRET } from '../test/harness/tokens.ts';
+import type { SubscriberConfig } from './clients/subscribers.ts';
+
+export type SystemName = 'pgmesh-bun' | 'pgmesh-node' | 'pgmesh-deno' | 'socketio' | 'bun-ceiling';
+
+export interface RunningSystem {
+  name: SystemName;
+  pid: number;
+  httpUrl: string;
+  /** Where a publish body ({"c","d"} or an array) is POSTed. */
+  publishUrl: string;
+  protocol: SubscriberConfig['protocol'];
+  /** The WebSocket URL a subscriber of `channel` connects to. */
+  wsUrl(channel: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const BIN = join(ROOT, 'node_modules', '.bin');
+
+let benchToken: Promise<string> | undefined;
+/** One long-lived token for every bench subscriber. */
+export function token(): Promise<string> {
+  benchToken ??= new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setExpirationTime('1d').sign(new TextEncoder().encode(TEST_SECRET));
+  return benchToken;
+}
+
+/** Starts pgmesh on a runtime against `databaseUrl`. */
+export async function startPgmesh(runtime: RuntimeName, databaseUrl: string, env: Record<string, string> = {}): Promise<RunningSystem> {
+  const proc = await startProcess(runtime, { DATABASE_URL: databaseUrl, MESH_LOG: 'warn', MESH_MAX_BUFFERED: '64m', ...env });
+  const ws = proc.url.replace('http', 'ws');
+  return {
+    name: `pgmesh-${runtime}`,
+    pid: proc.child.pid!,
+    httpUrl: proc.url,
+    publishUrl: `${proc.url}/v1/mesh/publish`,
+    protocol: 'pgmesh',
+    wsUrl: async () => `${ws}/v1/ws?token=${await token()}`,
+    stop: async () => void (await proc.stop()),
+  };
+}
+
+/** Starts a peer process that prints "listening on http://…". */
+function startPeer(name: SystemName, cmd: string[], env: Record<string, string>): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const child = spawn(cmd[0]!, cmd.slice(1), { cwd: ROOT, env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${err}`)), 60_000);
+    void exited.then(() => reject(new Error(`${name} exited: ${err}`)));
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const match = /listening on (http:\/\/\S+)/.exec(out);
+      if (!match) return;
+      clearTimeout(timer);
+      resolve({
+        url: match[1]!,
+        pid: child.pid!,
+        stop: async () => {
+          if (child.exitCode === null) child.kill('SIGTERM');
+          await exited;
+        },
+      });
+    });
+  });
+}
+
+/** Socket.IO 4 + @socket.io/postgres-adapter on Node. */
+export async function startSocketIo(databaseUrl: string): Promise<RunningSystem> {
+  const peer = await startPeer('socketio', ['node', '--import', 'tsx', join(ROOT, 'bench', 'peers', 'socketio.ts')], { DATABASE_URL: databaseUrl });
+  const ws = peer.url.replace('http', 'ws');
+  return {
+    name: 'socketio',
+    pid: peer.pid,
+    httpUrl: peer.url,
+    publishUrl: `${peer.url}/publish`,
+    protocol: 'socketio',
+    wsUrl: async (channel) => `${ws}/socket.io/?EIO=4&transport=websocket&room=${encodeURIComponent(channel)}`,
+    stop: peer.stop,
+  };
+}
+
+/** A bare Bun.serve pub/sub. */
+export async function startBunCeiling(): Promise<RunningSystem> {
+  const peer = await startPeer('bun-ceiling', [join(BIN, 'bun'), join(ROOT, 'bench', 'peers', 'bun-ceiling.ts')], {});
+  const ws = peer.url.replace('http', 'ws');
+  return {
+    name: 'bun-ceiling',
+    pid: peer.pid,
+    httpUrl: peer.url,
+    publishUrl: `${peer.url}/publish`,
+    protocol: 'ceiling',
+    wsUrl: async (channel) => `${ws}/?room=${encodeURIComponent(channel)}`,
+    stop: peer.stop,
+  };
+}
+
+/** Starts a system by name. */
+export function startSystem(name: SystemName, databaseUrl: string, env: Record<string, string> = {}): Promise<RunningSystem> {
+  switch (name) {
+    case 'pgmesh-bun':
+      return startPgmesh('bun', databaseUrl, env);
+    case 'pgmesh-node':
+      return startPgmesh('node', databaseUrl, env);
+    case 'pgmesh-deno':
+      return startPgmesh('deno', databaseUrl, env);
+    case 'socketio':
+      return startSocketIo(databaseUrl);
+    case 'bun-ceiling':
+      return startBunCeiling();
+  }
+}
