@@ -7,12 +7,14 @@
  *
  * Config comes as JSON in the SUBSCRIBERS env variable (see SubscriberConfig).
  */
+import { request } from 'node:http';
 import WebSocket from 'ws';
 
 export interface SubscriberConfig {
   /** ws:// URL to connect to (path and query included). */
   url: string;
-  protocol: 'pgmesh' | 'socketio' | 'ceiling';
+  /** pgmesh-sse: an EventSource-style GET of /v1/sse (idle connections only). */
+  protocol: 'pgmesh' | 'socketio' | 'ceiling' | 'pgmesh-sse';
   count: number;
   channel: string;
   /** Loopback source addresses to spread connections over (ephemeral ports run out near 28k per address). */
@@ -63,7 +65,24 @@ function onPayload(conn: Conn, payload: string): void {
   }
 }
 
+function openSse(i: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(config.url, { localAddress: config.localAddresses[i % config.localAddresses.length], agent: false }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`SSE answered ${res.statusCode}`));
+      res.once('data', () => {
+        conns.push({ received: 0, lastSeq: -1 });
+        ready++;
+        resolve();
+      });
+      res.on('close', () => closed++);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 function open(i: number): Promise<void> {
+  if (config.protocol === 'pgmesh-sse') return openSse(i);
   return new Promise((resolve, reject) => {
     const conn: Conn = { received: 0, lastSeq: -1 };
     const ws = new WebSocket(config.url, { localAddress: config.localAddresses[i % config.localAddresses.length], perMessageDeflate: false });

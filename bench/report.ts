@@ -1,0 +1,99 @@
+/** Turns benchmark results into a printed table, a JSON file and an SVG chart. */
+import type { CrossResult } from './scenarios/cross.ts';
+import type { DurableResult } from './scenarios/durable.ts';
+import type { FanoutResult } from './scenarios/fanout.ts';
+import type { IdleResult } from './scenarios/idle.ts';
+
+export interface Results {
+  date: string;
+  mode: 'quick' | 'full';
+  runs: number;
+  machine: { cpus: number; node: string };
+  fanout: FanoutResult[];
+  cross: CrossResult[];
+  durable: DurableResult[];
+  idle: IdleResult[];
+}
+
+const n = (x: number, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-');
+
+function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
+}
+
+/** The results as Markdown tables (printed, and pasted into the README). */
+export function formatTables(r: Results): string {
+  const parts: string[] = [];
+  if (r.fanout.length)
+    parts.push(
+      '### Fan-out (1 channel, 100-byte messages, one instance)\n\n' +
+        table(
+          ['system', 'subscribers', 'deliveries/s', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'out of order', 'server cores', 'client cores'],
+          r.fanout.map((f) => [f.system, f.subscribers, n(f.deliveriesPerSec), n(f.p50, 1), n(f.p99, 1), n(f.max, 1), f.lost, f.errors, n(f.serverCores, 2), n(f.clientCores, 2)]),
+        ),
+    );
+  if (r.cross.length)
+    parts.push(
+      '### Cross-instance (3 instances on one Postgres, publishes through the first)\n\n' +
+        table(
+          ['system', 'rate msg/s', 'achieved', 'subscribers', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'out of order'],
+          r.cross.map((c) => [c.system, c.rate, n(c.achievedRate), c.subscribers, n(c.p50, 1), n(c.p99, 1), n(c.max, 1), c.lost, c.errors]),
+        ),
+    );
+  if (r.durable.length)
+    parts.push(
+      '### Durable publish (/v1/mesh/publish, acknowledged = committed)\n\n' +
+        table(
+          ['system', 'requests', 'group commit', 'messages/s', 'p50 ms', 'p99 ms', 'lost', 'failed', 'server cores'],
+          r.durable.map((d) => [d.system, d.mode === 'single' ? '1 msg, 64 in flight' : '100 msgs, 16 in flight', d.groupCommit ? 'on' : 'off', n(d.messagesPerSec), n(d.p50, 1), n(d.p99, 1), d.lost, d.failed, n(d.serverCores, 2)]),
+        ),
+    );
+  if (r.idle.length)
+    parts.push(
+      '### Idle connections\n\n' +
+        table(
+          ['system', 'transport', 'connections', 'bytes/connection', 'idle cores', 'dropped'],
+          r.idle.map((i) => [i.system, i.transport, i.connections, n(i.bytesPerConnection), n(i.idleCores, 3), i.dropped]),
+        ),
+    );
+  return parts.join('\n\n');
+}
+
+/** A bar chart per scenario, as one SVG. */
+export function chart(r: Results): string {
+  const panels: { title: string; bars: { label: string; value: number }[]; unit: string }[] = [];
+  const biggest = Math.max(0, ...r.fanout.map((f) => f.subscribers));
+  panels.push({
+    title: `Fan-out deliveries/s (${biggest.toLocaleString('en-US')} subscribers)`,
+    unit: '/s',
+    bars: r.fanout.filter((f) => f.subscribers === biggest).map((f) => ({ label: f.system, value: f.deliveriesPerSec })),
+  });
+  panels.push({
+    title: 'Durable publish messages/s',
+    unit: '/s',
+    bars: r.durable.map((d) => ({ label: `${d.system} ${d.mode}${d.groupCommit ? '' : ' (no group commit)'}`, value: d.messagesPerSec })),
+  });
+  panels.push({ title: 'Idle memory, bytes per connection', unit: 'B', bars: r.idle.map((i) => ({ label: `${i.system} ${i.transport}`, value: i.bytesPerConnection })) });
+  const width = 900;
+  const barH = 22;
+  let y = 40;
+  const out: string[] = [`<text x="20" y="24" font-size="16" font-weight="bold">pgmesh benchmark ${r.date} (${r.mode}, median of ${r.runs})</text>`];
+  for (const panel of panels.filter((p) => p.bars.length > 0)) {
+    out.push(`<text x="20" y="${y + 16}" font-size="14" font-weight="bold">${panel.title}</text>`);
+    y += 26;
+    const max = Math.max(...panel.bars.map((b) => b.value), 1);
+    for (const bar of panel.bars) {
+      const w = Math.max(1, ((width - 420) * Math.max(0, bar.value)) / max);
+      const fill = bar.label.startsWith('pgmesh') ? '#2a9d8f' : bar.label.startsWith('bun-ceiling') ? '#9aa5b1' : '#e76f51';
+      out.push(`<text x="20" y="${y + 15}" font-size="12">${bar.label}</text>`);
+      out.push(`<rect x="280" y="${y + 3}" width="${w.toFixed(1)}" height="${barH - 6}" fill="${fill}"/>`);
+      out.push(`<text x="${(285 + w).toFixed(1)}" y="${y + 15}" font-size="12">${Math.round(bar.value).toLocaleString('en-US')}${panel.unit}</text>`);
+      y += barH;
+    }
+    y += 14;
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}" font-family="sans-serif"><rect width="100%" height="100%" fill="#fff"/>${out.join('')}</svg>\n`;
+}

@@ -1,0 +1,224 @@
+/**
+ * The benchmark suite: `npm run bench` (full: ~20 min) or `npm run bench -- --quick`
+ * (~2-3 min). Runs every scenario against pgmesh and the peer on one machine, one
+ * Postgres, taking turns, and prints tables; writes bench/results/<date>.json and
+ * .svg. With --check it exits 1 when pgmesh lost or reordered a message, or fell
+ * below the peer measured in the same run.
+ *
+ *   --quick        small sizes, one run each
+ *   --check        fail on loss/duplicates, or pgmesh below the peer
+ *   --runs N       rounds to take the median of (default 3, quick 1)
+ *   --only a,b     scenarios: fanout, cross, durable, idle
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { freshDatabase, postgresServer } from '../test/harness/postgres.ts';
+import { ROOT } from '../test/harness/process.ts';
+import { chart, formatTables, type Results } from './report.ts';
+import { cross, type CrossResult } from './scenarios/cross.ts';
+import { durable, type DurableResult } from './scenarios/durable.ts';
+import { fanout, type FanoutResult } from './scenarios/fanout.ts';
+import { idle, type IdleResult } from './scenarios/idle.ts';
+import { startPgmesh, startSystem, type RunningSystem, type SystemName } from './systems.ts';
+import type { RuntimeName } from '../test/harness/process.ts';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const check = args.includes('--check');
+const runsArg = args.indexOf('--runs');
+const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : quick ? 1 : 3;
+const onlyArg = args.indexOf('--only');
+const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',') : ['fanout', 'cross', 'durable', 'idle'];
+
+// This machine allows 20,000 open files per process: 19,000 idle sockets is the most one server can hold here.
+const PLAN = quick
+  ? {
+      fanoutSizes: [1000],
+      fanoutSeconds: 4,
+      fanoutSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling'] as SystemName[],
+      crossRates: [1000, 10_000],
+      crossSeconds: 4,
+      crossPerInstance: 10,
+      crossRuntimes: ['bun'] as RuntimeName[],
+      durableSeconds: 4,
+      durableRuntimes: ['bun'] as RuntimeName[],
+      idleWs: 5000,
+      idleSse: 5000,
+      idleSystems: ['pgmesh-bun', 'socketio'] as SystemName[],
+    }
+  : {
+      fanoutSizes: [1000, 5000, 10_000],
+      fanoutSeconds: 10,
+      fanoutSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling'] as SystemName[],
+      crossRates: [1000, 10_000],
+      crossSeconds: 10,
+      crossPerInstance: 10,
+      crossRuntimes: ['bun', 'node', 'deno'] as RuntimeName[],
+      durableSeconds: 10,
+      durableRuntimes: ['bun', 'node', 'deno'] as RuntimeName[],
+      idleWs: 19_000,
+      idleSse: 5000,
+      idleSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling'] as SystemName[],
+    };
+
+const log = (...a: unknown[]) => console.error('bench:', ...a);
+
+/** The result whose `key` is the median of the rounds. */
+function median<T>(rounds: T[], key: (t: T) => number): T {
+  const sorted = [...rounds].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function withSystem<T>(name: SystemName, fn: (s: RunningSystem, db: string) => Promise<T>, env: Record<string, string> = {}): Promise<T> {
+  const db = await freshDatabase();
+  const system = await startSystem(name, db, env);
+  try {
+    return await fn(system, db);
+  } finally {
+    await system.stop();
+  }
+}
+
+async function runFanout(): Promise<FanoutResult[]> {
+  const out: FanoutResult[] = [];
+  for (const size of PLAN.fanoutSizes) {
+    const rounds = new Map<SystemName, FanoutResult[]>();
+    for (let round = 0; round < runs; round++) {
+      for (const name of PLAN.fanoutSystems) {
+        log(`fan-out ${name} ${size} subscribers, round ${round + 1}`);
+        const r = await withSystem(name, (s) => fanout(s, size, PLAN.fanoutSeconds));
+        rounds.set(name, [...(rounds.get(name) ?? []), r]);
+      }
+    }
+    for (const name of PLAN.fanoutSystems) out.push(median(rounds.get(name)!, (r) => r.deliveriesPerSec));
+  }
+  return out;
+}
+
+async function cluster(kind: 'socketio' | RuntimeName): Promise<{ instances: RunningSystem[]; stop: () => Promise<void> }> {
+  const db = await freshDatabase();
+  const instances =
+    kind === 'socketio'
+      ? await Promise.all([0, 1, 2].map(() => startSystem('socketio', db)))
+      : await Promise.all([0, 1, 2].map((i) => startPgmesh(kind, db, { MESH_INSTANCE_ID: `bench${i}` })));
+  return { instances, stop: async () => void (await Promise.all(instances.map((i) => i.stop()))) };
+}
+
+async function runCross(): Promise<CrossResult[]> {
+  const out: CrossResult[] = [];
+  const kinds: ('socketio' | RuntimeName)[] = [...PLAN.crossRuntimes, 'socketio'];
+  for (const rate of PLAN.crossRates) {
+    const rounds = new Map<string, CrossResult[]>();
+    for (let round = 0; round < runs; round++) {
+      for (const kind of kinds) {
+        log(`cross-instance ${kind} ${rate} msg/s, round ${round + 1}`);
+        const c = await cluster(kind);
+        try {
+          const r = await cross(c.instances, rate, PLAN.crossSeconds, PLAN.crossPerInstance);
+          rounds.set(kind, [...(rounds.get(kind) ?? []), r]);
+        } finally {
+          await c.stop();
+        }
+      }
+    }
+    for (const kind of kinds) out.push(median(rounds.get(kind)!, (r) => r.p99));
+  }
+  return out;
+}
+
+async function runDurable(): Promise<DurableResult[]> {
+  const out: DurableResult[] = [];
+  const cases: [RuntimeName, DurableResult['mode'], boolean][] = [];
+  for (const runtime of PLAN.durableRuntimes) for (const mode of ['single', 'batch100'] as const) cases.push([runtime, mode, true]);
+  cases.push(['bun', 'single', false], ['bun', 'batch100', false]);
+  for (const [runtime, mode, groupCommit] of cases) {
+    const rounds: DurableResult[] = [];
+    for (let round = 0; round < runs; round++) {
+      log(`durable ${runtime} ${mode} group commit ${groupCommit ? 'on' : 'off'}, round ${round + 1}`);
+      rounds.push(
+        await withSystem(`pgmesh-${runtime}`, (s, db) => durable(s, db, mode, groupCommit, PLAN.durableSeconds), { MESH_GROUP_COMMIT: String(groupCommit) }),
+      );
+    }
+    out.push(median(rounds, (r) => r.messagesPerSec));
+  }
+  return out;
+}
+
+async function runIdle(): Promise<IdleResult[]> {
+  const out: IdleResult[] = [];
+  const cases: [SystemName, IdleResult['transport'], number][] = PLAN.idleSystems.map((s) => [s, 'websocket', PLAN.idleWs]);
+  cases.push(['pgmesh-bun', 'sse', PLAN.idleSse]);
+  for (const [name, transport, count] of cases) {
+    const rounds: IdleResult[] = [];
+    for (let round = 0; round < runs; round++) {
+      log(`idle ${name} ${count} ${transport}, round ${round + 1}`);
+      rounds.push(await withSystem(name, (s) => idle(s, transport, count)));
+    }
+    out.push(median(rounds, (r) => r.bytesPerConnection));
+  }
+  return out;
+}
+
+/** The reasons this run fails --check; empty when it passes. */
+function verdict(r: Results): string[] {
+  const problems: string[] = [];
+  const mine = (s: string) => s.startsWith('pgmesh');
+  for (const f of r.fanout.filter((x) => mine(x.system))) {
+    if (f.lost || f.errors || f.closed) problems.push(`fan-out ${f.system} ${f.subscribers}: lost ${f.lost}, out of order ${f.errors}, dropped ${f.closed}`);
+  }
+  for (const c of r.cross.filter((x) => mine(x.system))) if (c.lost || c.errors) problems.push(`cross-instance ${c.system} ${c.rate}/s: lost ${c.lost}, out of order ${c.errors}`);
+  for (const d of r.durable) if (d.lost || d.failed) problems.push(`durable ${d.system} ${d.mode}: lost ${d.lost}, failed ${d.failed}`);
+  for (const i of r.idle.filter((x) => mine(x.system))) if (i.dropped) problems.push(`idle ${i.system} ${i.transport}: ${i.dropped} dropped`);
+  // Below the peer measured in the same run.
+  for (const size of new Set(r.fanout.map((f) => f.subscribers))) {
+    const ours = r.fanout.find((f) => f.system === 'pgmesh-bun' && f.subscribers === size);
+    const peer = r.fanout.find((f) => f.system === 'socketio' && f.subscribers === size);
+    if (ours && peer && ours.deliveriesPerSec < peer.deliveriesPerSec) problems.push(`fan-out ${size}: pgmesh-bun ${n0(ours.deliveriesPerSec)}/s below Socket.IO ${n0(peer.deliveriesPerSec)}/s`);
+  }
+  for (const rate of new Set(r.cross.map((c) => c.rate))) {
+    const ours = r.cross.find((c) => c.system === 'pgmesh-bun' && c.rate === rate);
+    const peer = r.cross.find((c) => c.system === 'socketio' && c.rate === rate);
+    if (ours && peer && ours.p99 > peer.p99) problems.push(`cross-instance ${rate}/s: pgmesh-bun p99 ${ours.p99.toFixed(1)} ms above Socket.IO ${peer.p99.toFixed(1)} ms`);
+  }
+  const ourIdle = r.idle.find((i) => i.system === 'pgmesh-bun' && i.transport === 'websocket');
+  const peerIdle = r.idle.find((i) => i.system === 'socketio');
+  if (ourIdle && peerIdle && ourIdle.bytesPerConnection > peerIdle.bytesPerConnection) problems.push(`idle: pgmesh-bun ${n0(ourIdle.bytesPerConnection)} B/connection above Socket.IO ${n0(peerIdle.bytesPerConnection)}`);
+  return problems;
+}
+
+const n0 = (x: number) => Math.round(x).toLocaleString('en-US');
+
+async function main(): Promise<void> {
+  log(`${quick ? 'quick' : 'full'} run, median of ${runs}; scenarios: ${only.join(', ')}`);
+  await postgresServer();
+  const results: Results = {
+    date: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+    runs,
+    machine: { cpus: cpus().length, node: process.version },
+    fanout: only.includes('fanout') ? await runFanout() : [],
+    cross: only.includes('cross') ? await runCross() : [],
+    durable: only.includes('durable') ? await runDurable() : [],
+    idle: only.includes('idle') ? await runIdle() : [],
+  };
+  console.log(formatTables(results));
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const stem = join(dir, `${results.date.slice(0, 19).replace(/:/g, '-')}${quick ? '-quick' : ''}`);
+  writeFileSync(`${stem}.json`, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(`${stem}.svg`, chart(results));
+  log(`wrote ${stem}.json and .svg`);
+  if (check) {
+    const problems = verdict(results);
+    for (const p of problems) console.log(`CHECK FAILED: ${p}`);
+    if (problems.length) process.exit(1);
+    console.log('check passed: no message lost or out of order, pgmesh at or above the peer');
+  }
+  process.exit(0);
+}
+
+main().catch((err) => {
+  console.error('bench failed:', err);
+  process.exit(1);
+});

@@ -1,0 +1,71 @@
+/**
+ * Scenario 3, durable publish throughput: messages/s that /v1/mesh/publish
+ * acknowledges — each acknowledged message committed to the outbox — as
+ * single-message POSTs with 64 in flight and as 100-message batch POSTs, driven
+ * by autocannon. Afterwards the outbox must hold every acknowledged message.
+ */
+import autocannon from 'autocannon';
+import postgres from 'postgres';
+import type { RunningSystem } from '../systems.ts';
+import { payload } from '../load.ts';
+import { cpuMs } from '../proc.ts';
+
+export interface DurableResult {
+  system: string;
+  mode: 'single' | 'batch100';
+  groupCommit: boolean;
+  messagesPerSec: number;
+  p50: number;
+  p99: number;
+  acked: number;
+  /** Acknowledged messages missing from the outbox (must be 0), and requests answered with an error. */
+  lost: number;
+  failed: number;
+  serverCores: number;
+}
+
+/** Runs durable publishing against a pgmesh instance on `databaseUrl` (a database of its own). */
+export async function durable(
+  system: RunningSystem,
+  databaseUrl: string,
+  mode: DurableResult['mode'],
+  groupCommit: boolean,
+  seconds: number,
+): Promise<DurableResult> {
+  const perRequest = mode === 'single' ? 1 : 100;
+  const body = JSON.stringify(
+    mode === 'single' ? { c: 'durable', d: payload(0) } : Array.from({ length: 100 }, (_, i) => ({ c: 'durable', d: payload(i) })),
+  );
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const [before] = await sql`select count(*)::int8 as n from mesh_message`;
+    const cpu0 = cpuMs(system.pid);
+    const result = await autocannon({
+      url: system.publishUrl,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      connections: mode === 'single' ? 64 : 16,
+      pipelining: 1,
+      duration: seconds,
+    });
+    const serverCores = (cpuMs(system.pid) - cpu0) / 1000 / seconds;
+    const acked = result['2xx'] * perRequest;
+    const [after] = await sql`select count(*)::int8 as n from mesh_message`;
+    const stored = Number(after!.n) - Number(before!.n);
+    return {
+      system: system.name,
+      mode,
+      groupCommit,
+      messagesPerSec: acked / seconds,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      acked,
+      lost: Math.max(0, acked - stored),
+      failed: result.non2xx + result.errors + result.timeouts,
+      serverCores,
+    };
+  } finally {
+    await sql.end();
+  }
+}
