@@ -2,6 +2,7 @@
 import type { ServerWebSocket } from 'bun';
 import { getBunServer, getConnInfo, upgradeWebSocket, websocket } from 'hono/bun';
 import type { RuntimeAdapter } from './adapter.ts';
+import { onFirstSignal } from './common.ts';
 
 export const runtime: RuntimeAdapter = {
   name: 'bun',
@@ -46,13 +47,5 @@ export const runtime: RuntimeAdapter = {
       broadcast: (topic, frame) => void server.publish(topic, frame),
     };
   },
-  onShutdownSignal(handler) {
-    let fired = false;
-    const once = (signal: string) => {
-      if (!fired) handler(signal);
-      fired = true;
-    };
-    process.once('SIGINT', () => once('SIGINT'));
-    process.once('SIGTERM', () => once('SIGTERM'));
-  },
+  onShutdownSignal: (handler) => onFirstSignal((signal, fire) => process.once(signal, fire), handler),
 };

@@ -2,6 +2,7 @@
 import { getConnInfo } from 'hono/deno';
 import { upgradeWebSocket } from 'hono/deno';
 import type { RuntimeAdapter } from './adapter.ts';
+import { onFirstSignal, standardSocketSink } from './common.ts';
 
 // Only the few Deno APIs used here, so the project type-checks without Deno's own typings.
 declare const Deno: {
@@ -15,14 +16,7 @@ declare const Deno: {
 export const runtime: RuntimeAdapter = {
   name: 'deno',
   upgradeWebSocket,
-  socketSink(ws) {
-    const raw = ws.raw as WebSocket;
-    return {
-      send: (frame) => raw.send(frame),
-      close: (code, reason) => raw.close(code, reason),
-      buffered: () => raw.bufferedAmount,
-    };
-  },
+  socketSink: (ws) => standardSocketSink(ws.raw as WebSocket),
   remoteAddress: (c) => getConnInfo(c).remote.address,
   keepOpen: () => {},
   serve(fetch, options) {
@@ -37,13 +31,5 @@ export const runtime: RuntimeAdapter = {
       );
     });
   },
-  onShutdownSignal(handler) {
-    let fired = false;
-    const once = (signal: string) => {
-      if (!fired) handler(signal);
-      fired = true;
-    };
-    Deno.addSignalListener('SIGINT', () => once('SIGINT'));
-    Deno.addSignalListener('SIGTERM', () => once('SIGTERM'));
-  },
+  onShutdownSignal: (handler) => onFirstSignal((signal, fire) => Deno.addSignalListener(signal, fire), handler),
 };

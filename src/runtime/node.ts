@@ -4,18 +4,12 @@ import { serve, upgradeWebSocket } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { RuntimeAdapter } from './adapter.ts';
+import { onFirstSignal, standardSocketSink } from './common.ts';
 
 export const runtime: RuntimeAdapter = {
   name: 'node',
   upgradeWebSocket,
-  socketSink(ws) {
-    const raw = ws.raw as WebSocket;
-    return {
-      send: (frame) => raw.send(frame),
-      close: (code, reason) => raw.close(code, reason),
-      buffered: () => raw.bufferedAmount,
-    };
-  },
+  socketSink: (ws) => standardSocketSink(ws.raw as WebSocket),
   remoteAddress: (c) => getConnInfo(c).remote.address,
   keepOpen: (c) => {
     // Node's default requestTimeout/keep-alive timers do not apply to a response in progress.
@@ -38,13 +32,5 @@ export const runtime: RuntimeAdapter = {
       server.once('error', reject);
     });
   },
-  onShutdownSignal(handler) {
-    let fired = false;
-    const once = (signal: string) => {
-      if (!fired) handler(signal);
-      fired = true;
-    };
-    process.once('SIGINT', () => once('SIGINT'));
-    process.once('SIGTERM', () => once('SIGTERM'));
-  },
+  onShutdownSignal: (handler) => onFirstSignal((signal, fire) => process.once(signal, fire), handler),
 };

@@ -1,5 +1,6 @@
 /** An EventSource test client (the `eventsource` package, a WHATWG implementation) that keeps every event. */
 import { EventSource } from 'eventsource';
+import { createWaiter } from './waiter.ts';
 
 export interface SseEvent {
   type: string;
@@ -30,31 +31,15 @@ export function openSse(url: string, headers: Record<string, string> = {}): SseC
   });
   const events: SseEvent[] = [];
   const taken = new Set<number>();
-  const waiters = new Set<() => void>();
+  const waiter = createWaiter();
   for (const type of TYPES) {
     source.addEventListener(type, (e) => {
       events.push({ type, data: e.data, id: e.lastEventId });
-      for (const w of [...waiters]) w();
+      waiter.wake();
     });
   }
-  const wait = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      waiters.add(done);
-    });
-  const until = async (done: () => boolean, timeoutMs = 10_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!done()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`SSE condition not met within ${timeoutMs} ms; events: ${JSON.stringify(events.slice(-5))}`);
-      await wait(left);
-    }
-  };
+  const until = (done: () => boolean, timeoutMs = 10_000) =>
+    waiter.until(done, timeoutMs, () => `SSE condition not met within ${timeoutMs} ms; events: ${JSON.stringify(events.slice(-5))}`);
   const next = async (match: (e: SseEvent) => boolean, timeoutMs = 10_000) => {
     let found = -1;
     await until(() => {

@@ -3,6 +3,7 @@
  * `next()` waits for the next frame matching a predicate, with a deadline,
  * so tests wait for events instead of sleeping.
  */
+import { createWaiter } from './waiter.ts';
 
 export type Frame = Record<string, unknown> | string;
 
@@ -31,27 +32,13 @@ export function connect(url: string, timeoutMs = 5000): Promise<WsClient> {
   const texts: string[] = [];
   let taken = 0; // frames before this index were handed out by next()
   const consumed = new Set<number>();
-  const waiters = new Set<() => void>();
-  const wakeAll = () => {
-    for (const w of [...waiters]) w();
-  };
-  /** Resolves on the next frame or close, or after `ms`. */
-  const nextEvent = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      waiters.add(done);
-    });
+  const waiter = createWaiter();
   let closeInfo: { code: number; reason: string } | null = null;
   const closed = new Promise<{ code: number; reason: string }>((resolve) => {
     socket.addEventListener('close', (e) => {
       closeInfo = { code: e.code, reason: e.reason };
       resolve(closeInfo);
-      wakeAll();
+      waiter.wake();
     });
   });
   socket.addEventListener('message', (e) => {
@@ -64,34 +51,35 @@ export function connect(url: string, timeoutMs = 5000): Promise<WsClient> {
       frame = text;
     }
     frames.push(frame);
-    wakeAll();
+    waiter.wake();
   });
 
+  /** Waits for `done()`; fails early if the socket closes. */
+  const until = (done: () => boolean, wait = 5000): Promise<void> =>
+    waiter.until(
+      () => {
+        if (done()) return true;
+        if (closeInfo) throw new Error(`socket closed (${closeInfo.code} ${closeInfo.reason}) while waiting; last frames: ${JSON.stringify(texts.slice(-5))}`);
+        return false;
+      },
+      wait,
+      () => `condition not met within ${wait} ms; last frames: ${JSON.stringify(texts.slice(-5))}`,
+    );
+
   const next = async (match: (frame: Frame) => boolean, wait = 5000): Promise<Frame> => {
-    const deadline = Date.now() + wait;
-    for (;;) {
+    let found = -1;
+    await until(() => {
       for (let i = taken; i < frames.length; i++) {
         if (!consumed.has(i) && match(frames[i]!)) {
-          consumed.add(i);
-          while (consumed.has(taken)) taken++;
-          return frames[i]!;
+          found = i;
+          return true;
         }
       }
-      if (closeInfo) throw new Error(`socket closed (${closeInfo.code} ${closeInfo.reason}) while waiting; got ${JSON.stringify(texts.slice(-5))}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching frame within ${wait} ms; last frames: ${JSON.stringify(texts.slice(-5))}`);
-      await nextEvent(left);
-    }
-  };
-
-  const until = async (done: () => boolean, wait = 5000): Promise<void> => {
-    const deadline = Date.now() + wait;
-    while (!done()) {
-      if (closeInfo) throw new Error(`socket closed (${closeInfo.code} ${closeInfo.reason}) while waiting`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`condition not met within ${wait} ms (${frames.length} frames received)`);
-      await nextEvent(left);
-    }
+      return false;
+    }, wait);
+    consumed.add(found);
+    while (consumed.has(taken)) taken++;
+    return frames[found]!;
   };
 
   const client: WsClient = {
