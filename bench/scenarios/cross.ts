@@ -17,6 +17,8 @@ export interface CrossResult {
   max: number;
   lost: number;
   errors: number;
+  /** Set on the highest rate a system held for the whole period (the max-rate ladder). */
+  held?: boolean;
 }
 
 /** Publishes `rate` messages/s for `seconds` through instances[0]; `perInstance` subscribers on each. */
