@@ -52,7 +52,7 @@ const PLAN = quick
   : {
       fanoutSizes: [1000, 5000, 10_000],
       fanoutSeconds: 10,
-      fanoutSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling'] as SystemName[],
+      fanoutSystems: ['pgmesh-bun', 'pgmesh-bun-js-fanout', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling'] as SystemName[],
       crossRates: [1000, 10_000],
       crossSeconds: 10,
       crossPerInstance: 10,

@@ -10,7 +10,7 @@ import { ROOT, startProcess, type RuntimeName } from '../test/harness/process.ts
 import { TEST_SECRET } from '../test/harness/tokens.ts';
 import type { SubscriberConfig } from './clients/subscribers.ts';
 
-export type SystemName = 'pgmesh-bun' | 'pgmesh-node' | 'pgmesh-deno' | 'socketio' | 'bun-ceiling';
+export type SystemName = 'pgmesh-bun' | 'pgmesh-bun-js-fanout' | 'pgmesh-node' | 'pgmesh-deno' | 'socketio' | 'bun-ceiling';
 
 export interface RunningSystem {
   name: SystemName;
@@ -34,11 +34,11 @@ export function token(): Promise<string> {
 }
 
 /** Starts pgmesh on a runtime against `databaseUrl`. */
-export async function startPgmesh(runtime: RuntimeName, databaseUrl: string, env: Record<string, string> = {}): Promise<RunningSystem> {
+export async function startPgmesh(runtime: RuntimeName, databaseUrl: string, env: Record<string, string> = {}, name: SystemName = `pgmesh-${runtime}`): Promise<RunningSystem> {
   const proc = await startProcess(runtime, { DATABASE_URL: databaseUrl, MESH_LOG: 'warn', MESH_MAX_BUFFERED: '64m', ...env });
   const ws = proc.url.replace('http', 'ws');
   return {
-    name: `pgmesh-${runtime}`,
+    name,
     pid: proc.child.pid!,
     httpUrl: proc.url,
     publishUrl: `${proc.url}/v1/mesh/publish`,
@@ -110,6 +110,9 @@ export function startSystem(name: SystemName, databaseUrl: string, env: Record<s
   switch (name) {
     case 'pgmesh-bun':
       return startPgmesh('bun', databaseUrl, env);
+    case 'pgmesh-bun-js-fanout':
+      // Before/after of native fan-out, in the same run: pgmesh on Bun writing to each socket from JS.
+      return startPgmesh('bun', databaseUrl, { ...env, MESH_NATIVE_FANOUT: 'false' }, name);
     case 'pgmesh-node':
       return startPgmesh('node', databaseUrl, env);
     case 'pgmesh-deno':

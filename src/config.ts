@@ -65,6 +65,8 @@ export const ConfigSchema = z.object({
   MESH_SSE_RETRY: duration.default(2_000),
   /** Group concurrent publishes into one statement; off only to measure what it buys. */
   MESH_GROUP_COMMIT: flag.default(true),
+  /** Fan out through the runtime's native topics where it has them (Bun); off only to measure what it buys. */
+  MESH_NATIVE_FANOUT: flag.default(true),
   /** Refuse WebSocket upgrades (tests of the SSE fallback). */
   MESH_DISABLE_WS: flag.default(false),
   /** Names this instance in pg_stat_activity (application_name) and logs; default FLY_MACHINE_ID or host-pid. */

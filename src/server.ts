@@ -68,7 +68,7 @@ export async function startMesh(config: Config, options: { runtime?: RuntimeAdap
     maxFrame: config.MESH_MAX_FRAME,
     maxBuffered: config.MESH_MAX_BUFFERED,
   });
-  if (server.broadcast) hub.useBroadcast(server.broadcast);
+  if (server.broadcast && config.MESH_NATIVE_FANOUT) hub.useBroadcast(server.broadcast);
   if (!config.MESH_API_KEY) log.warn('MESH_API_KEY is not set: the server API answers loopback callers only');
   log.info(`store: ${store.kind}${store.kind === 'pglite' ? ` in ${config.MESH_DATA_DIR}` : ''}; runtime: ${runtime.name}`);
 
