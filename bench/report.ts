@@ -40,7 +40,7 @@ export function formatTables(r: Results): string {
       '### Cross-instance (3 instances on one Postgres, publishes through the first)\n\n' +
         table(
           ['system', 'rate msg/s', 'seconds', 'achieved', 'subscribers', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'out of order'],
-          r.cross.map((c) => [c.system, c.held ? `${c.rate} (highest held)` : c.rate, c.seconds, n(c.achievedRate), c.subscribers, n(c.p50, 1), n(c.p99, 1), n(c.max, 1), c.lost, c.errors]),
+          r.cross.map((c) => [c.system, c.held === undefined ? c.rate : `${c.rate} (${c.held ? 'highest held' : 'not held'})`, c.seconds, n(c.achievedRate), c.subscribers, n(c.p50, 1), n(c.p99, 1), n(c.max, 1), c.lost, c.errors]),
         ),
     );
   if (r.durable.length)

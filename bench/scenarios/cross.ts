@@ -17,7 +17,7 @@ export interface CrossResult {
   max: number;
   lost: number;
   errors: number;
-  /** Set on the highest rate a system held for the whole period (the max-rate ladder). */
+  /** On the max-rate ladder: true for the highest rate held for the whole period, false for the first one not held. */
   held?: boolean;
 }
 

@@ -52,8 +52,6 @@ export interface SessionOptions {
   onDelivered?: (session: Session, message: Message) => void;
 }
 
-let counter = 0;
-
 /** One client connection. */
 export class Session {
   readonly id: string;
@@ -66,7 +64,7 @@ export class Session {
   readonly #subs = new Map<string, Subscription>();
 
   constructor(sink: SessionSink, options: SessionOptions) {
-    this.id = `${Date.now().toString(36)}-${(++counter).toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    this.id = crypto.randomUUID();
     this.format = options.format;
     this.transport = options.transport;
     this.#sink = sink;

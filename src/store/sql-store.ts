@@ -155,10 +155,7 @@ export class SqlStore implements Store {
 
   /** Runs work nobody awaits: its errors are reported, and close() waits for it. */
   #background(work: Promise<unknown>): void {
-    const tracked = work.then(
-      () => {},
-      this.#report,
-    );
+    const tracked = work.then(() => {}, this.#report);
     this.#pending.add(tracked);
     void tracked.finally(() => this.#pending.delete(tracked));
   }
