@@ -8,60 +8,14 @@ import { Message } from '../core/message.ts';
 import type { FeedListener, NewMessage, Store } from './store.ts';
 import type { Row, SqlDriver, SqlQuery } from './driver.ts';
 import { Feed } from './feed.ts';
+import { CursorBatch } from './cursor-batch.ts';
 import { GroupCommit } from './group-commit.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
+import { CURSOR_UPSERT_SQL, NOTIFY_CHANNEL, PAGE, PUBLISH_SQL, SEQUENCE_INBOX_SQL } from './statements.ts';
 
-export const NOTIFY_CHANNEL = 'pgmesh';
 // NOTIFY payloads must stay under 8000 bytes; leave room for the id range around the bodies.
 const INLINE_LIMIT = 7800;
-const PAGE = 1000;
 const MIGRATION_LOCK = 7_361_842_001;
-
-// One statement, one round trip: take ids from the counter (which serialises
-// publishers until commit), insert the batch, notify. The notification carries
-// the batch itself when $3 says it fits, otherwise only its id range.
-const PUBLISH_SQL = `
-  with batch as (
-    select ord, e->>0 as channel, e->>1 as data, e->>2 as sender
-    from json_array_elements($1::text::json) with ordinality as t(e, ord)
-  ), seq as (
-    update mesh_seq set last_id = last_id + $2::int8 returning last_id
-  ), stored as (
-    insert into mesh_message (id, channel, data, sender)
-    select seq.last_id - $2::int8 + batch.ord, batch.channel, batch.data, batch.sender from batch, seq
-  )
-  select seq.last_id as last_id,
-    pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - $2::int8 + 1) || ',"to":' || seq.last_id
-      || coalesce(',"m":' || case when $3::boolean then $1::text end, '') || '}')
-  from seq`;
-
-// Moves committed rows of the inbox (written by mesh_publish() in applications'
-// transactions) into the outbox: same counter, same one-statement shape as a
-// publish. SKIP LOCKED lets every instance try at once without waiting.
-const SEQUENCE_INBOX_SQL = `
-  with moved as (
-    delete from mesh_inbox where seq in (
-      select seq from mesh_inbox order by seq limit ${PAGE} for update skip locked)
-    returning seq, channel, data
-  ), numbered as (
-    select row_number() over (order by seq) as ord, channel, data from moved
-  ), total as (
-    select count(*)::int8 as n from numbered
-  ), seq as (
-    update mesh_seq set last_id = last_id + total.n from total where total.n > 0 returning last_id, total.n as n
-  ), stored as (
-    insert into mesh_message (id, channel, data, sender)
-    select seq.last_id - seq.n + numbered.ord, numbered.channel, numbered.data, null from numbered, seq
-  )
-  select seq.last_id as last_id, seq.n as n,
-    pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - seq.n + 1) || ',"to":' || seq.last_id || '}')
-  from seq`;
-
-const CURSOR_UPSERT_SQL = `
-  insert into mesh_cursor (uid, channel, last_id)
-  select e->>0, e->>1, (e->>2)::int8 from json_array_elements($1::text::json) as e
-  on conflict (uid, channel) do update
-    set last_id = greatest(mesh_cursor.last_id, excluded.last_id), updated_at = now()`;
 
 export interface SqlStoreOptions {
   /** How long messages are kept, in milliseconds. */
@@ -87,12 +41,6 @@ interface Notification {
 
 const encoder = new TextEncoder();
 
-interface CursorMove {
-  uid: string;
-  channel: string;
-  id: number;
-}
-
 /** The outbox store on Postgres or PGlite. */
 export class SqlStore implements Store {
   readonly kind: 'postgres' | 'pglite';
@@ -100,8 +48,7 @@ export class SqlStore implements Store {
   readonly #options: SqlStoreOptions;
   readonly #feed: Feed;
   readonly #commits: GroupCommit<NewMessage>;
-  #cursors = new Map<string, CursorMove>();
-  #flushing = new Map<string, CursorMove>();
+  readonly #cursors = new CursorBatch();
   #timers: ReturnType<typeof setInterval>[] = [];
   #poll: ReturnType<typeof setInterval> | null = null;
   #draining: Promise<void> | null = null;
@@ -271,9 +218,7 @@ export class SqlStore implements Store {
   }
 
   async cursor(uid: string, channel: string): Promise<number | null> {
-    const key = cursorKey(uid, channel);
-    // A move not yet written (or being written) is newer than the row.
-    const unwritten = Math.max(this.#cursors.get(key)?.id ?? 0, this.#flushing.get(key)?.id ?? 0);
+    const unwritten = this.#cursors.unwritten(uid, channel);
     let rows: Row[];
     try {
       rows = await this.#db.query('select last_id from mesh_cursor where uid = $1 and channel = $2', [uid, channel]);
@@ -285,26 +230,13 @@ export class SqlStore implements Store {
   }
 
   advanceCursor(uid: string, channel: string, id: number): void {
-    const key = cursorKey(uid, channel);
-    const pending = this.#cursors.get(key);
-    if (pending === undefined) this.#cursors.set(key, { uid, channel, id });
-    else if (id > pending.id) pending.id = id;
+    this.#cursors.advance(uid, channel, id);
   }
 
-  async flushCursors(): Promise<void> {
-    if (this.#cursors.size === 0) return;
-    const batch = this.#cursors;
-    this.#cursors = new Map();
-    for (const [key, c] of batch) this.#flushing.set(key, c);
-    try {
-      await this.#db.query(CURSOR_UPSERT_SQL, [JSON.stringify([...batch.values()].map((c) => [c.uid, c.channel, c.id]))]);
-    } catch (err) {
-      // Put them back (a newer move wins) so the next flush retries.
-      for (const c of batch.values()) this.advanceCursor(c.uid, c.channel, c.id);
-      throw err;
-    } finally {
-      for (const [key, c] of batch) if (this.#flushing.get(key) === c) this.#flushing.delete(key);
-    }
+  flushCursors(): Promise<void> {
+    return this.#cursors.flush(async (moves) => {
+      await this.#db.query(CURSOR_UPSERT_SQL, [JSON.stringify(moves.map((m) => [m.uid, m.channel, m.id]))]);
+    });
   }
 
   /** Deletes messages older than the retention at `now`, in bounded batches; returns how many went. */
@@ -384,8 +316,4 @@ export class SqlStore implements Store {
 
 function toMessage(row: Row): Message {
   return new Message(Number(row.id), row.channel as string, row.data as string, (row.sender as string | null) ?? null);
-}
-
-function cursorKey(uid: string, channel: string): string {
-  return `${uid}\u0000${channel}`;
 }

@@ -1,0 +1,55 @@
+/**
+ * The statements of the hot paths, each one round trip. Kept apart from the
+ * store's logic so the SQL can be read (and explained) in one place.
+ */
+
+/** The one LISTEN channel of every instance (mesh_publish() in schema.ts notifies it too). */
+export const NOTIFY_CHANNEL = 'pgmesh';
+/** Rows per read when catching up or sequencing the inbox. */
+export const PAGE = 1000;
+
+// One statement, one round trip: take ids from the counter (which serialises
+// publishers until commit), insert the batch, notify. The notification carries
+// the batch itself when $3 says it fits, otherwise only its id range.
+export const PUBLISH_SQL = `
+  with batch as (
+    select ord, e->>0 as channel, e->>1 as data, e->>2 as sender
+    from json_array_elements($1::text::json) with ordinality as t(e, ord)
+  ), seq as (
+    update mesh_seq set last_id = last_id + $2::int8 returning last_id
+  ), stored as (
+    insert into mesh_message (id, channel, data, sender)
+    select seq.last_id - $2::int8 + batch.ord, batch.channel, batch.data, batch.sender from batch, seq
+  )
+  select seq.last_id as last_id,
+    pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - $2::int8 + 1) || ',"to":' || seq.last_id
+      || coalesce(',"m":' || case when $3::boolean then $1::text end, '') || '}')
+  from seq`;
+
+// Moves committed rows of the inbox (written by mesh_publish() in applications'
+// transactions) into the outbox: same counter, same one-statement shape as a
+// publish. SKIP LOCKED lets every instance try at once without waiting.
+export const SEQUENCE_INBOX_SQL = `
+  with moved as (
+    delete from mesh_inbox where seq in (
+      select seq from mesh_inbox order by seq limit ${PAGE} for update skip locked)
+    returning seq, channel, data
+  ), numbered as (
+    select row_number() over (order by seq) as ord, channel, data from moved
+  ), total as (
+    select count(*)::int8 as n from numbered
+  ), seq as (
+    update mesh_seq set last_id = last_id + total.n from total where total.n > 0 returning last_id, total.n as n
+  ), stored as (
+    insert into mesh_message (id, channel, data, sender)
+    select seq.last_id - seq.n + numbered.ord, numbered.channel, numbered.data, null from numbered, seq
+  )
+  select seq.last_id as last_id, seq.n as n,
+    pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - seq.n + 1) || ',"to":' || seq.last_id || '}')
+  from seq`;
+
+export const CURSOR_UPSERT_SQL = `
+  insert into mesh_cursor (uid, channel, last_id)
+  select e->>0, e->>1, (e->>2)::int8 from json_array_elements($1::text::json) as e
+  on conflict (uid, channel) do update
+    set last_id = greatest(mesh_cursor.last_id, excluded.last_id), updated_at = now()`;
