@@ -34,7 +34,7 @@ describe('pinned dependencies', () => {
   test('the start commands of the README exist', () => {
     expect(pkg.scripts.start).toBe('tsx src/main.ts');
     expect(pkg.scripts['start:bun']).toBe('bun src/main.ts');
-    expect(deno.tasks.start).toBe('deno run -A src/main.ts');
+    expect(deno.tasks.start).toBe('./node_modules/.bin/deno run -A src/main.ts');
   });
 
   test('the browser client is importable as pgmesh/client', async () => {

@@ -1,6 +1,7 @@
 /** The same server on node, bun and deno: start it as a real process and do a full round trip on each. */
 import { describe, expect, test } from 'bun:test';
-import { RUNTIMES, startProcess } from './harness/process.ts';
+import { join } from 'node:path';
+import { BIN, RUNTIMES, startProcess } from './harness/process.ts';
 import { token } from './harness/tokens.ts';
 import { connect, onChannel } from './harness/ws-client.ts';
 import { openSse } from './harness/sse-client.ts';
@@ -58,4 +59,26 @@ describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
     },
     90_000,
   );
+});
+
+describe("the README's start commands", () => {
+  // Exactly what a person types: npm start, npm run start:bun, deno task start.
+  const commands: [string, string[]][] = [
+    ['npm start', ['npm', 'start', '--silent']],
+    ['npm run start:bun', ['npm', 'run', 'start:bun', '--silent']],
+    ['deno task start', [join(BIN, 'deno'), 'task', 'start']],
+  ];
+  for (const [name, line] of commands) {
+    test(`${name} serves the demo page and health`, async () => {
+      const mesh = await startProcess('node', {}, 60_000, line);
+      try {
+        expect(await (await fetch(`${mesh.url}/healthz`)).json()).toMatchObject({ ok: true, store: 'pglite' });
+        expect(await (await fetch(`${mesh.url}/`)).text()).toContain('<title>pgmesh demo</title>');
+      } finally {
+        // npm and deno task run the server as a child: end the whole group.
+        if (mesh.child.pid) process.kill(-mesh.child.pid, 'SIGKILL');
+        await mesh.stop('SIGKILL');
+      }
+    }, 60_000);
+  }
 });

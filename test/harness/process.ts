@@ -9,6 +9,7 @@ import { TEST_SECRET } from './tokens.ts';
 
 export type RuntimeName = 'node' | 'bun' | 'deno';
 export const RUNTIMES: RuntimeName[] = ['node', 'bun', 'deno'];
+export { BIN };
 
 // Portable (node runs this too, for the benchmarks): no Bun-only import.meta.dir.
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -32,13 +33,15 @@ export interface MeshProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts pgmesh on `runtime` with `env` on a free port. */
-export function startProcess(runtime: RuntimeName, env: Record<string, string> = {}, timeoutMs = 60_000): Promise<MeshProcess> {
-  const [cmd, ...args] = command(runtime);
+/** Starts pgmesh on `runtime` (or with an explicit command line) with `env` on a free port. */
+export function startProcess(runtime: RuntimeName, env: Record<string, string> = {}, timeoutMs = 60_000, commandLine?: string[]): Promise<MeshProcess> {
+  const [cmd, ...args] = commandLine ?? command(runtime);
   const child = spawn(cmd!, args, {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, MESH_DATA_DIR: 'memory://', MESH_LOG: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A wrapper (npm, deno task) runs the server as its child: a group of their own lets the test end both.
+    detached: commandLine !== undefined,
   });
   let out = '';
   let err = '';
