@@ -48,8 +48,14 @@ export async function startPgmesh(runtime: RuntimeName, databaseUrl: string, env
   };
 }
 
-/** Starts a peer process that prints "listening on http://…". */
-function startPeer(name: SystemName, cmd: string[], env: Record<string, string>): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+/** Starts a peer process that prints "listening on http://…"; its publish endpoint is POST /publish. */
+function startPeer(
+  name: SystemName,
+  cmd: string[],
+  env: Record<string, string>,
+  protocol: RunningSystem['protocol'],
+  wsPath: (channel: string) => string,
+): Promise<RunningSystem> {
   const child = spawn(cmd[0]!, cmd.slice(1), { cwd: ROOT, env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -63,9 +69,14 @@ function startPeer(name: SystemName, cmd: string[], env: Record<string, string>)
       const match = /listening on (http:\/\/\S+)/.exec(out);
       if (!match) return;
       clearTimeout(timer);
+      const url = match[1]!;
       resolve({
-        url: match[1]!,
+        name,
         pid: child.pid!,
+        httpUrl: url,
+        publishUrl: `${url}/publish`,
+        protocol,
+        wsUrl: async (channel) => `${url.replace('http', 'ws')}${wsPath(channel)}`,
         stop: async () => {
           if (child.exitCode === null) child.kill('SIGTERM');
           await exited;
@@ -76,33 +87,15 @@ function startPeer(name: SystemName, cmd: string[], env: Record<string, string>)
 }
 
 /** Socket.IO 4 + @socket.io/postgres-adapter on Node. */
-export async function startSocketIo(databaseUrl: string): Promise<RunningSystem> {
-  const peer = await startPeer('socketio', ['node', '--import', 'tsx', join(ROOT, 'bench', 'peers', 'socketio.ts')], { DATABASE_URL: databaseUrl });
-  const ws = peer.url.replace('http', 'ws');
-  return {
-    name: 'socketio',
-    pid: peer.pid,
-    httpUrl: peer.url,
-    publishUrl: `${peer.url}/publish`,
-    protocol: 'socketio',
-    wsUrl: async (channel) => `${ws}/socket.io/?EIO=4&transport=websocket&room=${encodeURIComponent(channel)}`,
-    stop: peer.stop,
-  };
+export function startSocketIo(databaseUrl: string): Promise<RunningSystem> {
+  return startPeer('socketio', ['node', '--import', 'tsx', join(ROOT, 'bench', 'peers', 'socketio.ts')], { DATABASE_URL: databaseUrl }, 'socketio', (channel) =>
+    `/socket.io/?EIO=4&transport=websocket&room=${encodeURIComponent(channel)}`,
+  );
 }
 
 /** A bare Bun.serve pub/sub. */
-export async function startBunCeiling(): Promise<RunningSystem> {
-  const peer = await startPeer('bun-ceiling', [join(BIN, 'bun'), join(ROOT, 'bench', 'peers', 'bun-ceiling.ts')], {});
-  const ws = peer.url.replace('http', 'ws');
-  return {
-    name: 'bun-ceiling',
-    pid: peer.pid,
-    httpUrl: peer.url,
-    publishUrl: `${peer.url}/publish`,
-    protocol: 'ceiling',
-    wsUrl: async (channel) => `${ws}/?room=${encodeURIComponent(channel)}`,
-    stop: peer.stop,
-  };
+export function startBunCeiling(): Promise<RunningSystem> {
+  return startPeer('bun-ceiling', [join(BIN, 'bun'), join(ROOT, 'bench', 'peers', 'bun-ceiling.ts')], {}, 'ceiling', (channel) => `/?room=${encodeURIComponent(channel)}`);
 }
 
 /** Starts a system by name. */
