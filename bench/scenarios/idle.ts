@@ -2,7 +2,7 @@
  * Scenario 4, idle connections: N idle WebSockets (or SSE streams) on one
  * instance; the server's resident memory per connection and its CPU while idle.
  */
-import type { RunningSystem } from '../systems.ts';
+import { token, type RunningSystem } from '../systems.ts';
 import { loopbacks, startSubscribers } from '../load.ts';
 import { cpuMs, rssBytes } from '../proc.ts';
 
@@ -29,7 +29,7 @@ export async function idle(system: RunningSystem, transport: IdleResult['transpo
   const rss0 = rssBytes(system.pid);
   const url =
     transport === 'sse'
-      ? `${system.httpUrl}/v1/sse?channel=${channel}&token=${await (await import('../systems.ts')).token()}`
+      ? `${system.httpUrl}/v1/sse?channel=${channel}&token=${await token()}`
       : await system.wsUrl(channel);
   const pool = await startSubscribers(2, {
     url,

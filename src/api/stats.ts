@@ -19,7 +19,7 @@ export function statsRoute(hub: Hub, store: Store, instance: string): Hono {
     return c.json({
       instance,
       sessions: { total: websocket + sse, websocket, sse },
-      users: [...hub.users()].length,
+      users: hub.userCount(),
       channels: hub.channelCount(),
       position: store.position,
       listening: store.listening,

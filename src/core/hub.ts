@@ -9,7 +9,7 @@
  * personal channels, other runtimes) are written one by one.
  */
 import type { DeliveryFormat, Message } from './message.ts';
-import type { Session } from './session.ts';
+import { nativeTopic, type Session } from './session.ts';
 
 /** Publishes a frame to every socket subscribed to a native topic. */
 export type Broadcast = (topic: string, frame: string) => void;
@@ -86,13 +86,8 @@ export class Hub {
       const subscribers = this.#channels.get(message.channel);
       if (subscribers !== undefined) for (const session of subscribers) session.deliver(message);
       const native = this.#native.get(message.channel);
-      if (native !== undefined) for (const format of native.keys()) this.#broadcast!(`${format}:${message.channel}`, message.frame(format));
+      if (native !== undefined) for (const format of native.keys()) this.#broadcast!(nativeTopic(format, message.channel), message.frame(format));
     }
-  }
-
-  /** Sessions of a user on this instance. */
-  sessionsOf(uid: string): ReadonlySet<Session> {
-    return this.#users.get(uid) ?? EMPTY;
   }
 
   /** Number of local subscribers of a channel. */
@@ -109,9 +104,9 @@ export class Hub {
     return n;
   }
 
-  /** Users with at least one session on this instance. */
-  users(): IterableIterator<string> {
-    return this.#users.keys();
+  /** How many users have a session on this instance. */
+  userCount(): number {
+    return this.#users.size;
   }
 
   /** Every session on this instance. */
@@ -119,8 +114,6 @@ export class Hub {
     return this.#sessions;
   }
 }
-
-const EMPTY: ReadonlySet<Session> = new Set();
 
 function add<K>(map: Map<K, Set<Session>>, key: K, session: Session): void {
   let set = map.get(key);

@@ -64,9 +64,8 @@ function lift(frame: Fields): Fields | undefined {
       return { op: 'publish', via: frame.op, channel: pick('channel', 0), data: pick('data', 1), rid };
     case 'sendtouser': {
       const to = uid.safeParse(pick('user', 0));
-      const target = to.success ? USER_PREFIX + to.data : to.error.issues[0]?.message ?? 'user is required';
-      if (!to.success) throw new MeshError('ERR_BAD_ARGS', `sendtouser: ${target}`);
-      return { op: 'publish', via: 'sendtouser', channel: target, data: pick('data', 1), rid };
+      if (!to.success) throw badArgs(to.error.issues, 'sendtouser: ');
+      return { op: 'publish', via: 'sendtouser', channel: USER_PREFIX + to.data, data: pick('data', 1), rid };
     }
     case 'sendbroadcast':
       return { op: 'publish', via: 'sendbroadcast', channel: BROADCAST, data: pick('data', 0), rid };

@@ -22,6 +22,11 @@ export interface SessionSink {
   };
 }
 
+/** The runtime topic carrying `channel`'s frames in one format (frames differ by format, so topics do too). */
+export function nativeTopic(format: DeliveryFormat, channel: string): string {
+  return `${format}:${channel}`;
+}
+
 /** Close codes pgmesh uses (4000-4999: application closes survive every runtime). */
 export const CloseCode = {
   GOING_AWAY: 1001,
@@ -103,7 +108,7 @@ export class Session {
 
   /** The native topic of a channel for this session's format. */
   topic(channel: string): string {
-    return `${this.format}:${channel}`;
+    return nativeTopic(this.format, channel);
   }
 
   /**

@@ -11,10 +11,8 @@ export const runtime: RuntimeAdapter = {
   upgradeWebSocket,
   socketSink: (ws) => standardSocketSink(ws.raw as WebSocket),
   remoteAddress: (c) => getConnInfo(c).remote.address,
-  keepOpen: (c) => {
-    // Node's default requestTimeout/keep-alive timers do not apply to a response in progress.
-    void c;
-  },
+  // Node's requestTimeout and keep-alive timers do not cut a response in progress.
+  keepOpen: () => {},
   serve(fetch, options) {
     const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrame, perMessageDeflate: false });
     return new Promise((resolve, reject) => {

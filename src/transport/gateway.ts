@@ -152,7 +152,7 @@ export class Gateway {
     const previous = session.identity;
     if (previous && previous.uid !== identity.uid) {
       // A different user on the same connection starts from nothing.
-      for (const channel of [...session.channels()]) this.#drop(session, channel);
+      for (const channel of [...session.channels()]) this.#o.hub.unsubscribe(session, channel);
       this.#o.hub.unbindUser(session, previous.uid);
     }
     session.identity = identity;
@@ -212,7 +212,7 @@ export class Gateway {
       for (const { channel, after } of plans) if (after !== undefined) await this.#replay(session, channel, after);
       for (const { channel } of plans) this.#o.hub.goLive(session, channel);
     } catch (err) {
-      for (const { channel } of plans) this.#drop(session, channel);
+      for (const { channel } of plans) this.#o.hub.unsubscribe(session, channel);
       throw err;
     }
     reply(okReply(replyName(command), command.rid, { channels: targets, position }));
@@ -230,12 +230,8 @@ export class Gateway {
   async #unsubscribe(session: Session, command: Extract<Command, { op: 'unsubscribe' }>, reply: Reply): Promise<void> {
     const uid = need(session).uid;
     const targets = command.channels.map((name) => resolveChannel(name, uid));
-    for (const channel of targets) this.#drop(session, channel);
+    for (const channel of targets) this.#o.hub.unsubscribe(session, channel);
     reply(okReply('unsubscribe', command.rid, { channels: targets }));
-  }
-
-  #drop(session: Session, channel: string): void {
-    this.#o.hub.unsubscribe(session, channel);
   }
 
   async #publish(session: Session, command: Extract<Command, { op: 'publish' }>, reply: Reply): Promise<void> {

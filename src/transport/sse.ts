@@ -135,16 +135,17 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
     const decoded = decodeFrame(body);
     const frames = Array.isArray(decoded) ? decoded : [decoded];
     if (frames.length > MAX_FRAMES_PER_POST) throw new MeshError('ERR_BAD_ARGS', `at most ${MAX_FRAMES_PER_POST} frames per request`);
-    const replies: unknown[] = [];
+    const replies: string[] = [];
     for (const frame of frames) {
       if (typeof frame === 'object' && frame !== null && (frame as { op?: unknown }).op === 'auth') {
         const refused = new MeshError('ERR_FORBIDDEN', 'the stream is authenticated when it opens: use refresh');
-        replies.push(JSON.parse(errorReply('auth', (frame as { rid?: unknown }).rid, refused)));
+        replies.push(errorReply('auth', (frame as { rid?: unknown }).rid, refused));
         continue;
       }
-      await gateway.run(session, frame, (reply) => replies.push(JSON.parse(reply)));
+      await gateway.run(session, frame, (reply) => replies.push(reply));
     }
-    return c.json(Array.isArray(decoded) ? replies : replies[0]);
+    // Reply frames are JSON text already: answer with them as they are.
+    return c.body(Array.isArray(decoded) ? `[${replies.join(',')}]` : replies[0]!, 200, { 'content-type': 'application/json' });
   });
 
   return app;
