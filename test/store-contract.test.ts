@@ -4,6 +4,7 @@ import type { Message } from '../src/core/message.ts';
 import { openPglite } from '../src/store/pglite.ts';
 import { openPostgres } from '../src/store/postgres.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
+import { NOTIFY_CHANNEL } from '../src/store/statements.ts';
 import type { Store } from '../src/store/store.ts';
 import type { SqlDriver } from '../src/store/driver.ts';
 import { freshDatabase } from './harness/postgres.ts';
@@ -99,6 +100,33 @@ describe.each(implementations)('Store on %s', (_name, make) => {
     expect(got.map((m) => m.id)).toEqual(ids);
     // Each publish call got the id of its own message.
     for (let i = 0; i < 200; i++) expect(got.find((m) => m.id === results[i]![0])!.data).toBe(`m${i}`);
+  });
+
+  test('publishes that arrive together share statements: far fewer NOTIFYs than publishes', async () => {
+    const { store, app } = await startedWithApp();
+    let notifications = 0;
+    let lastAnnounced = 0;
+    let wake = () => {};
+    await app.listen(NOTIFY_CHANNEL, {
+      onPayload: (payload) => {
+        const n = JSON.parse(payload) as { to?: number };
+        if (n.to === undefined) return;
+        notifications++;
+        lastAnnounced = Math.max(lastAnnounced, n.to);
+        wake();
+      },
+      onListen: () => {},
+      onLost: () => {},
+    });
+    const ids = (await Promise.all(Array.from({ length: 200 }, (_, i) => store.publish([{ channel: 'g', data: `m${i}`, sender: null }])))).flat();
+    const last = Math.max(...ids);
+    // One NOTIFY per committed statement: wait until they have announced every id.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`NOTIFYs announced up to ${lastAnnounced} of ${last}`)), 10_000);
+      wake = () => lastAnnounced >= last && (clearTimeout(timer), resolve());
+      wake();
+    });
+    expect(notifications).toBeLessThan(50);
   });
 
   test('history reads a channel after an id, in order, with a limit', async () => {
