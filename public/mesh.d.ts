@@ -8,6 +8,8 @@ export interface ConnectOptions {
   /** Channels to subscribe to, kept across reconnects; '@user' is the caller's own channel. */
   channels?: string[];
   transport?: 'auto' | 'websocket' | 'sse';
+  /** Send cookies to a pgmesh on another origin over SSE (the server must list this page's origin in MESH_CORS_ORIGINS). */
+  credentials?: boolean;
 }
 
 export interface MeshMessage {

@@ -15,11 +15,13 @@ const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 15_000;
 // Consecutive WebSocket attempts that never opened before 'auto' switches to SSE.
 const WS_ATTEMPTS_BEFORE_FALLBACK = 2;
+// Closes after which reconnecting would be wrong: 4003 the server kicked this connection on purpose.
+const FINAL_CLOSE_CODES = new Set([4003]);
 
 /**
  * Opens a connection. Options: url (http(s) base of the pgmesh server; default this page's origin),
  * token (string or async function returning one), channels (names to subscribe, '@user' allowed),
- * transport ('auto' | 'websocket' | 'sse').
+ * transport ('auto' | 'websocket' | 'sse'), credentials (send cookies to a server on another origin over SSE).
  */
 export function connect(options = {}) {
   return new MeshClient(options);
@@ -52,10 +54,12 @@ export class MeshClient extends EventTarget {
   #closed = false;
   #timer = null;
   #uid = null;
+  #credentials;
 
-  constructor({ url = globalThis.location?.origin, token, channels = [], transport = 'auto' } = {}) {
+  constructor({ url = globalThis.location?.origin, token, channels = [], transport = 'auto', credentials = false } = {}) {
     super();
     this.#base = new URL(url);
+    this.#credentials = credentials;
     this.#token = token;
     this.#mode = transport;
     this.#useSse = transport === 'sse';
@@ -167,7 +171,7 @@ export class MeshClient extends EventTarget {
     const sseUrl = new URL('/v1/sse', this.#base);
     sseUrl.searchParams.set('format', 'envelope');
     sseUrl.searchParams.set('token', await this.#freshToken());
-    const source = new EventSource(sseUrl);
+    const source = new EventSource(sseUrl, { withCredentials: this.#credentials });
     this.#source = source;
     // Channels are subscribed over the uplink, like on the WebSocket: one reply per
     // channel (a refused one does not sink the others) and the same resume positions.
@@ -213,7 +217,11 @@ export class MeshClient extends EventTarget {
 
   #confirm(channel, reply) {
     const entry = this.#channels.get(channel);
-    if (entry && reply?.success && typeof reply.position === 'number') entry.resume = Math.max(entry.resume, reply.position);
+    if (!entry || !reply?.success) return;
+    // The server never handed out the position we asked to resume from (its database was reset):
+    // forget it, or every new message would look like one already seen.
+    if (reply.clamped) entry.last = entry.resume = reply.clamped.to;
+    if (typeof reply.position === 'number') entry.resume = Math.max(entry.resume, reply.position);
   }
 
   #onFrame(text) {
@@ -249,6 +257,11 @@ export class MeshClient extends EventTarget {
     this.#teardown();
     if (this.#closed) return;
     this.dispatchEvent(new CustomEvent('disconnect', { detail }));
+    if (FINAL_CLOSE_CODES.has(detail.code)) {
+      this.#closed = true;
+      this.#setState('closed');
+      return;
+    }
     this.#retry();
   }
 
@@ -288,6 +301,7 @@ export class MeshClient extends EventTarget {
     if (!this.#session) throw new Error('not connected');
     const res = await fetch(new URL(`/v1/sse/${this.#session}`, this.#base), {
       method: 'POST',
+      credentials: this.#credentials ? 'include' : 'same-origin',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${this.#currentToken}` },
       body: JSON.stringify(frame),
     });

@@ -4,11 +4,12 @@
  * would throw "Headers are immutable" on an upgrade).
  */
 import { Hono } from 'hono';
+import { cors } from 'hono/cors';
 import { MeshError } from './core/errors.ts';
 import type { Config } from './config.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
 import type { Store } from './store/store.ts';
-import type { Gateway } from './transport/gateway.ts';
+import type { Gateway } from './core/gateway.ts';
 import { websocketRoute } from './transport/ws.ts';
 import { sseRoutes } from './transport/sse.ts';
 import type { Authenticator } from './core/auth.ts';
@@ -45,6 +46,20 @@ export function buildApp({ config, runtime, gateway, store, hub, auth, instance,
     : websocketRoute(gateway, runtime, { maxFrame: config.MESH_MAX_FRAME });
   for (const path of [WS_PATH, ...config.MESH_WS_PATHS]) app.get(path, ws);
 
+  // Pages on other origins (the app on app.example.com, pgmesh on rt.example.com) may use the
+  // SSE fallback when their origin is listed; WebSockets need no CORS.
+  if (config.MESH_CORS_ORIGINS.length > 0) {
+    app.use(
+      '/v1/sse/*',
+      cors({
+        origin: config.MESH_CORS_ORIGINS,
+        credentials: true,
+        allowMethods: ['GET', 'POST', 'OPTIONS'],
+        allowHeaders: ['authorization', 'content-type', 'last-event-id'],
+        maxAge: 600,
+      }),
+    );
+  }
   app.route(
     '/v1/sse',
     sseRoutes(gateway, auth, runtime, {

@@ -38,6 +38,15 @@ const paths = z.string().transform((text, ctx) => {
   }
   return list;
 });
+const origins = z.string().transform((text, ctx) => {
+  const list = text.split(',').map((o) => o.trim()).filter((o) => o.length > 0);
+  const bad = list.find((o) => !/^https?:\/\/[^/\s]+$/i.test(o));
+  if (bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${bad}" is not an origin like https://app.example.com` });
+    return z.NEVER;
+  }
+  return list;
+});
 const flag = z.enum(['0', '1', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v));
 
 export const ConfigSchema = z.object({
@@ -50,6 +59,12 @@ export const ConfigSchema = z.object({
   JWT_ISSUER: z.string().optional(),
   JWT_AUDIENCE: z.string().optional(),
   AUTH_URL: url.optional(),
+  /** Refuse JWTs that carry no `exp`. */
+  JWT_REQUIRE_EXP: flag.default(true),
+  /** A connection that has not authenticated within this time is closed with 4002. */
+  MESH_AUTH_TIMEOUT: duration.default(10_000),
+  /** Web origins (exact, comma-separated) whose pages may use the SSE transport across origins, cookies included. */
+  MESH_CORS_ORIGINS: origins.default([]),
   MESH_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   MESH_WS_PATHS: paths.default([]),
   MESH_RETENTION: duration.default(24 * 3_600_000),
@@ -69,7 +84,7 @@ export const ConfigSchema = z.object({
   MESH_NATIVE_FANOUT: flag.default(true),
   /** Refuse WebSocket upgrades (tests of the SSE fallback). */
   MESH_DISABLE_WS: flag.default(false),
-  /** Names this instance in pg_stat_activity (application_name) and logs; default FLY_MACHINE_ID or host-pid. */
+  /** Names this instance in connection ids, pg_stat_activity (application_name) and every log line; default FLY_MACHINE_ID or host-pid. */
   MESH_INSTANCE_ID: z.string().regex(/^[\w.-]{1,40}$/, 'letters, digits, _ . - (at most 40)').optional(),
   /** How often the LISTEN connection is checked. */
   MESH_HEARTBEAT: duration.default(10_000),

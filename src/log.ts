@@ -10,11 +10,12 @@ export interface Log {
   error(...args: unknown[]): void;
 }
 
-/** A logger that drops lines below `level` (errors are always written unless silent). */
-export function createLog(level: LogLevel): Log {
+/** A logger that drops lines below `level` (errors are always written unless silent); each line names the instance. */
+export function createLog(level: LogLevel, instance?: string): Log {
   const at = ORDER[level];
+  const who = instance === undefined ? 'pgmesh' : `pgmesh[${instance}]`;
   const write = (min: number, tag: string) => (...args: unknown[]) => {
-    if (at <= min) console.error(`pgmesh ${tag}`, ...args);
+    if (at <= min) console.error(`${who} ${tag}`, ...args);
   };
   return { debug: write(0, 'debug'), info: write(1, 'info'), warn: write(2, 'warn'), error: write(2, 'error') };
 }

@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { Authenticator } from './core/auth.ts';
+import { Gateway } from './core/gateway.ts';
 import { CloseCode } from './core/session.ts';
 import { Hub } from './core/hub.ts';
 import type { Config } from './config.ts';
@@ -14,7 +15,6 @@ import type { RuntimeAdapter } from './runtime/adapter.ts';
 import { loadRuntime } from './runtime/detect.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
-import { Gateway } from './transport/gateway.ts';
 
 export interface RunningMesh {
   port: number;
@@ -28,8 +28,8 @@ export interface RunningMesh {
 
 /** Starts an instance; resolves once it is listening. */
 export async function startMesh(config: Config, options: { runtime?: RuntimeAdapter; log?: Log } = {}): Promise<RunningMesh> {
-  const log = options.log ?? createLog(config.MESH_LOG);
   const instance = config.MESH_INSTANCE_ID ?? `${hostname()}-${process.pid}`;
+  const log = options.log ?? createLog(config.MESH_LOG, instance);
   const runtime = options.runtime ?? (await loadRuntime());
   const store = await openStore({
     databaseUrl: config.DATABASE_URL,
@@ -52,11 +52,14 @@ export async function startMesh(config: Config, options: { runtime?: RuntimeAdap
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     authUrl: config.AUTH_URL,
+    requireExp: config.JWT_REQUIRE_EXP,
   });
   const gateway = new Gateway({
     hub,
-    store,
+    log: store,
     auth,
+    instance,
+    authTimeoutMs: config.MESH_AUTH_TIMEOUT,
     maxMessage: config.MESH_MAX_MESSAGE,
     maxBuffered: config.MESH_MAX_BUFFERED,
     onError: (err) => log.error('op failed:', err),

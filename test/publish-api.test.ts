@@ -47,7 +47,7 @@ describe('MESH_API_KEY', () => {
       .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
     expect(address).toBeDefined();
     const wide = await startTestMesh({ HOST: '0.0.0.0' });
-    const res = await fetch(`http://${address}:${wide.port}/v1/mesh/publish`, { method: 'POST', body: JSON.stringify({ c: 'a', d: 'x' }) });
+    const res = await fetch(`http://${address}:${wide.port}/v1/mesh/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ c: 'a', d: 'x' }) });
     await expectError(res, 403, 'ERR_FORBIDDEN');
     // The same server still serves loopback callers.
     expect((await wide.publish({ c: 'a', d: 'x' })).status).toBe(200);

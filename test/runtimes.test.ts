@@ -27,7 +27,7 @@ describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
         expect(await a.request({ op: 'subscribe', channel: '@user' })).toMatchObject({ success: true });
         expect(await b.request({ op: 'subscribe', args: ['room_101'] })).toMatchObject({ success: true });
 
-        const res = await fetch(`${mesh.url}/v1/mesh/publish`, { method: 'POST', body: JSON.stringify({ c: 'user:1001', d: `hello from ${runtime}` }) });
+        const res = await fetch(`${mesh.url}/v1/mesh/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ c: 'user:1001', d: `hello from ${runtime}` }) });
         expect(res.status).toBe(200);
         expect(await a.next((f) => f === `hello from ${runtime}`)).toBe(`hello from ${runtime}`);
 

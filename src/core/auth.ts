@@ -23,6 +23,8 @@ export interface AuthSettings {
   issuer?: string;
   audience?: string;
   authUrl?: string;
+  /** Refuse JWTs without `exp` (a token that never expires would authorise its holder forever). */
+  requireExp?: boolean;
 }
 
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
@@ -61,6 +63,7 @@ export class Authenticator {
         algorithms: this.#algorithms,
         issuer: this.#settings.issuer,
         audience: this.#settings.audience,
+        requiredClaims: this.#settings.requireExp ? ['exp'] : [],
       }));
     } catch (err) {
       throw fromJose(err);
@@ -72,7 +75,15 @@ export class Authenticator {
   // the JWKS only, so a public key can never be used as an HMAC secret.
   #key = async (header: jose.JWTHeaderParameters, token: jose.FlattenedJWSInput) => {
     if (header.alg === 'HS256' && this.#secret) return this.#secret;
-    if (this.#jwks && header.alg !== 'HS256') return this.#jwks(header, token);
+    if (this.#jwks && header.alg !== 'HS256') {
+      try {
+        return await this.#jwks(header, token);
+      } catch (err) {
+        // An unknown kid is the token's fault; anything else (unreachable, timeout, not a key set) is the key server's.
+        if (err instanceof jose.errors.JWKSNoMatchingKey || err instanceof jose.errors.JWKSMultipleMatchingKeys) throw err;
+        throw new MeshError('ERR_AUTH_UNAVAILABLE', 'could not fetch signing keys', { cause: err });
+      }
+    }
     throw new MeshError('ERR_TOKEN_INVALID', `algorithm ${String(header.alg)} is not accepted`);
   };
 
@@ -94,6 +105,12 @@ export class Authenticator {
     if (!answer.success) throw new MeshError('ERR_AUTH_UNAVAILABLE', 'token exchange failed: AUTH_URL answer has no "uid"');
     return identityFrom(answer.data);
   }
+}
+
+/** The credentials of an `Authorization: Bearer …` header (the scheme is case-insensitive), or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const match = header === undefined ? null : /^bearer +(\S+)\s*$/i.exec(header);
+  return match?.[1];
 }
 
 function looksLikeJwt(token: string): boolean {
@@ -120,9 +137,8 @@ function fromJose(err: unknown): MeshError {
     if (err.claim === 'nbf' || err.claim === 'iat') return new MeshError('ERR_TOKEN_NOT_YET_VALID', 'token not yet valid');
     return new MeshError('ERR_TOKEN_CLAIM', `token "${err.claim}" claim check failed`);
   }
-  if (err instanceof jose.errors.JWKSTimeout || (err instanceof Error && !(err instanceof jose.errors.JOSEError))) {
-    return new MeshError('ERR_AUTH_UNAVAILABLE', 'could not fetch signing keys', { cause: err });
-  }
+  // Not from jose and not ours: a bug, reported as an internal error rather than blamed on the key server.
+  if (!(err instanceof jose.errors.JOSEError)) return new MeshError('ERR_INTERNAL', undefined, { cause: err });
   if (err instanceof jose.errors.JOSEAlgNotAllowed) return new MeshError('ERR_TOKEN_INVALID', 'token algorithm not accepted');
   if (err instanceof jose.errors.JWSSignatureVerificationFailed) return new MeshError('ERR_TOKEN_INVALID', 'token signature invalid');
   return new MeshError('ERR_TOKEN_INVALID', 'invalid token', { cause: err });

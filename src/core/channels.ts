@@ -2,13 +2,17 @@
  * Channel names and who may use them.
  *
  * Namespaces: `user:<uid>` is a user's personal channel (private); every other
- * name is public. `@user` is the alias for the caller's own personal channel.
- * Grants come from token claims (see auth.ts) as `*` glob patterns.
+ * name is public. `@user` is the alias for the caller's own personal channel,
+ * and `user_<uid>` is connmix's spelling of `user:<uid>` (same channel, same
+ * rules; frames name it the way the client did). Grants come from token claims
+ * (see auth.ts) as `*` glob patterns.
  */
 import { MeshError } from './errors.ts';
 
 export const USER_PREFIX = 'user:';
 export const USER_ALIAS = '@user';
+/** connmix clients name their personal channel `user_<uid>`. */
+export const CONNMIX_USER_PREFIX = 'user_';
 export const BROADCAST = 'broadcast';
 export const MAX_CHANNEL_BYTES = 255;
 
@@ -35,11 +39,35 @@ export function assertChannelName(name: string): void {
   }
 }
 
-/** Resolves `@user` for this holder and validates the result. */
-export function resolveChannel(name: string, uid: string | undefined): string {
-  const channel = name === USER_ALIAS && uid !== undefined ? USER_PREFIX + uid : name;
+/** The stored channel for a name: `user_<uid>` is `user:<uid>`; validated. */
+export function canonicalChannel(name: string): string {
+  const channel = name.startsWith(CONNMIX_USER_PREFIX) && name.length > CONNMIX_USER_PREFIX.length ? USER_PREFIX + name.slice(CONNMIX_USER_PREFIX.length) : name;
   assertChannelName(channel);
   return channel;
+}
+
+/** A channel as stored (`channel`) and as the client named it in frames (`name`). */
+export interface ChannelRef {
+  channel: string;
+  name: string;
+}
+
+/** Resolves a client's channel name for this holder: `@user`, connmix `user_<uid>`, or a plain name. */
+export function resolveChannel(name: string, uid: string | undefined): ChannelRef {
+  if (name === USER_ALIAS && uid !== undefined) {
+    const channel = USER_PREFIX + uid;
+    assertChannelName(channel);
+    return { channel, name: channel };
+  }
+  return { channel: canonicalChannel(name), name };
+}
+
+/** The uid a `sendtouser` target names: `user_<uid>`, `user:<uid>` or the bare uid. */
+export function uidOfTarget(target: string): string {
+  for (const prefix of [CONNMIX_USER_PREFIX, USER_PREFIX]) {
+    if (target.startsWith(prefix) && target.length > prefix.length) return target.slice(prefix.length);
+  }
+  return target;
 }
 
 /** The personal channel of a user. */

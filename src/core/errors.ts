@@ -18,10 +18,13 @@ const KINDS = {
   ERR_FORBIDDEN: { num: 20, http: 403, text: 'permission denied' },
   ERR_BAD_CHANNEL: { num: 21, http: 400, text: 'invalid channel name' },
   ERR_TOO_LARGE: { num: 22, http: 413, text: 'message too large' },
+  ERR_UNSUPPORTED_MEDIA: { num: 24, http: 415, text: 'unsupported content type' },
   ERR_BAD_API_KEY: { num: 23, http: 401, text: 'missing or wrong API key' },
   ERR_UNAVAILABLE: { num: 30, http: 503, text: 'store unavailable' },
   ERR_INTERNAL: { num: 31, http: 500, text: 'internal error' },
   ERR_NOT_FOUND: { num: 40, http: 404, text: 'not found' },
+  ERR_CLOSED: { num: 41, http: 410, text: 'connection closed' },
+  ERR_FLOOD: { num: 42, http: 429, text: 'too many ops in flight' },
 } as const;
 
 export type MeshErrorCode = keyof typeof KINDS;
@@ -39,7 +42,7 @@ export class MeshError extends Error {
     return KINDS[this.code].num;
   }
   /** The HTTP status this error answers with. */
-  get http(): 400 | 401 | 403 | 404 | 413 | 500 | 503 {
+  get http(): 400 | 401 | 403 | 404 | 410 | 413 | 415 | 429 | 500 | 503 {
     return KINDS[this.code].http;
   }
 }

@@ -18,7 +18,7 @@ export type Broadcast = (topic: string, frame: string) => void;
 export class Hub {
   readonly #channels = new Map<string, Set<Session>>();
   readonly #users = new Map<string, Set<Session>>();
-  readonly #sessions = new Set<Session>();
+  readonly #sessions = new Map<string, Session>();
   /** channel -> format -> how many sessions get it through the native topic. */
   readonly #native = new Map<string, Map<DeliveryFormat, number>>();
   #broadcast: Broadcast | undefined;
@@ -30,7 +30,7 @@ export class Hub {
 
   /** Registers a connected session. */
   attach(session: Session): void {
-    this.#sessions.add(session);
+    this.#sessions.set(session.id, session);
   }
 
   /** Records that a session now speaks for `uid`. */
@@ -43,8 +43,8 @@ export class Hub {
   }
 
   /** Subscribes a session (see Session.subscribe) and starts delivering to it. */
-  subscribe(session: Session, channel: string, tracked: boolean, replayAfter?: number): void {
-    session.subscribe(channel, tracked, replayAfter);
+  subscribe(session: Session, channel: string, name: string, tracked: boolean, replayAfter?: number): void {
+    session.subscribe(channel, name, tracked, replayAfter);
     add(this.#channels, channel, session);
   }
 
@@ -77,7 +77,7 @@ export class Hub {
       else remove(this.#channels, channel, session);
     }
     if (session.uid !== undefined) remove(this.#users, session.uid, session);
-    this.#sessions.delete(session);
+    this.#sessions.delete(session.id);
   }
 
   /** Fans a batch of messages (in id order) out to local subscribers. */
@@ -110,8 +110,18 @@ export class Hub {
   }
 
   /** Every session on this instance. */
-  sessions(): ReadonlySet<Session> {
-    return this.#sessions;
+  sessions(): IterableIterator<Session> {
+    return this.#sessions.values();
+  }
+
+  /** The session with this connection id, if it is on this instance. */
+  session(id: string): Session | undefined {
+    return this.#sessions.get(id);
+  }
+
+  /** The sessions of a user on this instance. */
+  sessionsOf(uid: string): readonly Session[] {
+    return [...(this.#users.get(uid) ?? [])];
   }
 }
 

@@ -7,8 +7,8 @@
  * Each frame is built once per message and shared by every subscriber.
  */
 
-/** How a connection wants messages framed: connmix-compatible or the bundled client's envelope, as a WebSocket text frame or an SSE event. */
-export type DeliveryFormat = 'raw' | 'envelope' | 'sse' | 'sse-envelope';
+/** How a connection wants messages framed: connmix-compatible, or the bundled client's envelope. */
+export type DeliveryFormat = 'raw' | 'envelope';
 
 /** One stored message, as the store hands it over. */
 export interface MessageRecord {
@@ -24,8 +24,8 @@ export interface MessageRecord {
 export class Message implements MessageRecord {
   #raw: string | undefined;
   #envelope: string | undefined;
-  #sse: string | undefined;
-  #sseEnvelope: string | undefined;
+  /** Encodings transports add (an SSE event's bytes, say), keyed by the transport's own key. */
+  #memo: Map<object, unknown> | undefined;
 
   constructor(
     readonly id: number,
@@ -40,29 +40,32 @@ export class Message implements MessageRecord {
 
   /** The text frame for a connection of this format. */
   frame(format: DeliveryFormat): string {
-    if (format === 'raw') return (this.#raw ??= this.#rawFrame());
-    if (format === 'envelope') return (this.#envelope ??= this.#envelopeFrame());
-    // Over SSE the data is the frame, with the id for Last-Event-ID.
-    if (format === 'sse') return (this.#sse ??= `id: ${this.id}\n${sseData(this.frame('raw'))}\n`);
-    return (this.#sseEnvelope ??= `id: ${this.id}\n${sseData(this.frame('envelope'))}\n`);
+    if (format === 'raw') return (this.#raw ??= this.#rawFrame(this.channel));
+    return (this.#envelope ??= this.#envelopeFrame(this.channel));
   }
 
-  #rawFrame(): string {
+  /** The frame naming the channel as `name` (a connmix `user_<uid>` subscription): built per call, never shared. */
+  frameAs(format: DeliveryFormat, name: string): string {
+    if (name === this.channel) return this.frame(format);
+    return format === 'raw' ? this.#rawFrame(name) : this.#envelopeFrame(name);
+  }
+
+  /** A transport's own encoding of this message, built once per message whatever the number of subscribers. */
+  memo<T>(key: object, build: (message: Message) => T): T {
+    this.#memo ??= new Map();
+    let value = this.#memo.get(key) as T | undefined;
+    if (value === undefined) this.#memo.set(key, (value = build(this)));
+    return value;
+  }
+
+  #rawFrame(channel: string): string {
     if (this.sender === null) return this.data;
-    return `{"event":"subscribe","channel":${JSON.stringify(this.channel)},"data":${this.data},"uid":${JSON.stringify(this.sender)},"id":${this.id}}`;
+    return `{"event":"subscribe","channel":${JSON.stringify(channel)},"data":${this.data},"uid":${JSON.stringify(this.sender)},"id":${this.id}}`;
   }
 
-  #envelopeFrame(): string {
+  #envelopeFrame(channel: string): string {
     const data = this.sender === null ? JSON.stringify(this.data) : this.data;
     const uid = this.sender === null ? '' : `,"uid":${JSON.stringify(this.sender)}`;
-    return `{"event":"message","channel":${JSON.stringify(this.channel)},"id":${this.id},"data":${data}${uid}}`;
+    return `{"event":"message","channel":${JSON.stringify(channel)},"id":${this.id},"data":${data}${uid}}`;
   }
-}
-
-/** The `data:` lines of an SSE event: one per line of the text, whatever its line breaks. */
-export function sseData(text: string): string {
-  return text
-    .split(/\r\n|\r|\n/)
-    .map((line) => `data: ${line}\n`)
-    .join('');
 }

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { MeshError, badArgs } from './errors.ts';
-import { BROADCAST, USER_PREFIX } from './channels.ts';
+import { BROADCAST, USER_PREFIX, uidOfTarget } from './channels.ts';
 
 const rid = z.union([z.string().max(128), z.number()]).optional();
 const token = z.string({ error: 'token must be a string' }).min(1, 'token is empty').max(16_384, 'token too long');
@@ -65,7 +65,7 @@ function lift(frame: Fields): Fields | undefined {
     case 'sendtouser': {
       const to = uid.safeParse(pick('user', 0));
       if (!to.success) throw badArgs(to.error.issues, 'sendtouser: ');
-      return { op: 'publish', via: 'sendtouser', channel: USER_PREFIX + to.data, data: pick('data', 1), rid };
+      return { op: 'publish', via: 'sendtouser', channel: USER_PREFIX + uidOfTarget(to.data), data: pick('data', 1), rid };
     }
     case 'sendbroadcast':
       return { op: 'publish', via: 'sendbroadcast', channel: BROADCAST, data: pick('data', 0), rid };
@@ -107,20 +107,23 @@ export function parseCommand(frame: unknown): Command {
   return parsed.data;
 }
 
-/** A success reply, in both seed styles (`success` and `result`). */
-export function okReply(op: string, rid: unknown, extra?: Fields): string {
-  return JSON.stringify({ op, success: true, result: true, ...extra, ...(rid === undefined ? {} : { rid }) });
-}
+/** The answer to one op, as the dispatcher returns it; each transport encodes it. */
+export type Reply =
+  | { kind: 'ok'; op: string; rid?: unknown; fields?: Fields }
+  | { kind: 'error'; op: string; rid?: unknown; error: MeshError }
+  | { kind: 'pong'; rid?: unknown };
 
-/** An error reply: text in `error` and `msg`, the numeric `code`, and the stable `reason` string. */
-export function errorReply(op: string, rid: unknown, err: MeshError): string {
-  return JSON.stringify({
-    op,
-    success: false,
-    error: err.message,
-    code: err.num,
-    msg: err.message,
-    reason: err.code,
-    ...(rid === undefined ? {} : { rid }),
-  });
+/** A success reply. */
+export const ok = (op: string, rid: unknown, fields?: Fields): Reply => ({ kind: 'ok', op, rid, fields });
+
+/** An error reply. */
+export const failed = (op: string, rid: unknown, error: MeshError): Reply => ({ kind: 'error', op, rid, error });
+
+/** The JSON text of a reply frame: success in both seed styles (`success` and `result`); errors with text in `error` and `msg`, the numeric `code` and the stable `reason`. */
+export function encodeReply(reply: Reply): string {
+  const rid = reply.rid === undefined ? {} : { rid: reply.rid };
+  if (reply.kind === 'pong') return JSON.stringify({ op: 'pong', ...rid });
+  if (reply.kind === 'ok') return JSON.stringify({ op: reply.op, success: true, result: true, ...reply.fields, ...rid });
+  const e = reply.error;
+  return JSON.stringify({ op: reply.op, success: false, error: e.message, code: e.num, msg: e.message, reason: e.code, ...rid });
 }

@@ -1,19 +1,27 @@
 /**
- * One connected client, whatever its transport. Holds who it is, what it is
- * subscribed to and how far each subscription has been delivered; writes
- * frames to its transport through a SessionSink.
+ * One connected client, whatever its transport: who it is, what it is
+ * subscribed to and how far each subscription has been delivered, its queue
+ * of ops and its timers. All of a connection's state lives here; the
+ * transport only encodes what the session hands its sink.
  *
  * Subscriptions that replay history buffer live messages until the replay is
  * written, then drop anything already delivered: no gap, no duplicate.
  */
 import type { Identity } from './auth.ts';
-import { sseData, type DeliveryFormat, type Message } from './message.ts';
+import type { DeliveryFormat, Message } from './message.ts';
+import type { Reply } from './protocol.ts';
 
-/** What a transport gives a session to write to. */
+export type TransportName = 'websocket' | 'sse';
+
+/** What a transport gives a session to write to; the transport owns the encoding. */
 export interface SessionSink {
-  send(frame: string): void;
+  /** Writes a message; `name` is the channel as the client subscribed to it. */
+  message(message: Message, name: string): void;
+  reply(reply: Reply): void;
+  /** A server event that is not a message (`expired`, `join`, …). */
+  notice(event: string, data: Record<string, unknown>): void;
   close(code: number, reason: string): void;
-  /** Bytes accepted by send() but not yet written to the peer. */
+  /** Bytes accepted but not yet written to the peer. */
   buffered(): number;
   /** Where the runtime fans out natively (Bun's topics): the hub then publishes once per message, not once per socket. */
   topics?: {
@@ -32,12 +40,15 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   TOO_BIG: 1009,
   TOKEN_EXPIRED: 4001,
+  AUTH_TIMEOUT: 4002,
   KICKED: 4003,
   SLOW_CONSUMER: 4008,
   FLOOD: 4029,
 } as const;
 
 interface Subscription {
+  /** The channel as the client named it (frames carry this name). */
+  name: string;
   /** Highest id written for this channel; later duplicates are dropped. */
   lastId: number;
   /** Live messages held back while history is being replayed; null once live. */
@@ -49,8 +60,12 @@ interface Subscription {
 }
 
 export interface SessionOptions {
+  /** Cluster-unique connection id. */
+  id: string;
   format: DeliveryFormat;
-  transport: 'websocket' | 'sse';
+  transport: TransportName;
+  /** The client acks explicitly: its cursors move on `ack` only, not on delivery. */
+  ackMode: boolean;
   /** Queued bytes past which the client is cut off as a slow consumer. */
   maxBuffered: number;
   /** Called after a message of a tracked subscription was written. */
@@ -61,17 +76,25 @@ export interface SessionOptions {
 export class Session {
   readonly id: string;
   readonly format: DeliveryFormat;
-  readonly transport: 'websocket' | 'sse';
+  readonly transport: TransportName;
+  readonly ackMode: boolean;
+  readonly connectedAt = Date.now();
   identity: Identity | null = null;
   closed = false;
+  /** The tail of this session's op queue: ops run one at a time, in order. */
+  queue: Promise<unknown> = Promise.resolve();
+  /** Ops waiting or running. */
+  queued = 0;
+  readonly #timers = new Map<'expiry' | 'auth', ReturnType<typeof setTimeout>>();
   readonly #sink: SessionSink;
   readonly #options: SessionOptions;
   readonly #subs = new Map<string, Subscription>();
 
   constructor(sink: SessionSink, options: SessionOptions) {
-    this.id = crypto.randomUUID();
+    this.id = options.id;
     this.format = options.format;
     this.transport = options.transport;
+    this.ackMode = options.ackMode;
     this.#sink = sink;
     this.#options = options;
   }
@@ -80,30 +103,44 @@ export class Session {
     return this.identity?.uid;
   }
 
-  /** Channels this session is subscribed to. */
+  /** Channels this session is subscribed to (as stored). */
   channels(): IterableIterator<string> {
     return this.#subs.keys();
+  }
+
+  /** The channels as the client named them. */
+  channelNames(): string[] {
+    return [...this.#subs.values()].map((s) => s.name);
   }
 
   isSubscribed(channel: string): boolean {
     return this.#subs.has(channel);
   }
 
-  /** Writes one frame; cuts the client off when it stops reading. */
-  send(frame: string): void {
+  reply(reply: Reply): void {
     if (this.closed) return;
-    this.#sink.send(frame);
-    if (this.#sink.buffered() > this.#options.maxBuffered) this.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
+    this.#sink.reply(reply);
+    this.#checkBacklog();
   }
 
-  /** Sends a server event that is not a message (e.g. `expired`), framed for this transport. */
+  /** Sends a server event that is not a message (e.g. `expired`). */
   notice(event: string, data: Record<string, unknown>): void {
-    this.send(this.transport === 'sse' ? `event: ${event}\n${sseData(JSON.stringify(data))}\n` : JSON.stringify({ event, ...data }));
+    if (this.closed) return;
+    this.#sink.notice(event, data);
+    this.#checkBacklog();
+  }
+
+  /** Runs `fire` after `ms` unless replaced or cleared; one timer per purpose. */
+  setTimer(purpose: 'expiry' | 'auth', ms: number | null, fire?: () => void): void {
+    const old = this.#timers.get(purpose);
+    if (old !== undefined) clearTimeout(old);
+    this.#timers.delete(purpose);
+    if (ms !== null && fire !== undefined && !this.closed) this.#timers.set(purpose, setTimeout(fire, ms));
   }
 
   /** Starts a subscription. With `replayAfter`, live messages are held until finishReplay(). */
-  subscribe(channel: string, tracked: boolean, replayAfter?: number): void {
-    this.#subs.set(channel, { lastId: replayAfter ?? 0, held: replayAfter === undefined ? null : [], tracked, native: false });
+  subscribe(channel: string, name: string, tracked: boolean, replayAfter?: number): void {
+    this.#subs.set(channel, { name, lastId: replayAfter ?? 0, held: replayAfter === undefined ? null : [], tracked, native: false });
   }
 
   /** The native topic of a channel for this session's format. */
@@ -113,12 +150,13 @@ export class Session {
 
   /**
    * Hands a live subscription over to the runtime's native fan-out, where it can go:
-   * the transport has topics, nothing is held back, and no cursor needs each delivery.
+   * the transport has topics, nothing is held back, no cursor needs each delivery,
+   * and frames name the channel as stored.
    */
   goNative(channel: string): boolean {
     const sub = this.#subs.get(channel);
     const topics = this.#sink.topics;
-    if (!sub || !topics || sub.held !== null || sub.tracked || sub.native || this.closed) return false;
+    if (!sub || !topics || sub.held !== null || sub.tracked || sub.native || sub.name !== channel || this.closed) return false;
     topics.subscribe(this.topic(channel));
     sub.native = true;
     return true;
@@ -162,14 +200,28 @@ export class Session {
   #write(sub: Subscription, message: Message): void {
     if (message.id <= sub.lastId || this.closed) return;
     sub.lastId = message.id;
-    this.send(message.frame(this.#options.format));
+    this.#sink.message(message, sub.name);
+    this.#checkBacklog();
     if (sub.tracked) this.#options.onDelivered?.(this, message);
+  }
+
+  #checkBacklog(): void {
+    if (this.#sink.buffered() > this.#options.maxBuffered) this.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
   }
 
   /** Closes the transport; the transport's close event then tears the session down. */
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
     this.#sink.close(code, reason);
+  }
+
+  /** Marks the session gone after its transport closed by itself; stops its timers. */
+  ended(): void {
+    this.closed = true;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
   }
 }

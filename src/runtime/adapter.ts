@@ -5,7 +5,6 @@
  */
 import type { Context } from 'hono';
 import type { UpgradeWebSocket, WSContext } from 'hono/ws';
-import type { SessionSink } from '../core/session.ts';
 
 export interface ServeOptions {
   port: number;
@@ -21,15 +20,26 @@ export interface RunningServer {
   port: number;
   /** Stops accepting and closes the listener. */
   stop(): Promise<void>;
-  /** Native fan-out to this server's sockets subscribed to a topic (SessionSink.topics), where the runtime has one. */
+  /** Native fan-out to this server's sockets subscribed to a topic (RawSocket.topics), where the runtime has one. */
   broadcast?: (topic: string, frame: string) => void;
+}
+
+/** A just-opened WebSocket as the runtime gives it: text out, close, the unsent byte count, native topics where the runtime has them. */
+export interface RawSocket {
+  send(text: string): void;
+  close(code: number, reason: string): void;
+  buffered(): number;
+  topics?: {
+    subscribe(topic: string): void;
+    unsubscribe(topic: string): void;
+  };
 }
 
 export interface RuntimeAdapter {
   readonly name: 'node' | 'bun' | 'deno';
   readonly upgradeWebSocket: UpgradeWebSocket<any>;
-  /** A session sink over a just-opened WebSocket, with this runtime's buffered-amount reading. */
-  socketSink(ws: WSContext<any>): SessionSink;
+  /** The raw socket under Hono's WSContext, with this runtime's buffered-amount reading. */
+  socket(ws: WSContext<any>): RawSocket;
   /** The peer's IP address. */
   remoteAddress(c: Context): string | undefined;
   /** Keeps a long-lived HTTP response (an SSE stream) from the runtime's idle timeout. */

@@ -7,11 +7,11 @@ import { onFirstSignal } from './common.ts';
 export const runtime: RuntimeAdapter = {
   name: 'bun',
   upgradeWebSocket,
-  socketSink(ws) {
+  socket(ws) {
     // Hono builds a new WSContext per event on Bun; the raw socket is the stable handle.
     const raw = ws.raw as ServerWebSocket<unknown>;
     return {
-      send: (frame) => void raw.send(frame),
+      send: (text) => void raw.send(text),
       close: (code, reason) => raw.close(code, reason),
       buffered: () => raw.getBufferedAmount(),
       topics: {

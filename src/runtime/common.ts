@@ -1,10 +1,10 @@
 /** Pieces two or three runtime adapters share; still runtime code, so it lives here. */
-import type { SessionSink } from '../core/session.ts';
+import type { RawSocket } from './adapter.ts';
 
-/** A sink over a WHATWG-style socket (Deno's WebSocket, and `ws` on Node, which has the same surface). */
-export function standardSocketSink(raw: { send(data: string): void; close(code?: number, reason?: string): void; bufferedAmount: number }): SessionSink {
+/** A WHATWG-style socket (Deno's WebSocket, and `ws` on Node, which has the same surface). */
+export function standardSocket(raw: { send(data: string): void; close(code?: number, reason?: string): void; bufferedAmount: number }): RawSocket {
   return {
-    send: (frame) => raw.send(frame),
+    send: (text) => raw.send(text),
     close: (code, reason) => raw.close(code, reason),
     buffered: () => raw.bufferedAmount,
   };

@@ -4,7 +4,7 @@
  * process and has no lock of its own; two processes on one folder corrupt it,
  * so we hold a lock file and refuse to start when another live process has it.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Row, SqlDriver, SqlQuery } from './driver.ts';
@@ -45,20 +45,40 @@ export async function openPglite(dataDir: string): Promise<SqlDriver> {
   };
 }
 
-function takeLock(dataDir: string): () => void {
+/**
+ * Takes the folder's lock file by exclusive create, so two processes starting together
+ * cannot both get it. A lock left by a dead process is removed and taken once more.
+ */
+export function takeLock(dataDir: string): () => void {
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, LOCK_FILE);
-  let holder: number | undefined;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(path, { force: true });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EEXIST') throw err;
+    }
+    const holder = readHolder(path);
+    if (attempt > 0 || holder === undefined || isAlive(holder)) {
+      throw new Error(
+        `MESH_DATA_DIR ${dataDir} is in use by process ${holder ?? '(unknown)'}; the embedded store allows one process per folder (use DATABASE_URL for several instances)`,
+      );
+    }
+    // Stale: its process is gone. Remove it only if it still names that process (another starter may have replaced it).
+    if (readHolder(path) === holder) rmSync(path, { force: true });
+  }
+}
+
+function readHolder(path: string): number | undefined {
   try {
-    holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
+    const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
+    return Number.isInteger(pid) ? pid : undefined;
   } catch {
-    holder = undefined;
+    return undefined;
   }
-  if (holder !== undefined && holder !== process.pid && isAlive(holder)) {
-    throw new Error(`MESH_DATA_DIR ${dataDir} is in use by process ${holder}; the embedded store allows one process per folder (use DATABASE_URL for several instances)`);
-  }
-  writeFileSync(path, String(process.pid));
-  return () => rmSync(path, { force: true });
 }
 
 function isAlive(pid: number): boolean {

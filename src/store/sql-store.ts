@@ -80,7 +80,7 @@ export class SqlStore implements Store {
 
   async start(): Promise<void> {
     await this.#migrate();
-    this.#feed.startAt(await this.#head());
+    this.#feed.startAt(await this.head());
     await this.#db.listen(NOTIFY_CHANNEL, {
       onPayload: (payload) => this.#onNotify(payload),
       onListen: () => {
@@ -108,7 +108,7 @@ export class SqlStore implements Store {
   }
 
   async #catchUp(): Promise<void> {
-    await this.#feed.catchUp(await this.#head());
+    await this.#feed.catchUp(await this.head());
     await this.#drainInbox();
   }
 
@@ -285,13 +285,18 @@ export class SqlStore implements Store {
     this.#stopPolling();
     await Promise.all(this.#pending);
     this.#feed.stop();
-    await this.flushCursors().catch(() => {});
+    // The last chance to write cursors: a failure here means duplicates on the next connect, so say so.
+    await this.flushCursors().catch((err) => this.#onError(new Error('cursor positions not written at shutdown', { cause: err })));
     await this.#db.close();
   }
 
-  async #head(): Promise<number> {
-    const rows = await this.#db.query('select last_id from mesh_seq');
-    return Number(rows[0]!.last_id);
+  async head(): Promise<number> {
+    try {
+      const rows = await this.#db.query('select last_id from mesh_seq');
+      return Number(rows[0]!.last_id);
+    } catch (err) {
+      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: head not read', { cause: err });
+    }
   }
 
   // Several instances may start at once on an empty database: the advisory

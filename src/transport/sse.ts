@@ -1,18 +1,19 @@
 /**
  * The EventSource transport: GET /v1/sse opens a stream (the downlink), POST
  * /v1/sse/<session> carries op frames (the uplink) and answers with their
- * replies. Same sessions, ops and replies as the WebSocket; only the framing
- * differs. Every message is `id: <id>` + `data: <d>` (or, with
+ * replies. Same sessions, ops and replies as the WebSocket; all SSE framing
+ * lives here. Every message is `id: <id>` + `data: <d>` (or, with
  * `?format=envelope`, the envelope JSON), so Last-Event-ID resumes exactly.
  */
 import { Hono, type Context } from 'hono';
 import { getCookie } from 'hono/cookie';
-import type { Authenticator } from '../core/auth.ts';
-import { MeshError, type MeshErrorCode } from '../core/errors.ts';
-import { decodeFrame, errorReply } from '../core/protocol.ts';
+import { bearerToken, type Authenticator } from '../core/auth.ts';
+import { MeshError } from '../core/errors.ts';
+import type { Gateway } from '../core/gateway.ts';
+import type { DeliveryFormat, Message } from '../core/message.ts';
+import { type Reply, decodeFrame, encodeReply, failed } from '../core/protocol.ts';
 import type { Session, SessionSink } from '../core/session.ts';
 import type { RuntimeAdapter } from '../runtime/adapter.ts';
-import type { Gateway } from './gateway.ts';
 
 export interface SseOptions {
   cookieName: string;
@@ -25,23 +26,38 @@ export interface SseOptions {
 const HIGH_WATER = 64 * 1024;
 const MAX_FRAMES_PER_POST = 100;
 const encoder = new TextEncoder();
+// Keys of the per-message byte caches: one encoding per format, shared by every stream.
+const EVENT_BYTES: Record<DeliveryFormat, object> = { raw: {}, envelope: {} };
+
+/** The `data:` lines of an SSE event: one per line of the text, whatever its line breaks. */
+export function sseData(text: string): string {
+  return text
+    .split(/\r\n|\r|\n/)
+    .map((line) => `data: ${line}\n`)
+    .join('');
+}
+
+/** One SSE event's text. */
+function sseEvent(event: string, data: string): string {
+  return `event: ${event}\n${sseData(data)}\n`;
+}
+
+function messageEvent(message: Message, format: DeliveryFormat, name: string): string {
+  return `id: ${message.id}\n${sseData(message.frameAs(format, name))}\n`;
+}
 
 /** The token of a request: Authorization Bearer, then ?token=, then the cookie. */
 function tokenOf(c: Context, cookieName: string): string | undefined {
-  const header = c.req.header('authorization');
-  if (header?.startsWith('Bearer ')) return header.slice(7).trim();
-  return c.req.query('token') ?? getCookie(c, cookieName);
+  return bearerToken(c.req.header('authorization')) ?? c.req.query('token') ?? getCookie(c, cookieName);
 }
 
-/** Throws the error a reply frame reports, if it reports one. */
-function raiseIfFailed(reply: string | undefined): void {
-  const frame = reply === undefined ? undefined : (JSON.parse(reply) as { success?: boolean; reason?: MeshErrorCode; msg?: string });
-  if (frame?.success === false) throw new MeshError(frame.reason ?? 'ERR_INTERNAL', frame.msg);
+/** Throws the error a reply reports, if it reports one. */
+function raiseIfFailed(reply: Reply): void {
+  if (reply.kind === 'error') throw reply.error;
 }
 
 /** GET / (the stream) and POST /:session (the uplink); mount at /v1/sse. */
 export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: RuntimeAdapter, options: SseOptions): Hono {
-  const sessions = new Map<string, Session>();
   const app = new Hono();
 
   app.get('/', async (c) => {
@@ -62,27 +78,29 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
       if (done) return;
       done = true;
       clearInterval(heartbeat);
-      if (session) {
-        sessions.delete(session.id);
-        gateway.close(session);
-      }
+      if (session) gateway.close(session);
     };
     const stream = new ReadableStream<Uint8Array>(
       { start: (ctrl) => void (controller = ctrl), cancel: finish },
       new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER }),
     );
-    const write = (text: string) => {
+    const write = (bytes: Uint8Array) => {
       if (done) return;
       try {
-        controller.enqueue(encoder.encode(text));
+        controller.enqueue(bytes);
       } catch {
         finish();
       }
     };
+    const writeText = (text: string) => write(encoder.encode(text));
+    const format: DeliveryFormat = c.req.query('format') === 'envelope' ? 'envelope' : 'raw';
     const sink: SessionSink = {
-      send: write,
+      message: (message, name) =>
+        write(name === message.channel ? message.memo(EVENT_BYTES[format], (m) => encoder.encode(messageEvent(m, format, name))) : encoder.encode(messageEvent(message, format, name))),
+      reply: (reply) => writeText(sseEvent('reply', encodeReply(reply))),
+      notice: (event, data) => writeText(sseEvent(event, JSON.stringify(data))),
       close: (code, reason) => {
-        write(`event: close\ndata: ${JSON.stringify({ code, reason })}\n\n`);
+        writeText(sseEvent('close', JSON.stringify({ code, reason })));
         finish();
         try {
           controller.close();
@@ -92,26 +110,18 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
       },
       buffered: () => Math.max(0, HIGH_WATER - (controller.desiredSize ?? 0)),
     };
-    const format = c.req.query('format') === 'envelope' ? 'sse-envelope' : 'sse';
     session = gateway.open(sink, { format, ackMode: false, transport: 'sse' });
     c.req.raw.signal?.addEventListener('abort', finish);
 
     try {
-      let reply: string | undefined;
-      await gateway.run(session, { op: 'auth', token }, (r) => (reply = r));
-      raiseIfFailed(reply);
-      sessions.set(session.id, session);
-      write(`retry: ${options.retryMs}\nevent: session\ndata: ${JSON.stringify({ session: session.id, uid: session.uid })}\n\n`);
-      if (channels.length > 0) {
-        reply = undefined;
-        await gateway.run(session, { op: 'subscribe', channels, ...(since === undefined ? {} : { since }) }, (r) => (reply = r));
-        raiseIfFailed(reply);
-      }
+      raiseIfFailed(await gateway.run(session, { op: 'auth', token }));
+      writeText(`retry: ${options.retryMs}\n${sseEvent('session', JSON.stringify({ session: session.id, uid: session.uid, connection: session.id }))}`);
+      if (channels.length > 0) raiseIfFailed(await gateway.run(session, { op: 'subscribe', channels, since }));
     } catch (err) {
       finish();
       throw err;
     }
-    heartbeat = setInterval(() => write(': ping\n\n'), options.heartbeatMs);
+    heartbeat = setInterval(() => writeText(': ping\n\n'), options.heartbeatMs);
     runtime.keepOpen(c);
     return new Response(stream, {
       headers: {
@@ -123,8 +133,8 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
   });
 
   app.post('/:session', async (c) => {
-    const session = sessions.get(c.req.param('session'));
-    if (!session || session.closed) throw new MeshError('ERR_NOT_FOUND', 'no such session: it was closed, or lives on another instance');
+    const session = gateway.session(c.req.param('session'));
+    if (!session || session.transport !== 'sse' || session.closed) throw new MeshError('ERR_NOT_FOUND', 'no such session: it was closed, or lives on another instance');
     const token = tokenOf(c, options.cookieName);
     if (!token) throw new MeshError('ERR_NOT_AUTH', 'no token: send Authorization: Bearer, ?token= or the cookie');
     const caller = await auth.verify(token);
@@ -139,12 +149,11 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
     for (const frame of frames) {
       if (typeof frame === 'object' && frame !== null && (frame as { op?: unknown }).op === 'auth') {
         const refused = new MeshError('ERR_FORBIDDEN', 'the stream is authenticated when it opens: use refresh');
-        replies.push(errorReply('auth', (frame as { rid?: unknown }).rid, refused));
+        replies.push(encodeReply(failed('auth', (frame as { rid?: unknown }).rid, refused)));
         continue;
       }
-      await gateway.run(session, frame, (reply) => replies.push(reply));
+      replies.push(encodeReply(await gateway.handle(session, frame)));
     }
-    // Reply frames are JSON text already: answer with them as they are.
     return c.body(Array.isArray(decoded) ? `[${replies.join(',')}]` : replies[0]!, 200, { 'content-type': 'application/json' });
   });
 

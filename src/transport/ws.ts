@@ -1,21 +1,34 @@
 /**
  * The WebSocket endpoint: one session per socket, text frames in, replies and
- * messages out. `?format=envelope` switches delivered messages to the envelope
- * the bundled client uses; `?token=` authenticates at connect; `?ack=1` makes
- * the user's cursors move on explicit acks only.
+ * messages out as JSON text frames. `?format=envelope` switches delivered
+ * messages to the envelope the bundled client uses; `?token=` authenticates at
+ * connect; `?ack=1` makes the user's cursors move on explicit acks only.
  */
 import type { MiddlewareHandler } from 'hono';
 import { MeshError } from '../core/errors.ts';
-import { errorReply } from '../core/protocol.ts';
-import { CloseCode, type Session } from '../core/session.ts';
-import type { RuntimeAdapter } from '../runtime/adapter.ts';
-import type { Gateway } from './gateway.ts';
+import type { Gateway } from '../core/gateway.ts';
+import type { DeliveryFormat } from '../core/message.ts';
+import { encodeReply, failed } from '../core/protocol.ts';
+import { CloseCode, type Session, type SessionSink } from '../core/session.ts';
+import type { RawSocket, RuntimeAdapter } from '../runtime/adapter.ts';
 
 export interface WsOptions {
   maxFrame: number;
 }
 
 const encoder = new TextEncoder();
+
+/** A session sink writing JSON text frames to a socket. */
+export function socketSink(socket: RawSocket, format: DeliveryFormat): SessionSink {
+  return {
+    message: (message, name) => socket.send(message.frameAs(format, name)),
+    reply: (reply) => socket.send(encodeReply(reply)),
+    notice: (event, data) => socket.send(JSON.stringify({ event, ...data })),
+    close: (code, reason) => socket.close(code, reason),
+    buffered: () => socket.buffered(),
+    topics: socket.topics,
+  };
+}
 
 /** The upgrade handler for every WebSocket path. */
 export function websocketRoute(gateway: Gateway, runtime: RuntimeAdapter, options: WsOptions): MiddlewareHandler {
@@ -27,15 +40,14 @@ export function websocketRoute(gateway: Gateway, runtime: RuntimeAdapter, option
     let session: Session | undefined;
     return {
       onOpen(_event, ws) {
-        session = gateway.open(runtime.socketSink(ws), { format, ackMode, transport: 'websocket' });
-        const s = session;
-        if (token) void gateway.authenticate(s, token, (reply) => s.send(reply));
+        const s = (session = gateway.open(socketSink(runtime.socket(ws), format), { format, ackMode, transport: 'websocket' }));
+        if (token) void gateway.run(s, { op: 'auth', token }).then((reply) => s.reply(reply));
       },
       onMessage(event) {
         if (session === undefined) return;
         const data = event.data;
         if (typeof data !== 'string') {
-          session.send(errorReply('error', undefined, new MeshError('ERR_BINARY_FRAME', 'binary frames are not supported: send JSON text')));
+          session.reply(failed('error', undefined, new MeshError('ERR_BINARY_FRAME', 'binary frames are not supported: send JSON text')));
           return;
         }
         if (tooBig(data, options.maxFrame)) {

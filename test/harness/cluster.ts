@@ -33,7 +33,7 @@ export async function startCluster(
           if (reply.success !== true) throw new Error(`login on ${id} failed: ${JSON.stringify(reply)}`);
           return client;
         },
-        publish: (body) => fetch(`${proc.url}/v1/mesh/publish`, { method: 'POST', body: JSON.stringify(body) }),
+        publish: (body) => fetch(`${proc.url}/v1/mesh/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
       };
       return instance;
     }),

@@ -1,0 +1,295 @@
+/**
+ * The ops every transport speaks. A transport opens a session with a sink of
+ * its own, hands the gateway decoded frames, and closes it; the gateway
+ * authenticates, authorises, subscribes with replay, publishes through the
+ * message log and returns a typed Reply for the transport to encode. Ops of
+ * one session run one at a time, in order.
+ */
+import type { Authenticator } from './auth.ts';
+import { canPublish, canSubscribe, isOwnChannel, resolveChannel, userChannel } from './channels.ts';
+import { MeshError, asMeshError } from './errors.ts';
+import type { Hub } from './hub.ts';
+import type { DeliveryFormat } from './message.ts';
+import type { MessageLog } from './message-log.ts';
+import { type Command, type Reply, decodeFrame, failed, ok, parseCommand, replyOp } from './protocol.ts';
+import { CloseCode, Session, type SessionSink, type TransportName } from './session.ts';
+
+/** Hears a session's lifecycle (presence bookkeeping, hooks). */
+export interface SessionObserver {
+  authenticated(session: Session): void;
+  subscribed(session: Session, channels: readonly string[]): void;
+  unsubscribed(session: Session, channels: readonly string[]): void;
+  closed(session: Session): void;
+}
+
+export interface GatewayOptions {
+  hub: Hub;
+  log: MessageLog;
+  auth: Authenticator;
+  /** Prefix of connection ids, unique in the cluster. */
+  instance: string;
+  /** Largest message data, in bytes. */
+  maxMessage: number;
+  /** Unread bytes past which a client is cut off. */
+  maxBuffered: number;
+  /** A connection that has not authenticated by then is closed (4002). */
+  authTimeoutMs: number;
+  observer?: SessionObserver;
+  onError?: (err: unknown) => void;
+}
+
+export interface OpenOptions {
+  format: DeliveryFormat;
+  transport: TransportName;
+  /** The client acks explicitly: its cursors move on `ack` only, not on delivery. */
+  ackMode: boolean;
+}
+
+const HISTORY_PAGE = 1000;
+const MAX_QUEUED_OPS = 256;
+const MAX_TIMER_MS = 2_147_483_647;
+const encoder = new TextEncoder();
+
+/** Runs client ops against the hub and the message log. */
+export class Gateway {
+  readonly #o: GatewayOptions;
+  #counter = 0;
+
+  constructor(options: GatewayOptions) {
+    this.#o = options;
+  }
+
+  /** Creates and registers the session of a new connection. */
+  open(sink: SessionSink, options: OpenOptions): Session {
+    const session = new Session(sink, {
+      ...options,
+      id: this.#newId(),
+      maxBuffered: this.#o.maxBuffered,
+      onDelivered: (s, message) => this.#o.log.advanceCursor(s.uid!, message.channel, message.id),
+    });
+    this.#o.hub.attach(session);
+    session.setTimer('auth', this.#o.authTimeoutMs, () => {
+      if (session.identity === null) session.close(CloseCode.AUTH_TIMEOUT, 'not authenticated in time');
+    });
+    return session;
+  }
+
+  // <instance>.<counter><random>: unique in the cluster, and not guessable from another id.
+  #newId(): string {
+    const random = crypto.getRandomValues(new Uint32Array(2));
+    return `${this.#o.instance}.${(++this.#counter).toString(36)}${random[0]!.toString(36)}${random[1]!.toString(36)}`;
+  }
+
+  /** The session with this connection id, if it lives on this instance. */
+  session(id: string): Session | undefined {
+    return this.#o.hub.session(id);
+  }
+
+  /** Runs one text frame from a client and writes its reply to the session. */
+  receive(session: Session, text: string): void {
+    let frame: unknown;
+    try {
+      frame = decodeFrame(text);
+    } catch (err) {
+      session.reply(failed('error', undefined, asMeshError(err)));
+      return;
+    }
+    void this.handle(session, frame).then((reply) => session.reply(reply));
+  }
+
+  /** Runs one decoded frame behind the session's earlier ones; resolves with its reply. */
+  handle(session: Session, frame: unknown): Promise<Reply> {
+    let command: Command;
+    try {
+      command = parseCommand(frame);
+    } catch (err) {
+      return Promise.resolve(failed(replyOp(frame), ridOf(frame), asMeshError(err)));
+    }
+    return this.run(session, command);
+  }
+
+  /** Queues a validated command behind the session's earlier ones. */
+  run(session: Session, command: Command): Promise<Reply> {
+    const name = replyName(command);
+    if (session.closed) return Promise.resolve(failed(name, command.rid, new MeshError('ERR_CLOSED')));
+    if (session.queued >= MAX_QUEUED_OPS) {
+      session.close(CloseCode.FLOOD, 'too many ops in flight');
+      return Promise.resolve(failed(name, command.rid, new MeshError('ERR_FLOOD')));
+    }
+    session.queued++;
+    const done = session.queue.then(async (): Promise<Reply> => {
+      try {
+        return await this.#execute(session, command);
+      } catch (err) {
+        const e = asMeshError(err);
+        if (e.code === 'ERR_INTERNAL') this.#o.onError?.(err);
+        return failed(name, command.rid, e);
+      } finally {
+        session.queued--;
+      }
+    });
+    session.queue = done;
+    return done;
+  }
+
+  /** Tears a session down after its transport closed. */
+  close(session: Session): void {
+    session.ended();
+    this.#o.hub.detach(session);
+    this.#o.observer?.closed(session);
+    // A failed write stays queued in the batch and goes with the next flush.
+    this.#o.log.flushCursors().catch((err) => this.#o.onError?.(err));
+  }
+
+  async #execute(session: Session, command: Command): Promise<Reply> {
+    switch (command.op) {
+      case 'ping':
+        return { kind: 'pong', rid: command.rid };
+      case 'auth':
+        return this.#auth(session, command.token, command.rid);
+      case 'refresh':
+        return this.#refresh(session, command.token, command.rid);
+      case 'subscribe':
+        return this.#subscribe(session, command);
+      case 'unsubscribe':
+        return this.#unsubscribe(session, command);
+      case 'publish':
+        return this.#publish(session, command);
+      case 'ack':
+        return this.#ack(session, command);
+    }
+  }
+
+  async #auth(session: Session, token: string, rid: unknown): Promise<Reply> {
+    const identity = await this.#o.auth.verify(token);
+    const previous = session.identity;
+    if (previous && previous.uid !== identity.uid) {
+      // A different user on the same connection starts from nothing.
+      const channels = [...session.channels()];
+      for (const channel of channels) this.#o.hub.unsubscribe(session, channel);
+      this.#o.hub.unbindUser(session, previous.uid);
+      this.#o.observer?.unsubscribed(session, channels);
+    }
+    session.identity = identity;
+    session.setTimer('auth', null);
+    this.#o.hub.bindUser(session, identity.uid);
+    this.#armExpiry(session);
+    if (previous?.uid !== identity.uid) this.#o.observer?.authenticated(session);
+    return ok('auth', rid, { uid: identity.uid, connection: session.id });
+  }
+
+  async #refresh(session: Session, token: string, rid: unknown): Promise<Reply> {
+    const current = need(session);
+    const identity = await this.#o.auth.verify(token);
+    if (identity.uid !== current.uid) throw new MeshError('ERR_FORBIDDEN', 'refresh token is for another user');
+    session.identity = identity;
+    this.#armExpiry(session);
+    return ok('refresh', rid, { uid: identity.uid });
+  }
+
+  #armExpiry(session: Session): void {
+    const expiresAt = session.identity?.expiresAt;
+    const delay = expiresAt == null ? null : Math.max(0, expiresAt - Date.now());
+    session.setTimer('expiry', delay === null || delay > MAX_TIMER_MS ? null : delay, () => session.close(CloseCode.TOKEN_EXPIRED, 'token expired'));
+  }
+
+  async #subscribe(session: Session, command: Extract<Command, { op: 'subscribe' }>): Promise<Reply> {
+    const identity = need(session);
+    const uid = identity.uid;
+    const refs = new Map(command.channels.map((name) => resolveChannel(name, uid)).map((ref) => [ref.channel, ref]));
+    for (const { channel } of refs.values()) {
+      if (!canSubscribe(identity, channel)) throw new MeshError('ERR_FORBIDDEN', `not allowed to subscribe to ${channel}`);
+    }
+    // A position beyond the database's head is not one this store ever gave out (a reset
+    // database, a typo): replaying from it would silently drop every message up to it.
+    let since = command.since;
+    let clamped: { since: number; to: number } | undefined;
+    if (since !== undefined && since > this.#o.log.position) {
+      const head = await this.#o.log.head();
+      if (since > head) {
+        clamped = { since, to: head };
+        since = head;
+      }
+    }
+    // Where to replay from: the client's position, else the server-side cursor of the user's own channel.
+    const plans: { channel: string; name: string; after: number | undefined; own: boolean }[] = [];
+    for (const { channel, name } of refs.values()) {
+      if (session.isSubscribed(channel)) continue;
+      const own = isOwnChannel(channel, uid);
+      const after = since ?? (own ? ((await this.#o.log.cursor(uid, channel)) ?? 0) : undefined);
+      plans.push({ channel, name, after, own });
+    }
+    // Every message after this id reaches the new subscriptions live: a client that saw
+    // nothing yet can still resume from here.
+    const position = this.#o.log.position;
+    for (const { channel, name, after, own } of plans) this.#o.hub.subscribe(session, channel, name, own && !session.ackMode, after);
+    try {
+      const resumed = plans.filter((p) => p.after !== undefined && p.after > 0);
+      if (resumed.length > 0) {
+        const expiredUpTo = await this.#o.log.expiredUpTo();
+        for (const { name, after } of resumed) {
+          if (after! < expiredUpTo) session.notice('expired', { channel: name, since: after, expiredUpTo });
+        }
+      }
+      for (const { channel, after } of plans) if (after !== undefined) await this.#replay(session, channel, after);
+      for (const { channel } of plans) this.#o.hub.goLive(session, channel);
+    } catch (err) {
+      for (const { channel } of plans) this.#o.hub.unsubscribe(session, channel);
+      throw err;
+    }
+    if (plans.length > 0) this.#o.observer?.subscribed(session, plans.map((p) => p.channel));
+    const names = [...refs.values()].map((r) => r.name);
+    return ok(replyName(command), command.rid, { channels: names, position, ...(clamped ? { clamped } : {}) });
+  }
+
+  async #replay(session: Session, channel: string, after: number): Promise<void> {
+    for (;;) {
+      const page = await this.#o.log.history(channel, after, HISTORY_PAGE);
+      if (page.length < HISTORY_PAGE || session.closed) return session.finishReplay(channel, page);
+      session.replay(channel, page);
+      after = page[page.length - 1]!.id;
+    }
+  }
+
+  async #unsubscribe(session: Session, command: Extract<Command, { op: 'unsubscribe' }>): Promise<Reply> {
+    const uid = need(session).uid;
+    const refs = command.channels.map((name) => resolveChannel(name, uid));
+    const left = refs.filter((r) => session.isSubscribed(r.channel)).map((r) => r.channel);
+    for (const channel of left) this.#o.hub.unsubscribe(session, channel);
+    if (left.length > 0) this.#o.observer?.unsubscribed(session, left);
+    return ok('unsubscribe', command.rid, { channels: refs.map((r) => r.name) });
+  }
+
+  async #publish(session: Session, command: Extract<Command, { op: 'publish' }>): Promise<Reply> {
+    const identity = need(session);
+    const { channel } = resolveChannel(command.channel, identity.uid);
+    if (!canPublish(identity, channel)) throw new MeshError('ERR_FORBIDDEN', `not allowed to publish to ${channel}`);
+    const data = JSON.stringify(command.data);
+    if (data.length > this.#o.maxMessage || encoder.encode(data).length > this.#o.maxMessage) {
+      throw new MeshError('ERR_TOO_LARGE', `message larger than ${this.#o.maxMessage} bytes`);
+    }
+    const [id] = await this.#o.log.publish([{ channel, data, sender: identity.uid }]);
+    return ok(command.via, command.rid, { id, channel });
+  }
+
+  async #ack(session: Session, command: Extract<Command, { op: 'ack' }>): Promise<Reply> {
+    const identity = need(session);
+    const channel = command.channel === undefined ? userChannel(identity.uid) : resolveChannel(command.channel, identity.uid).channel;
+    if (!canSubscribe(identity, channel)) throw new MeshError('ERR_FORBIDDEN', `not allowed to ack on ${channel}`);
+    this.#o.log.advanceCursor(identity.uid, channel, command.id);
+    return ok('ack', command.rid, { id: command.id });
+  }
+}
+
+function need(session: Session) {
+  if (session.identity === null) throw new MeshError('ERR_NOT_AUTH');
+  return session.identity;
+}
+
+function replyName(command: Command): string {
+  return command.op === 'publish' ? command.via : command.op;
+}
+
+function ridOf(frame: unknown): unknown {
+  return typeof frame === 'object' && frame !== null ? (frame as { rid?: unknown }).rid : undefined;
+}
