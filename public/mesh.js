@@ -170,7 +170,9 @@ export class MeshClient extends EventTarget {
   async #openSse() {
     const sseUrl = new URL('/v1/sse', this.#base);
     sseUrl.searchParams.set('format', 'envelope');
-    sseUrl.searchParams.set('token', await this.#freshToken());
+    // With no token, the cookie carries it (credentials: true across origins).
+    const token = await this.#freshToken();
+    if (token) sseUrl.searchParams.set('token', token);
     const source = new EventSource(sseUrl, { withCredentials: this.#credentials });
     this.#source = source;
     // Channels are subscribed over the uplink, like on the WebSocket: one reply per
@@ -302,7 +304,7 @@ export class MeshClient extends EventTarget {
     const res = await fetch(new URL(`/v1/sse/${this.#session}`, this.#base), {
       method: 'POST',
       credentials: this.#credentials ? 'include' : 'same-origin',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${this.#currentToken}` },
+      headers: { 'content-type': 'application/json', ...(this.#currentToken ? { authorization: `Bearer ${this.#currentToken}` } : {}) },
       body: JSON.stringify(frame),
     });
     const body = await res.json();

@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { Authenticator } from './core/auth.ts';
-import { Gateway } from './core/gateway.ts';
+import { Gateway, type SessionObserver } from './core/gateway.ts';
 import { CloseCode } from './core/session.ts';
 import { Hub } from './core/hub.ts';
 import type { Config } from './config.ts';
@@ -27,7 +27,14 @@ export interface RunningMesh {
 }
 
 /** Starts an instance; resolves once it is listening. */
-export async function startMesh(config: Config, options: { runtime?: RuntimeAdapter; log?: Log } = {}): Promise<RunningMesh> {
+export interface StartOptions {
+  runtime?: RuntimeAdapter;
+  log?: Log;
+  /** Also told of every session's lifecycle (tests wait on it). */
+  observers?: SessionObserver[];
+}
+
+export async function startMesh(config: Config, options: StartOptions = {}): Promise<RunningMesh> {
   const instance = config.MESH_INSTANCE_ID ?? `${hostname()}-${process.pid}`;
   const log = options.log ?? createLog(config.MESH_LOG, instance);
   const runtime = options.runtime ?? (await loadRuntime());
@@ -60,6 +67,7 @@ export async function startMesh(config: Config, options: { runtime?: RuntimeAdap
     auth,
     instance,
     authTimeoutMs: config.MESH_AUTH_TIMEOUT,
+    observer: everyOf(options.observers ?? []),
     maxMessage: config.MESH_MAX_MESSAGE,
     maxBuffered: config.MESH_MAX_BUFFERED,
     onError: (err) => log.error('op failed:', err),
@@ -95,4 +103,16 @@ function devSecretIfNoAuth(config: Config, log: Log): string | undefined {
   if (config.JWT_SECRET || config.JWKS_URL || config.AUTH_URL) return undefined;
   log.warn('no JWT_SECRET, JWKS_URL or AUTH_URL: demo mode, tokens from GET /v1/dev/token (loopback only)');
   return Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** One observer that tells each of several, in order. */
+function everyOf(observers: SessionObserver[]): SessionObserver | undefined {
+  if (observers.length === 0) return undefined;
+  if (observers.length === 1) return observers[0];
+  return {
+    authenticated: (s) => observers.forEach((o) => o.authenticated(s)),
+    subscribed: (s, c) => observers.forEach((o) => o.subscribed(s, c)),
+    unsubscribed: (s, c) => observers.forEach((o) => o.unsubscribed(s, c)),
+    closed: (s) => observers.forEach((o) => o.closed(s)),
+  };
 }

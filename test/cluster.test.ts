@@ -6,6 +6,7 @@ import { describe, expect, test } from 'bun:test';
 import postgres from 'postgres';
 import { collect, startCluster } from './harness/cluster.ts';
 import { onChannel } from './harness/ws-client.ts';
+import { pollUntil } from './harness/waiter.ts';
 import { SCHEMA_VERSION } from '../src/store/schema.ts';
 
 const { databaseUrl, instances } = await startCluster(['bun', 'node', 'deno']);
@@ -64,10 +65,10 @@ describe('a cluster of three instances on one Postgres', () => {
     expect(killed).toBe(1);
     const got = await collect(sub, N, isText('f-'));
     expect(got).toEqual(Array.from({ length: N }, (_, i) => `f-${i}`));
-    // B listens again by itself (a new session with the same name).
-    await sub.request({ op: 'ping' });
-    const health = await fetch(`${B.url}/healthz`);
-    expect(health.status).toBe(200);
+    // B listens again by itself (a new session with the same name), not merely polling.
+    await pollUntil(async () => ((await (await fetch(`${B.url}/healthz`)).json()) as { listening: boolean }).listening, 15_000, 'B listening again');
+    const relisten = await sql`select count(*)::int as n from pg_stat_activity where application_name = 'pgmesh-B-listen'`;
+    expect(relisten[0]!.n).toBe(1);
   }, 60_000);
 
   test('a 200 KB and a 1 MiB message cross instances intact; one over the limit gets 413', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { BIN, RUNTIMES, startProcess } from './harness/process.ts';
 import { token } from './harness/tokens.ts';
 import { connect, onChannel } from './harness/ws-client.ts';
+import { pollUntil } from './harness/waiter.ts';
 import { openSse } from './harness/sse-client.ts';
 
 async function sseSessions(url: string): Promise<number> {
@@ -41,9 +42,7 @@ describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
         await a.request({ op: 'sendtoroom', args: ['room_101', 'over sse'] });
         expect(JSON.parse((await sse.next((e) => e.type === 'message')).data)).toMatchObject({ data: 'over sse' });
         sse.close();
-        const deadline = Date.now() + 5000;
-        while ((await sseSessions(mesh.url)) > 0 && Date.now() < deadline);
-        expect(await sseSessions(mesh.url)).toBe(0);
+        await pollUntil(async () => (await sseSessions(mesh.url)) === 0, 5000, 'the closed stream leaves the server');
 
         // An oversize frame closes with 1009 on every runtime.
         const c = await connect(`${ws}/v1/ws`);

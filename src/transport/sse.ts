@@ -48,7 +48,7 @@ function messageEvent(message: Message, format: DeliveryFormat, name: string): s
 
 /** The token of a request: Authorization Bearer, then ?token=, then the cookie. */
 function tokenOf(c: Context, cookieName: string): string | undefined {
-  return bearerToken(c.req.header('authorization')) ?? c.req.query('token') ?? getCookie(c, cookieName);
+  return bearerToken(c.req.header('authorization')) || c.req.query('token') || getCookie(c, cookieName) || undefined;
 }
 
 /** Throws the error a reply reports, if it reports one. */

@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config.ts';
 import { startMesh, type RunningMesh } from '../../src/server.ts';
 import { TEST_SECRET, token } from './tokens.ts';
 import { connect, type WsClient } from './ws-client.ts';
+import { createWaiter } from './waiter.ts';
 
 export interface TestMesh extends RunningMesh {
   wsUrl: string;
@@ -14,6 +15,8 @@ export interface TestMesh extends RunningMesh {
   connect(query?: string, path?: string): Promise<WsClient>;
   /** Connects and authenticates as `uid` with the connmix `args` dialect. */
   login(uid: string, claims?: Record<string, unknown>, query?: string): Promise<WsClient>;
+  /** Resolves once the session with this connection id has been torn down on the server. */
+  sessionClosed(id: string, timeoutMs?: number): Promise<void>;
   /** POSTs to the server API. */
   publish(body: unknown, headers?: Record<string, string>): Promise<Response>;
 }
@@ -28,7 +31,11 @@ export async function startTestMesh(env: Record<string, string> = {}, options: {
     MESH_LOG: 'silent',
     ...env,
   });
-  const mesh = await startMesh(config);
+  const gone = new Set<string>();
+  const waiter = createWaiter();
+  const mesh = await startMesh(config, {
+    observers: [{ authenticated() {}, subscribed() {}, unsubscribed() {}, closed: (s) => (gone.add(s.id), waiter.wake()) }],
+  });
   const wsUrl = mesh.url.replace('http', 'ws');
   const clients: WsClient[] = [];
   const test: TestMesh = {
@@ -45,6 +52,7 @@ export async function startTestMesh(env: Record<string, string> = {}, options: {
       if (reply.success !== true) throw new Error(`login failed: ${JSON.stringify(reply)}`);
       return client;
     },
+    sessionClosed: (id, timeoutMs = 5000) => waiter.until(() => gone.has(id), timeoutMs, () => `session ${id} still open after ${timeoutMs} ms`),
     publish: (body, headers = {}) =>
       fetch(`${mesh.url}/v1/mesh/publish`, {
         method: 'POST',

@@ -24,15 +24,15 @@ export interface SseClient {
 
 const TYPES = ['message', 'session', 'expired', 'close'];
 
-/** Opens an EventSource; `headers` go on every (re)connect request. */
-export function openSse(url: string, headers: Record<string, string> = {}): SseClient {
+/** Opens an EventSource; `headers` go on every (re)connect request; `extraTypes` are event types to keep beside the usual ones. */
+export function openSse(url: string, headers: Record<string, string> = {}, extraTypes: string[] = []): SseClient {
   const source = new EventSource(url, {
     fetch: (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...headers } }),
   });
   const events: SseEvent[] = [];
   const taken = new Set<number>();
   const waiter = createWaiter();
-  for (const type of TYPES) {
+  for (const type of [...TYPES, ...extraTypes]) {
     source.addEventListener(type, (e) => {
       events.push({ type, data: e.data, id: e.lastEventId });
       waiter.wake();

@@ -33,3 +33,15 @@ export function createWaiter(): Waiter {
     },
   };
 }
+
+/**
+ * For a condition only a request can observe (another process's state): asks `probe` every
+ * `intervalMs` until it holds, or rejects after `timeoutMs`. Where an event exists, wait for it instead.
+ */
+export async function pollUntil(probe: () => Promise<boolean>, timeoutMs: number, what: string, intervalMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
