@@ -19,6 +19,11 @@ import { errorResponse } from './api/errors.ts';
 import { serverApiGuard } from './api/guard.ts';
 import { publishRoute } from './api/publish.ts';
 import { demoRoutes } from './api/demo.ts';
+import { usersRoutes } from './api/users.ts';
+import { connectionsRoutes } from './api/connections.ts';
+import { channelsRoutes } from './api/channels.ts';
+import { openApiRoute } from './api/openapi.ts';
+import type { Cluster } from './store/cluster.ts';
 
 export const WS_PATH = '/v1/ws';
 
@@ -27,6 +32,7 @@ export interface AppParts {
   runtime: RuntimeAdapter;
   gateway: Gateway;
   store: Store;
+  cluster: Cluster;
   hub: Hub;
   auth: Authenticator;
   instance: string;
@@ -34,7 +40,7 @@ export interface AppParts {
 }
 
 /** Builds the HTTP application. */
-export function buildApp({ config, runtime, gateway, store, hub, auth, instance, devSecret }: AppParts): Hono {
+export function buildApp({ config, runtime, gateway, store, cluster, hub, auth, instance, devSecret }: AppParts): Hono {
   const app = new Hono();
   app.onError((err, c) => errorResponse(c, err));
   app.notFound((c) => errorResponse(c, new MeshError('ERR_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
@@ -79,14 +85,24 @@ export function buildApp({ config, runtime, gateway, store, hub, auth, instance,
     }
   });
 
-  const api = new Hono();
-  api.use('*', serverApiGuard(config.MESH_API_KEY, runtime));
-  api.route('/', publishRoute(store, config.MESH_MAX_MESSAGE));
-  api.route('/', statsRoute(hub, store, instance));
-  app.route('/v1/mesh', api);
+  // The API's own description is public: it holds nothing but the shape of the routes.
+  app.route('/v1/mesh', openApiRoute());
+  app.route('/v1/mesh', serverApi({ config, runtime, store, cluster, hub, instance }));
 
   app.route('/', demoRoutes(runtime, devSecret));
   return app;
+}
+
+/** The server API's routes behind its guard; `api.routes` is what the OpenAPI document is checked against. */
+export function serverApi({ config, runtime, store, cluster, hub, instance }: Pick<AppParts, 'config' | 'runtime' | 'store' | 'cluster' | 'hub' | 'instance'>): Hono {
+  const api = new Hono();
+  api.use('*', serverApiGuard(config.MESH_API_KEY, runtime));
+  api.route('/', publishRoute(store, config.MESH_MAX_MESSAGE));
+  api.route('/', usersRoutes(store, cluster));
+  api.route('/', connectionsRoutes(store));
+  api.route('/', channelsRoutes(store, cluster));
+  api.route('/', statsRoute(hub, store, instance));
+  return api;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -86,6 +86,10 @@ export const ConfigSchema = z.object({
   MESH_DISABLE_WS: flag.default(false),
   /** Names this instance in connection ids, pg_stat_activity (application_name) and every log line; default FLY_MACHINE_ID or host-pid. */
   MESH_INSTANCE_ID: z.string().regex(/^[\w.-]{1,40}$/, 'letters, digits, _ . - (at most 40)').optional(),
+  /** An instance silent this long is dead: its connections leave presence (and leave events go out) within it. */
+  MESH_INSTANCE_TTL: duration.default(15_000),
+  /** The region this instance runs in (Fly sets FLY_REGION), shown beside its connections. */
+  MESH_REGION: z.string().regex(/^[\w.-]{1,40}$/, 'letters, digits, _ . - (at most 40)').optional(),
   /** How often the LISTEN connection is checked. */
   MESH_HEARTBEAT: duration.default(10_000),
   MESH_LOG: z.enum(['debug', 'info', 'warn', 'silent']).default('info'),
@@ -106,6 +110,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       .filter(([, value]) => value !== undefined && value !== ''),
   );
   if (present.MESH_INSTANCE_ID === undefined && env.FLY_MACHINE_ID) present.MESH_INSTANCE_ID = env.FLY_MACHINE_ID;
+  if (present.MESH_REGION === undefined && env.FLY_REGION) present.MESH_REGION = env.FLY_REGION;
   const parsed = ConfigSchema.safeParse(present);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -14,6 +14,8 @@ import { createLog, type Log } from './log.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
 import { loadRuntime } from './runtime/detect.ts';
 import { openStore } from './store/open.ts';
+import type { Cluster, LocalConnection } from './store/cluster.ts';
+import { readCommand } from './core/commands.ts';
 import type { Store } from './store/store.ts';
 
 export interface RunningMesh {
@@ -21,6 +23,7 @@ export interface RunningMesh {
   url: string;
   runtime: RuntimeAdapter['name'];
   store: Store;
+  cluster: Cluster;
   hub: Hub;
   /** Closes every connection (1001), flushes cursors, closes the store. */
   stop(): Promise<void>;
@@ -38,7 +41,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   const instance = config.MESH_INSTANCE_ID ?? `${hostname()}-${process.pid}`;
   const log = options.log ?? createLog(config.MESH_LOG, instance);
   const runtime = options.runtime ?? (await loadRuntime());
-  const store = await openStore({
+  const opened = await openStore({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.MESH_DATA_DIR,
     retentionMs: config.MESH_RETENTION,
@@ -47,10 +50,19 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     groupCommit: config.MESH_GROUP_COMMIT,
     onError: (err) => log.error('store:', err),
   });
+  const store = opened.store;
   await store.start();
 
   const hub = new Hub();
   store.onMessages((batch) => hub.deliver(batch));
+  const cluster = opened.cluster({
+    instance,
+    region: config.MESH_REGION,
+    ttlMs: config.MESH_INSTANCE_TTL,
+    local: () => localConnections(hub),
+    onError: (err) => log.error('presence:', err),
+  });
+  await cluster.start();
 
   const devSecret = devSecretIfNoAuth(config, log);
   const auth = new Authenticator({
@@ -67,12 +79,18 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     auth,
     instance,
     authTimeoutMs: config.MESH_AUTH_TIMEOUT,
-    observer: everyOf(options.observers ?? []),
+    observer: everyOf([presenceOf(cluster), ...(options.observers ?? [])]),
+    members: cluster,
     maxMessage: config.MESH_MAX_MESSAGE,
     maxBuffered: config.MESH_MAX_BUFFERED,
     onError: (err) => log.error('op failed:', err),
   });
-  const app = buildApp({ config, runtime, gateway, store, hub, auth, instance, devSecret });
+  hub.onCommand((message) => {
+    const command = readCommand(message.data);
+    if (command) gateway.command(command);
+    else log.warn(`ignored command ${message.id}: not one this version knows`);
+  });
+  const app = buildApp({ config, runtime, gateway, store, cluster, hub, auth, instance, devSecret });
   const server = await runtime.serve(app.fetch, {
     port: config.PORT,
     hostname: config.HOST,
@@ -88,10 +106,12 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     url: `http://${config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST}:${server.port}`,
     runtime: runtime.name,
     store,
+    cluster,
     hub,
     async stop() {
       for (const session of hub.sessions()) session.close(CloseCode.GOING_AWAY, 'server shutting down');
       await server.stop();
+      await cluster.close();
       await store.close();
     },
   };
@@ -103,6 +123,24 @@ function devSecretIfNoAuth(config: Config, log: Log): string | undefined {
   if (config.JWT_SECRET || config.JWKS_URL || config.AUTH_URL) return undefined;
   log.warn('no JWT_SECRET, JWKS_URL or AUTH_URL: demo mode, tokens from GET /v1/dev/token (loopback only)');
   return Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Keeps the cluster's presence rows in step with the sessions of this instance. */
+function presenceOf(cluster: Cluster): SessionObserver {
+  return {
+    authenticated: (s) => cluster.connected(s.id, s.uid!, s.transport, s.connectedAt),
+    subscribed: (s, channels) => cluster.subscribed(s.id, s.uid!, channels),
+    unsubscribed: (s, channels) => cluster.unsubscribed(s.id, s.uid!, channels),
+    closed: (s) => {
+      if (s.identity !== null) cluster.disconnected(s.id);
+    },
+  };
+}
+
+function* localConnections(hub: Hub): Iterable<LocalConnection> {
+  for (const s of hub.sessions()) {
+    if (s.identity !== null && !s.closed) yield { id: s.id, uid: s.identity.uid, transport: s.transport, connectedAt: s.connectedAt, channels: s.visibleChannels() };
+  }
 }
 
 /** One observer that tells each of several, in order. */

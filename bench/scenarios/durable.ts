@@ -2,7 +2,8 @@
  * Scenario 3, durable publish throughput: messages/s that /v1/mesh/publish
  * acknowledges — each acknowledged message committed to the outbox — as
  * single-message POSTs with 64 in flight and as 100-message batch POSTs, driven
- * by autocannon. Afterwards the outbox must hold every acknowledged message.
+ * by autocannon. Afterwards the outbox must hold every acknowledged message:
+ * each id an answer named is looked up, not merely counted.
  */
 import autocannon from 'autocannon';
 import postgres from 'postgres';
@@ -38,21 +39,29 @@ export async function durable(
   );
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   try {
-    const [before] = await sql`select count(*)::int8 as n from mesh_message`;
+    const ackedIds: number[] = [];
     const cpu0 = cpuMs(system.pid);
     const result = await autocannon({
       url: system.publishUrl,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
+      requests: [
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+          onResponse: (status: number, text: string) => {
+            if (status === 200) ackedIds.push(...(JSON.parse(text) as { ids: number[] }).ids);
+          },
+        },
+      ],
       connections: mode === 'single' ? 64 : 16,
       pipelining: 1,
       duration: seconds,
     });
     const serverCores = (cpuMs(system.pid) - cpu0) / 1000 / seconds;
     const acked = result['2xx'] * perRequest;
-    const [after] = await sql`select count(*)::int8 as n from mesh_message`;
-    const stored = Number(after!.n) - Number(before!.n);
+    // Every id an answer named must be a stored row; ids must not repeat across answers.
+    const [found] = await sql`select count(*)::int8 as n from mesh_message where id in (select json_array_elements_text(${JSON.stringify(ackedIds)}::text::json)::int8)`;
+    const stored = Math.min(Number(found!.n), new Set(ackedIds).size);
     return {
       system: system.name,
       mode,
@@ -61,7 +70,7 @@ export async function durable(
       p50: result.latency.p50,
       p99: result.latency.p99,
       acked,
-      lost: Math.max(0, acked - stored),
+      lost: Math.max(0, acked - stored, acked - ackedIds.length),
       failed: result.non2xx + result.errors + result.timeouts,
       serverCores,
     };

@@ -1,22 +1,30 @@
 /**
  * POST /v1/mesh/publish — how application servers (a PHP app under php-fpm,
- * say) send messages. Takes connmix `{"c","d"}`, `{"channel","data"}`, or an
- * array of either; answers with the stored ids once they are committed.
+ * say) send messages. Takes connmix `{"c","d"}`, `{"channel","data"}`,
+ * `{"all":true,"d"}` (every live connection), or an array of them; each may
+ * name connections to leave out (`"exclude"`). Answers with the stored ids
+ * once they are committed.
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
-import { assertChannelName } from '../core/channels.ts';
-import { MeshError, badArgs } from '../core/errors.ts';
+import { ALL_CHANNEL, canonicalChannel } from '../core/channels.ts';
+import { MeshError } from '../core/errors.ts';
 import type { Store } from '../store/store.ts';
+import { jsonBody } from './json-body.ts';
 
 const MAX_BATCH = 1000;
 
 // `d` / `data` is delivered verbatim when it is a string, else as its JSON text.
 const text = z.unknown().refine((v) => v !== undefined, 'is required').transform((v) => (typeof v === 'string' ? v : JSON.stringify(v)));
-const ConnmixItem = z.object({ c: z.string({ error: 'c must be a string' }), d: text }).transform((m) => ({ channel: m.c, data: m.d }));
-const NamedItem = z.object({ channel: z.string({ error: 'channel must be a string' }), data: text });
-const Item = z.union([ConnmixItem, NamedItem], { error: 'expected {"c","d"} or {"channel","data"}' });
+const exclude = z.array(z.string().min(1).max(128), { error: 'exclude must be a list of connection ids' }).max(1000).optional();
+const ConnmixItem = z.object({ c: z.string({ error: 'c must be a string' }), d: text, exclude }).transform((m) => ({ channel: m.c, data: m.d, exclude: m.exclude }));
+const NamedItem = z.object({ channel: z.string({ error: 'channel must be a string' }), data: text, exclude });
+const AllItem = z
+  .strictObject({ all: z.literal(true), d: text.optional(), data: text.optional(), exclude })
+  .refine((m) => (m.d === undefined) !== (m.data === undefined), 'give d or data')
+  .transform((m) => ({ channel: ALL_CHANNEL, data: (m.d ?? m.data)!, exclude: m.exclude, all: true as const }));
+const Item = z.union([ConnmixItem, NamedItem, AllItem], { error: 'expected {"c","d"}, {"channel","data"} or {"all":true,"d"}' });
 export const PublishBody = z.union([Item, z.array(Item).min(1, 'empty batch').max(MAX_BATCH, `at most ${MAX_BATCH} messages per request`)]);
 export type PublishBody = z.infer<typeof PublishBody>;
 
@@ -34,23 +42,17 @@ export function publishRoute(store: Store, maxMessage: number): Hono {
       },
     }),
     async (c) => {
-      let body: unknown;
-      try {
-        body = JSON.parse(await c.req.text());
-      } catch {
-        throw new MeshError('ERR_BAD_JSON', 'request body is not valid JSON');
-      }
-      const parsed = PublishBody.safeParse(body);
-      if (!parsed.success) throw badArgs(parsed.error.issues);
-      const items = Array.isArray(parsed.data) ? parsed.data : [parsed.data];
-      for (const item of items) {
-        assertChannelName(item.channel);
+      const body = await jsonBody(c, PublishBody);
+      const items = Array.isArray(body) ? body : [body];
+      const messages = items.map((item) => {
+        const channel = 'all' in item ? item.channel : canonicalChannel(item.channel);
         if (item.data.length > maxMessage || encoder.encode(item.data).length > maxMessage) {
-          throw new MeshError('ERR_TOO_LARGE', `message on ${item.channel} larger than ${maxMessage} bytes`);
+          throw new MeshError('ERR_TOO_LARGE', `message on ${channel} larger than ${maxMessage} bytes`);
         }
-      }
-      const ids = await store.publish(items.map((m) => ({ channel: m.channel, data: m.data, sender: null })));
-      return c.json({ success: true, ids, ...(Array.isArray(parsed.data) ? {} : { id: ids[0] }) });
+        return { channel, data: item.data, sender: null, exclude: item.exclude?.length ? item.exclude : null };
+      });
+      const ids = await store.publish(messages);
+      return c.json({ success: true, ids, ...(Array.isArray(body) ? {} : { id: ids[0] }) });
     },
   );
   return app;

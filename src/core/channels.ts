@@ -39,8 +39,20 @@ export function assertChannelName(name: string): void {
   }
 }
 
-/** The stored channel for a name: `user_<uid>` is `user:<uid>`; validated. */
+/** Names starting with `$` are pgmesh's own (`$all`, `$presence:…`, `$cmd`): no client or API call names them. */
+export const RESERVED_PREFIX = '$';
+/** Every authenticated connection listens here: a publish to everyone (sendToAll). */
+export const ALL_CHANNEL = '$all';
+/** Commands for connections wherever they are (server-side subscribe, kick), in feed order. */
+export const COMMAND_CHANNEL = '$cmd';
+/** The join/leave events of `channel`. */
+export function presenceChannel(channel: string): string {
+  return `$presence:${channel}`;
+}
+
+/** The stored channel for a name a client or caller gave: `user_<uid>` is `user:<uid>`; validated, reserved names refused. */
 export function canonicalChannel(name: string): string {
+  if (name.startsWith(RESERVED_PREFIX)) throw new MeshError('ERR_BAD_CHANNEL', `channel names starting with ${RESERVED_PREFIX} are reserved`);
   const channel = name.startsWith(CONNMIX_USER_PREFIX) && name.length > CONNMIX_USER_PREFIX.length ? USER_PREFIX + name.slice(CONNMIX_USER_PREFIX.length) : name;
   assertChannelName(channel);
   return channel;

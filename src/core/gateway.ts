@@ -6,15 +6,21 @@
  * one session run one at a time, in order.
  */
 import type { Authenticator } from './auth.ts';
-import { canPublish, canSubscribe, isOwnChannel, resolveChannel, userChannel } from './channels.ts';
+import { ALL_CHANNEL, canPublish, canSubscribe, isOwnChannel, presenceChannel, resolveChannel, userChannel } from './channels.ts';
+import type { CommandTarget, MeshCommand } from './commands.ts';
 import { MeshError, asMeshError } from './errors.ts';
 import type { Hub } from './hub.ts';
 import type { DeliveryFormat } from './message.ts';
 import type { MessageLog } from './message-log.ts';
 import { type Command, type Reply, decodeFrame, failed, ok, parseCommand, replyOp } from './protocol.ts';
-import { CloseCode, Session, type SessionSink, type TransportName } from './session.ts';
+import { CloseCode, Session, type SessionSink, type SubscriptionKind, type TransportName } from './session.ts';
 
-/** Hears a session's lifecycle (presence bookkeeping, hooks). */
+/** Who is in a channel, cluster-wide, and the last message id that answer includes. */
+export interface MemberList {
+  members(channel: string): Promise<{ uids: string[]; at: number }>;
+}
+
+/** Hears a session's lifecycle (presence bookkeeping, hooks); channels are the user-visible ones, as stored. */
 export interface SessionObserver {
   authenticated(session: Session): void;
   subscribed(session: Session, channels: readonly string[]): void;
@@ -35,6 +41,8 @@ export interface GatewayOptions {
   /** A connection that has not authenticated by then is closed (4002). */
   authTimeoutMs: number;
   observer?: SessionObserver;
+  /** Answers `"presence": true` subscribes; without it they are refused. */
+  members?: MemberList;
   onError?: (err: unknown) => void;
 }
 
@@ -141,6 +149,49 @@ export class Gateway {
     this.#o.log.flushCursors().catch((err) => this.#o.onError?.(err));
   }
 
+  /** Applies a server-API command to the sessions it targets on this instance (see commands.ts). */
+  command(command: MeshCommand): void {
+    if (command.op === 'ungroup') {
+      for (const session of [...this.#o.hub.sessions()]) {
+        if (session.isSubscribed(command.channel)) this.#leave(session, [command.channel]);
+      }
+      return;
+    }
+    for (const session of this.#targets(command.target)) {
+      if (command.op === 'close') session.close(CloseCode.KICKED, command.reason);
+      else if (command.op === 'subscribe') this.#join(session, command.channels);
+      else this.#leave(session, command.channels.map((name) => resolveChannel(name, session.uid).channel));
+    }
+  }
+
+  #targets(target: CommandTarget): Session[] {
+    if ('uid' in target) return this.#o.hub.sessionsOf(target.uid).filter((s) => !s.closed);
+    const session = this.#o.hub.session(target.connection);
+    return session && !session.closed && session.identity !== null ? [session] : [];
+  }
+
+  // A server-side subscribe goes live at the command's place in the feed: no replay, no permission check.
+  #join(session: Session, names: readonly string[]): void {
+    const joined: string[] = [];
+    for (const given of names) {
+      const { channel, name } = resolveChannel(given, session.uid);
+      if (session.isSubscribed(channel)) continue;
+      this.#o.hub.subscribe(session, channel, name, 'plain');
+      this.#o.hub.goLive(session, channel);
+      joined.push(channel);
+    }
+    if (joined.length > 0) this.#o.observer?.subscribed(session, joined);
+  }
+
+  #leave(session: Session, channels: readonly string[]): void {
+    const left = channels.filter((c) => session.isSubscribed(c));
+    for (const channel of left) {
+      this.#o.hub.unsubscribe(session, channel);
+      if (session.isSubscribed(presenceChannel(channel))) this.#o.hub.unsubscribe(session, presenceChannel(channel));
+    }
+    if (left.length > 0) this.#o.observer?.unsubscribed(session, left);
+  }
+
   async #execute(session: Session, command: Command): Promise<Reply> {
     switch (command.op) {
       case 'ping':
@@ -165,14 +216,18 @@ export class Gateway {
     const previous = session.identity;
     if (previous && previous.uid !== identity.uid) {
       // A different user on the same connection starts from nothing.
-      const channels = [...session.channels()];
-      for (const channel of channels) this.#o.hub.unsubscribe(session, channel);
+      const channels = session.visibleChannels();
+      for (const channel of [...session.channels()]) this.#o.hub.unsubscribe(session, channel);
       this.#o.hub.unbindUser(session, previous.uid);
       this.#o.observer?.unsubscribed(session, channels);
     }
     session.identity = identity;
     session.setTimer('auth', null);
     this.#o.hub.bindUser(session, identity.uid);
+    if (!session.isSubscribed(ALL_CHANNEL)) {
+      this.#o.hub.subscribe(session, ALL_CHANNEL, ALL_CHANNEL, 'plain');
+      this.#o.hub.goLive(session, ALL_CHANNEL);
+    }
     this.#armExpiry(session);
     if (previous?.uid !== identity.uid) this.#o.observer?.authenticated(session);
     return ok('auth', rid, { uid: identity.uid, connection: session.id });
@@ -211,20 +266,30 @@ export class Gateway {
         since = head;
       }
     }
+    if (command.presence && this.#o.members === undefined) throw new MeshError('ERR_BAD_ARGS', 'presence is not available on this server');
     // Where to replay from: the client's position, else the server-side cursor of the user's own channel.
-    const plans: { channel: string; name: string; after: number | undefined; own: boolean }[] = [];
+    const plans: { channel: string; name: string; after: number | undefined; kind: SubscriptionKind }[] = [];
     for (const { channel, name } of refs.values()) {
       if (session.isSubscribed(channel)) continue;
       const own = isOwnChannel(channel, uid);
       const after = since ?? (own ? ((await this.#o.log.cursor(uid, channel)) ?? 0) : undefined);
-      plans.push({ channel, name, after, own });
+      plans.push({ channel, name, after, kind: own && !session.ackMode ? 'tracked' : 'plain' });
+    }
+    // Presence: the members as of an id, then every join and leave after that id.
+    const members: Record<string, string[]> = {};
+    if (command.presence) {
+      for (const { channel, name } of refs.values()) {
+        const { uids, at } = await this.#o.members!.members(channel);
+        members[name] = uids;
+        if (!session.isSubscribed(presenceChannel(channel))) plans.push({ channel: presenceChannel(channel), name, after: at, kind: 'presence' });
+      }
     }
     // Every message after this id reaches the new subscriptions live: a client that saw
     // nothing yet can still resume from here.
     const position = this.#o.log.position;
-    for (const { channel, name, after, own } of plans) this.#o.hub.subscribe(session, channel, name, own && !session.ackMode, after);
+    for (const { channel, name, after, kind } of plans) this.#o.hub.subscribe(session, channel, name, kind, after);
     try {
-      const resumed = plans.filter((p) => p.after !== undefined && p.after > 0);
+      const resumed = plans.filter((p) => p.kind !== 'presence' && p.after !== undefined && p.after > 0);
       if (resumed.length > 0) {
         const expiredUpTo = await this.#o.log.expiredUpTo();
         for (const { name, after } of resumed) {
@@ -237,9 +302,10 @@ export class Gateway {
       for (const { channel } of plans) this.#o.hub.unsubscribe(session, channel);
       throw err;
     }
-    if (plans.length > 0) this.#o.observer?.subscribed(session, plans.map((p) => p.channel));
+    const joined = plans.filter((p) => p.kind !== 'presence').map((p) => p.channel);
+    if (joined.length > 0) this.#o.observer?.subscribed(session, joined);
     const names = [...refs.values()].map((r) => r.name);
-    return ok(replyName(command), command.rid, { channels: names, position, ...(clamped ? { clamped } : {}) });
+    return ok(replyName(command), command.rid, { channels: names, position, ...(command.presence ? { members } : {}), ...(clamped ? { clamped } : {}) });
   }
 
   async #replay(session: Session, channel: string, after: number): Promise<void> {
@@ -256,6 +322,7 @@ export class Gateway {
     const refs = command.channels.map((name) => resolveChannel(name, uid));
     const left = refs.filter((r) => session.isSubscribed(r.channel)).map((r) => r.channel);
     for (const channel of left) this.#o.hub.unsubscribe(session, channel);
+    for (const { channel } of refs) if (session.isSubscribed(presenceChannel(channel))) this.#o.hub.unsubscribe(session, presenceChannel(channel));
     if (left.length > 0) this.#o.observer?.unsubscribed(session, left);
     return ok('unsubscribe', command.rid, { channels: refs.map((r) => r.name) });
   }

@@ -8,8 +8,9 @@
  * however many sockets listen. The rest (SSE, replays in progress, cursor-tracked
  * personal channels, other runtimes) are written one by one.
  */
+import { COMMAND_CHANNEL, RESERVED_PREFIX } from './channels.ts';
 import type { DeliveryFormat, Message } from './message.ts';
-import { nativeTopic, type Session } from './session.ts';
+import { nativeTopic, type Session, type SubscriptionKind } from './session.ts';
 
 /** Publishes a frame to every socket subscribed to a native topic. */
 export type Broadcast = (topic: string, frame: string) => void;
@@ -19,9 +20,15 @@ export class Hub {
   readonly #channels = new Map<string, Set<Session>>();
   readonly #users = new Map<string, Set<Session>>();
   readonly #sessions = new Map<string, Session>();
-  /** channel -> format -> how many sessions get it through the native topic. */
-  readonly #native = new Map<string, Map<DeliveryFormat, number>>();
+  /** channel -> format -> the sessions that get it through the native topic. */
+  readonly #native = new Map<string, Map<DeliveryFormat, Set<Session>>>();
   #broadcast: Broadcast | undefined;
+  #onCommand: ((message: Message) => void) | undefined;
+
+  /** Hands `$cmd` messages to `run`, at their place in the feed (so what follows them sees their effect). */
+  onCommand(run: (message: Message) => void): void {
+    this.#onCommand = run;
+  }
 
   /** Enables native fan-out (once the server that owns the sockets is running). */
   useBroadcast(broadcast: Broadcast): void {
@@ -43,8 +50,8 @@ export class Hub {
   }
 
   /** Subscribes a session (see Session.subscribe) and starts delivering to it. */
-  subscribe(session: Session, channel: string, name: string, tracked: boolean, replayAfter?: number): void {
-    session.subscribe(channel, name, tracked, replayAfter);
+  subscribe(session: Session, channel: string, name: string, kind: SubscriptionKind, replayAfter?: number): void {
+    session.subscribe(channel, name, kind, replayAfter);
     add(this.#channels, channel, session);
   }
 
@@ -52,30 +59,27 @@ export class Hub {
   goLive(session: Session, channel: string): void {
     if (this.#broadcast === undefined || !session.goNative(channel)) return;
     remove(this.#channels, channel, session);
-    this.#count(channel, session.format, +1);
+    let formats = this.#native.get(channel);
+    if (formats === undefined) this.#native.set(channel, (formats = new Map()));
+    add(formats, session.format, session);
   }
 
   unsubscribe(session: Session, channel: string): void {
-    if (session.isNative(channel)) this.#count(channel, session.format, -1);
-    else remove(this.#channels, channel, session);
+    this.#forget(session, channel);
     session.unsubscribe(channel);
   }
 
-  #count(channel: string, format: DeliveryFormat, delta: number): void {
-    let formats = this.#native.get(channel);
-    if (formats === undefined) this.#native.set(channel, (formats = new Map()));
-    const n = (formats.get(format) ?? 0) + delta;
-    if (n > 0) formats.set(format, n);
-    else formats.delete(format);
+  #forget(session: Session, channel: string): void {
+    if (!session.isNative(channel)) return remove(this.#channels, channel, session);
+    const formats = this.#native.get(channel);
+    if (formats === undefined) return;
+    remove(formats, session.format, session);
     if (formats.size === 0) this.#native.delete(channel);
   }
 
   /** Forgets a session entirely: its channels, its user, itself. */
   detach(session: Session): void {
-    for (const channel of session.channels()) {
-      if (session.isNative(channel)) this.#count(channel, session.format, -1);
-      else remove(this.#channels, channel, session);
-    }
+    for (const channel of session.channels()) this.#forget(session, channel);
     if (session.uid !== undefined) remove(this.#users, session.uid, session);
     this.#sessions.delete(session.id);
   }
@@ -83,24 +87,34 @@ export class Hub {
   /** Fans a batch of messages (in id order) out to local subscribers. */
   deliver(batch: readonly Message[]): void {
     for (const message of batch) {
+      if (message.channel === COMMAND_CHANNEL) {
+        this.#onCommand?.(message);
+        continue;
+      }
       const subscribers = this.#channels.get(message.channel);
       if (subscribers !== undefined) for (const session of subscribers) session.deliver(message);
       const native = this.#native.get(message.channel);
-      if (native !== undefined) for (const format of native.keys()) this.#broadcast!(nativeTopic(format, message.channel), message.frame(format));
+      if (native === undefined) continue;
+      for (const [format, sessions] of native) {
+        // A topic publish reaches every socket on it: a message that must skip some goes socket by socket.
+        if (message.exclude === null) this.#broadcast!(nativeTopic(format, message.channel), message.frame(format));
+        else for (const session of sessions) session.deliver(message);
+      }
     }
   }
 
   /** Number of local subscribers of a channel. */
   subscriberCount(channel: string): number {
     let n = this.#channels.get(channel)?.size ?? 0;
-    for (const count of this.#native.get(channel)?.values() ?? []) n += count;
+    for (const sessions of this.#native.get(channel)?.values() ?? []) n += sessions.size;
     return n;
   }
 
-  /** Channels with at least one local subscriber. */
+  /** Channels with at least one local subscriber (not counting pgmesh's own `$` ones). */
   channelCount(): number {
-    let n = this.#channels.size;
-    for (const channel of this.#native.keys()) if (!this.#channels.has(channel)) n++;
+    let n = 0;
+    for (const channel of this.#channels.keys()) if (!channel.startsWith(RESERVED_PREFIX)) n++;
+    for (const channel of this.#native.keys()) if (!this.#channels.has(channel) && !channel.startsWith(RESERVED_PREFIX)) n++;
     return n;
   }
 

@@ -11,6 +11,8 @@ export interface NewMessage {
   /** The `d` string (sender null) or the JSON text of a client's data. */
   data: string;
   sender: string | null;
+  /** Connection ids the message must not reach. */
+  exclude?: readonly string[] | null;
 }
 
 export interface MessageLog {

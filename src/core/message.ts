@@ -18,6 +18,8 @@ export interface MessageRecord {
   readonly data: string;
   /** The uid of the client that published it; null for the server API and SQL. */
   readonly sender: string | null;
+  /** Connection ids this message must not reach; null for none. */
+  readonly exclude?: readonly string[] | null;
 }
 
 /** A stored message with its delivery frames, serialised lazily and once. */
@@ -32,10 +34,11 @@ export class Message implements MessageRecord {
     readonly channel: string,
     readonly data: string,
     readonly sender: string | null,
+    readonly exclude: readonly string[] | null = null,
   ) {}
 
   static from(r: MessageRecord): Message {
-    return r instanceof Message ? r : new Message(r.id, r.channel, r.data, r.sender);
+    return r instanceof Message ? r : new Message(r.id, r.channel, r.data, r.sender, r.exclude ?? null);
   }
 
   /** The text frame for a connection of this format. */

@@ -19,7 +19,14 @@ const uid = z.union([z.string().min(1), z.number()], { error: 'user must be a st
 
 export const AuthCommand = z.object({ op: z.literal('auth'), token, rid });
 export const RefreshCommand = z.object({ op: z.literal('refresh'), token, rid });
-export const SubscribeCommand = z.object({ op: z.literal('subscribe'), channels, since: cursorId.optional(), rid });
+export const SubscribeCommand = z.object({
+  op: z.literal('subscribe'),
+  channels,
+  since: cursorId.optional(),
+  /** Also deliver the channels' join/leave events, and answer with their current members. */
+  presence: z.boolean({ error: 'presence must be true or false' }).optional(),
+  rid,
+});
 export const UnsubscribeCommand = z.object({ op: z.literal('unsubscribe'), channels, rid });
 export const PublishCommand = z.object({
   op: z.literal('publish'),
@@ -57,7 +64,7 @@ function lift(frame: Fields): Fields | undefined {
     case 'subscribe':
     case 'unsubscribe': {
       const list = 'channels' in frame ? frame.channels : 'channel' in frame ? [frame.channel] : frame.args;
-      return { op: frame.op, channels: list, since: frame.since, rid };
+      return { op: frame.op, channels: list, since: frame.since, ...(frame.op === 'subscribe' ? { presence: frame.presence } : {}), rid };
     }
     case 'publish':
     case 'sendtoroom':

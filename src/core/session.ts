@@ -46,6 +46,20 @@ export const CloseCode = {
   FLOOD: 4029,
 } as const;
 
+/**
+ * What a subscription is for: `plain` messages; `tracked` messages that move the user's
+ * server-side cursor (their own channel, without explicit acks); `presence` the join and
+ * leave events of a channel, written as notices.
+ */
+export type SubscriptionKind = 'plain' | 'tracked' | 'presence';
+
+/** The join/leave event a presence message carries. */
+interface PresenceEvent {
+  event: 'join' | 'leave';
+  uid: string;
+}
+const PRESENCE_EVENT = {};
+
 interface Subscription {
   /** The channel as the client named it (frames carry this name). */
   name: string;
@@ -53,8 +67,7 @@ interface Subscription {
   lastId: number;
   /** Live messages held back while history is being replayed; null once live. */
   held: Message[] | null;
-  /** Whether deliveries move the user's server-side cursor for this channel. */
-  tracked: boolean;
+  kind: SubscriptionKind;
   /** Delivered by the runtime's native topic publish, not by deliver(). */
   native: boolean;
 }
@@ -108,9 +121,9 @@ export class Session {
     return this.#subs.keys();
   }
 
-  /** The channels as the client named them. */
-  channelNames(): string[] {
-    return [...this.#subs.values()].map((s) => s.name);
+  /** The channels a user sees themselves subscribed to (not pgmesh's own `$` ones), as stored. */
+  visibleChannels(): string[] {
+    return [...this.#subs.keys()].filter((c) => !c.startsWith('$'));
   }
 
   isSubscribed(channel: string): boolean {
@@ -139,8 +152,8 @@ export class Session {
   }
 
   /** Starts a subscription. With `replayAfter`, live messages are held until finishReplay(). */
-  subscribe(channel: string, name: string, tracked: boolean, replayAfter?: number): void {
-    this.#subs.set(channel, { name, lastId: replayAfter ?? 0, held: replayAfter === undefined ? null : [], tracked, native: false });
+  subscribe(channel: string, name: string, kind: SubscriptionKind, replayAfter?: number): void {
+    this.#subs.set(channel, { name, lastId: replayAfter ?? 0, held: replayAfter === undefined ? null : [], kind, native: false });
   }
 
   /** The native topic of a channel for this session's format. */
@@ -156,7 +169,7 @@ export class Session {
   goNative(channel: string): boolean {
     const sub = this.#subs.get(channel);
     const topics = this.#sink.topics;
-    if (!sub || !topics || sub.held !== null || sub.tracked || sub.native || sub.name !== channel || this.closed) return false;
+    if (!sub || !topics || sub.held !== null || sub.kind !== 'plain' || sub.native || sub.name !== channel || this.closed) return false;
     topics.subscribe(this.topic(channel));
     sub.native = true;
     return true;
@@ -200,9 +213,15 @@ export class Session {
   #write(sub: Subscription, message: Message): void {
     if (message.id <= sub.lastId || this.closed) return;
     sub.lastId = message.id;
-    this.#sink.message(message, sub.name);
+    if (message.exclude?.includes(this.id)) return;
+    if (sub.kind === 'presence') {
+      const { event, uid } = message.memo(PRESENCE_EVENT, (m) => JSON.parse(m.data) as PresenceEvent);
+      this.#sink.notice(event, { channel: sub.name, uid });
+    } else {
+      this.#sink.message(message, sub.name);
+    }
     this.#checkBacklog();
-    if (sub.tracked) this.#options.onDelivered?.(this, message);
+    if (sub.kind === 'tracked') this.#options.onDelivered?.(this, message);
   }
 
   #checkBacklog(): void {

@@ -100,6 +100,121 @@ export const MIGRATIONS: readonly Migration[] = [
       insert into mesh_retention (singleton, expired_upto) values (true, 0);
     `,
   },
+  {
+    version: 4,
+    sql: `
+      -- Connections a message must not reach (the sender of a room message, say).
+      alter table mesh_message add column exclude text[];
+
+      -- Cluster state: every instance heartbeats its row; one whose heartbeat is too old
+      -- is dead, and its connections leave every answer.
+      create table mesh_instance (
+        id text primary key,
+        region text,
+        started_at timestamptz not null default now(),
+        seen_at timestamptz not null default now()
+      );
+
+      -- Who is connected where, and to what (presence). Written in batches by the
+      -- instance holding the connection; read by every instance's server API.
+      create table mesh_connection (
+        id text primary key,
+        instance text not null,
+        uid text not null,
+        transport text not null,
+        connected_at timestamptz not null
+      );
+      create index mesh_connection_uid on mesh_connection (uid);
+      create index mesh_connection_instance on mesh_connection (instance);
+
+      create table mesh_subscription (
+        connection text not null,
+        channel text not null,
+        uid text not null,
+        primary key (connection, channel)
+      );
+      create index mesh_subscription_channel_uid on mesh_subscription (channel, uid);
+
+      -- Applies one instance's batch of presence changes, and, with reap_after, removes the
+      -- connections of instances silent for that long. Under a cluster-wide lock, so each
+      -- (channel, user) transition is computed once: the first subscription of a user to a
+      -- channel anywhere is a join, the last one gone a leave. The events become messages on
+      -- '$presence:<channel>' in the same transaction (ids, order and repair as any message).
+      -- batch: {"up":[[id,uid,transport,epoch ms]],"down":[id],"sub":[[id,channel,uid]],
+      --         "unsub":[[id,channel]],"reset":bool (drop all of me first),"retire":bool}
+      create function mesh_presence_apply(batch text, me text, reap_after interval)
+      returns table (last_id int8, n int8, m text)
+      language plpgsql as $fn$
+      #variable_conflict use_column
+      declare
+        j json := batch::json;
+        gone text[];
+      begin
+        perform pg_advisory_xact_lock(7361842002);
+        gone := array(select i.id from mesh_instance i where reap_after is not null and i.seen_at < now() - reap_after and i.id <> me);
+        if coalesce((j->>'reset')::boolean, false) or coalesce((j->>'retire')::boolean, false) then
+          gone := gone || me;
+        end if;
+        return query
+        with
+        ups as (
+          insert into mesh_connection (id, instance, uid, transport, connected_at)
+          select e->>0, me, e->>1, e->>2, to_timestamp((e->>3)::float8 / 1000) from json_array_elements(j->'up') e
+          on conflict (id) do update set uid = excluded.uid, transport = excluded.transport, connected_at = excluded.connected_at
+        ),
+        downs as (
+          delete from mesh_connection c
+          where c.id in (select json_array_elements_text(j->'down')) or c.instance = any(gone)
+          returning c.id
+        ),
+        subs as (
+          insert into mesh_subscription (connection, channel, uid)
+          select e->>0, e->>1, e->>2 from json_array_elements(j->'sub') e
+          on conflict do nothing
+          returning channel, uid
+        ),
+        unsubs as (
+          delete from mesh_subscription s
+          where (s.connection, s.channel) in (select e->>0, e->>1 from json_array_elements(j->'unsub') e)
+             or s.connection in (select json_array_elements_text(j->'down'))
+             or s.connection in (select c.id from mesh_connection c where c.instance = any(gone))
+          returning s.channel, s.uid
+        ),
+        instances as (
+          delete from mesh_instance i where i.id = any(gone) and (i.id <> me or coalesce((j->>'retire')::boolean, false))
+        ),
+        delta as (
+          select d.channel, d.uid, sum(d.k) as k
+          from (select s.channel, s.uid, 1 as k from subs s union all select u.channel, u.uid, -1 from unsubs u) d
+          group by d.channel, d.uid
+        ),
+        events as (
+          select case when b.before = 0 then 'join' else 'leave' end as event, delta.channel, delta.uid
+          from delta, lateral (select count(*) as before from mesh_subscription s where s.channel = delta.channel and s.uid = delta.uid) b
+          where (b.before = 0 and b.before + delta.k > 0) or (b.before > 0 and b.before + delta.k <= 0)
+        ),
+        numbered as (
+          select row_number() over (order by e.channel, e.uid) as ord, '$presence:' || e.channel as channel,
+            json_build_object('event', e.event, 'uid', e.uid)::text as data
+          from events e
+        ),
+        total as (select count(*)::int8 as n from numbered),
+        seq as (
+          update mesh_seq set last_id = mesh_seq.last_id + total.n from total where total.n > 0
+          returning mesh_seq.last_id, total.n
+        ),
+        stored as (
+          insert into mesh_message (id, channel, data, sender)
+          select seq.last_id - seq.n + numbered.ord, numbered.channel, numbered.data, null from numbered, seq
+        ),
+        bodies as (
+          select json_agg(json_build_array(numbered.channel, numbered.data, null) order by numbered.ord)::text as m from numbered
+        )
+        select seq.last_id, seq.n, bodies.m from seq, bodies;
+      end;
+      $fn$;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

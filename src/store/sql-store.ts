@@ -11,7 +11,7 @@ import { Feed } from './feed.ts';
 import { CursorBatch } from './cursor-batch.ts';
 import { GroupCommit } from './group-commit.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
-import { CURSOR_UPSERT_SQL, NOTIFY_CHANNEL, PAGE, PUBLISH_SQL, SEQUENCE_INBOX_SQL } from './statements.ts';
+import { CURSOR_UPSERT_SQL, MESSAGE_COLUMNS, NOTIFY_CHANNEL, PAGE, PUBLISH_SQL, SEQUENCE_INBOX_SQL } from './statements.ts';
 
 // NOTIFY payloads must stay under 8000 bytes; leave room for the id range around the bodies.
 const INLINE_LIMIT = 7800;
@@ -34,7 +34,7 @@ export interface SqlStoreOptions {
 interface Notification {
   from?: number;
   to?: number;
-  m?: [string, string, string | null][];
+  m?: [string, string, string | null, string[] | null][];
   /** mesh_publish() wrote to the inbox. */
   inbox?: 1;
 }
@@ -165,7 +165,7 @@ export class SqlStore implements Store {
   }
 
   async #commit(items: NewMessage[]): Promise<number[]> {
-    const bodies = JSON.stringify(items.map((m) => [m.channel, m.data, m.sender]));
+    const bodies = JSON.stringify(items.map((m) => (m.exclude?.length ? [m.channel, m.data, m.sender, m.exclude] : [m.channel, m.data, m.sender])));
     const inline = bodies.length <= INLINE_LIMIT && encoder.encode(bodies).length <= INLINE_LIMIT;
     let rows: Row[];
     try {
@@ -176,7 +176,7 @@ export class SqlStore implements Store {
     const to = Number(rows[0]!.last_id);
     const from = to - items.length + 1;
     // Hand our own batch to the feed now rather than waiting for its NOTIFY to come back.
-    this.#feed.offer(from, to, items.map((m, i) => new Message(from + i, m.channel, m.data, m.sender)), true);
+    this.#feed.offer(from, to, items.map((m, i) => new Message(from + i, m.channel, m.data, m.sender, m.exclude?.length ? m.exclude : null)), true);
     return items.map((_, i) => from + i);
   }
 
@@ -193,13 +193,13 @@ export class SqlStore implements Store {
     }
     const { from, to } = n;
     if (typeof from !== 'number' || typeof to !== 'number') return;
-    const messages = n.m ? n.m.map(([channel, data, sender], i) => new Message(from + i, channel, data, sender)) : null;
+    const messages = n.m ? n.m.map(([channel, data, sender, exclude], i) => new Message(from + i, channel, data, sender, exclude ?? null)) : null;
     this.#feed.offer(from, to, messages, false);
   }
 
   async #readRange(afterId: number, upTo: number): Promise<Message[]> {
     const rows = await this.#db.query(
-      'select id, channel, data, sender from mesh_message where id > $1::int8 and id <= $2::int8 order by id limit $3::int4',
+      `select ${MESSAGE_COLUMNS} from mesh_message where id > $1::int8 and id <= $2::int8 order by id limit $3::int4`,
       [afterId, upTo, PAGE],
     );
     return rows.map(toMessage);
@@ -208,10 +208,27 @@ export class SqlStore implements Store {
   async history(channel: string, afterId: number, limit: number): Promise<Message[]> {
     try {
       const rows = await this.#db.query(
-        'select id, channel, data, sender from mesh_message where channel = $1 and id > $2::int8 order by id limit $3::int4',
+        `select ${MESSAGE_COLUMNS} from mesh_message where channel = $1 and id > $2::int8 order by id limit $3::int4`,
         [channel, afterId, limit],
       );
       return rows.map(toMessage);
+    } catch (err) {
+      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: history not read', { cause: err });
+    }
+  }
+
+  async recent(channel: string, limit: number): Promise<{ messages: Message[]; head: number }> {
+    try {
+      // One statement: the rows and the head they are complete up to come from one snapshot.
+      const rows = await this.#db.query(
+        `with h as (select last_id from mesh_seq)
+         select h.last_id as head, m.* from h left join lateral (
+           select ${MESSAGE_COLUMNS} from mesh_message where channel = $1 and id <= h.last_id order by id desc limit $2::int4
+         ) m on true`,
+        [channel, limit],
+      );
+      const head = Number(rows[0]!.head);
+      return { messages: rows.filter((r) => r.id !== null).map(toMessage).reverse(), head };
     } catch (err) {
       throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: history not read', { cause: err });
     }
@@ -320,5 +337,6 @@ export class SqlStore implements Store {
 }
 
 function toMessage(row: Row): Message {
-  return new Message(Number(row.id), row.channel as string, row.data as string, (row.sender as string | null) ?? null);
+  const exclude = row.exclude as string[] | null;
+  return new Message(Number(row.id), row.channel as string, row.data as string, (row.sender as string | null) ?? null, exclude?.length ? exclude : null);
 }

@@ -9,17 +9,19 @@ export const NOTIFY_CHANNEL = 'pgmesh';
 export const PAGE = 1000;
 
 // One statement, one round trip: take ids from the counter (which serialises
-// publishers until commit), insert the batch, notify. The notification carries
+// publishers until commit), insert the batch, notify. $1 is a JSON array of
+// [channel, data, sender, exclude] entries. The notification carries
 // the batch itself when $3 says it fits, otherwise only its id range.
 export const PUBLISH_SQL = `
   with batch as (
-    select ord, e->>0 as channel, e->>1 as data, e->>2 as sender
+    select ord, e->>0 as channel, e->>1 as data, e->>2 as sender,
+      case when json_typeof(e->3) = 'array' then array(select json_array_elements_text(e->3)) end as exclude
     from json_array_elements($1::text::json) with ordinality as t(e, ord)
   ), seq as (
     update mesh_seq set last_id = last_id + $2::int8 returning last_id
   ), stored as (
-    insert into mesh_message (id, channel, data, sender)
-    select seq.last_id - $2::int8 + batch.ord, batch.channel, batch.data, batch.sender from batch, seq
+    insert into mesh_message (id, channel, data, sender, exclude)
+    select seq.last_id - $2::int8 + batch.ord, batch.channel, batch.data, batch.sender, batch.exclude from batch, seq
   )
   select seq.last_id as last_id,
     pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - $2::int8 + 1) || ',"to":' || seq.last_id
@@ -53,3 +55,6 @@ export const CURSOR_UPSERT_SQL = `
   select e->>0, e->>1, (e->>2)::int8 from json_array_elements($1::text::json) as e
   on conflict (uid, channel) do update
     set last_id = greatest(mesh_cursor.last_id, excluded.last_id), updated_at = now()`;
+
+/** The columns a Message is read from. */
+export const MESSAGE_COLUMNS = 'id, channel, data, sender, exclude';

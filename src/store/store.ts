@@ -18,6 +18,8 @@ export interface Store extends MessageLog {
   readonly listening: boolean;
   /** Applies migrations, starts listening and catches up. */
   start(): Promise<void>;
+  /** The last `limit` messages of a channel up to the head, oldest first, and that head. */
+  recent(channel: string, limit: number): Promise<{ messages: Message[]; head: number }>;
   /** Registers the consumer of the live feed (the hub). */
   onMessages(listener: FeedListener): void;
   /** Resolves when the database answers; rejects otherwise. */

@@ -1,0 +1,24 @@
+/** Reading a server-API request body: JSON, validated by a zod schema, with the error codes every route shares. */
+import type { Context } from 'hono';
+import type { z } from 'zod';
+import { MeshError, badArgs } from '../core/errors.ts';
+
+/** The request body parsed as JSON and validated; ERR_BAD_JSON or ERR_BAD_ARGS otherwise. */
+export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  let body: unknown;
+  try {
+    body = JSON.parse(await c.req.text());
+  } catch {
+    throw new MeshError('ERR_BAD_JSON', 'request body is not valid JSON');
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw badArgs(parsed.error.issues);
+  return parsed.data;
+}
+
+/** Query parameters validated by a zod schema; ERR_BAD_ARGS otherwise. */
+export function queryOf<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
+  const parsed = schema.safeParse(c.req.query());
+  if (!parsed.success) throw badArgs(parsed.error.issues);
+  return parsed.data;
+}

@@ -1,0 +1,287 @@
+/**
+ * Cluster state in Postgres: which instances are alive, who is connected
+ * where and subscribed to what. Every instance writes its own connections (in
+ * batches) and heartbeats; every instance reads the same answers. An instance
+ * that stops heartbeating is reaped by the first live instance to notice, in
+ * one transaction that also emits the leave events, so they happen once.
+ */
+import { MeshError } from '../core/errors.ts';
+import type { Row, SqlDriver } from './driver.ts';
+import { PresenceBatch } from './presence-batch.ts';
+import { NOTIFY_CHANNEL } from './statements.ts';
+
+/** One live connection, as the server API reports it. */
+export interface ConnectionInfo {
+  id: string;
+  instance: string;
+  transport: string;
+  channels: string[];
+  connectedAt: string;
+}
+
+export interface ChannelInfo {
+  channel: string;
+  subscribers: number;
+  users: number;
+}
+
+/** A page of a keyset-paginated listing: `next` is the cursor of the next page, null on the last. */
+export interface Page<T> {
+  items: T[];
+  count: number;
+  next: string | null;
+}
+
+/** What a local session looks like to presence: enough to write its rows again. */
+export interface LocalConnection {
+  id: string;
+  uid: string;
+  transport: string;
+  connectedAt: number;
+  channels: readonly string[];
+}
+
+export interface Cluster {
+  /** Registers this instance, clears what a previous process of the same id left, starts heartbeats. */
+  start(): Promise<void>;
+  connected(id: string, uid: string, transport: string, connectedAt: number): void;
+  subscribed(id: string, uid: string, channels: readonly string[]): void;
+  unsubscribed(id: string, uid: string, channels: readonly string[]): void;
+  disconnected(id: string): void;
+  /** Writes what is waiting now. */
+  flush(): Promise<void>;
+  /** The live connections of a user, anywhere. */
+  user(uid: string): Promise<ConnectionInfo[]>;
+  /** Online users, all or those subscribed to `channel`, by uid. */
+  users(options: { channel?: string; limit: number; after?: string }): Promise<Page<string>>;
+  /** Channels with at least one live subscriber, by name. */
+  channels(options: { prefix?: string; limit: number; after?: string }): Promise<Page<ChannelInfo>>;
+  /** The users subscribed to a channel, and the last message id that state includes (join/leave events after it follow). */
+  members(channel: string): Promise<{ uids: string[]; at: number }>;
+  /** Removes this instance's rows (leave events follow) and stops. */
+  close(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  instance: string;
+  region?: string;
+  /** An instance silent this long is dead (MESH_INSTANCE_TTL). */
+  ttlMs: number;
+  /** The local connections, to write again if this instance was taken for dead while alive. */
+  local: () => Iterable<LocalConnection>;
+  onError: (err: unknown) => void;
+}
+
+const APPLY_SQL = `
+  select p.last_id, p.n,
+    pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (p.last_id - p.n + 1) || ',"to":' || p.last_id
+      || case when octet_length(p.m) <= 7800 then ',"m":' || p.m else '' end || '}')
+  from mesh_presence_apply($1, $2, $3::interval) p`;
+
+const LIVE = `join mesh_instance i on i.id = c.instance and i.seen_at > now() - $LIVE::interval`;
+
+/** Presence and instances over a SqlDriver (Postgres or PGlite). */
+export class SqlCluster implements Cluster {
+  readonly #db: SqlDriver;
+  readonly #o: ClusterOptions;
+  readonly #batch = new PresenceBatch();
+  #flushing: Promise<void> | null = null;
+  #again = false;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  /** Since when every heartbeat succeeded (null: the last one failed). */
+  #aliveSince: number | null = null;
+  #closed = false;
+
+  constructor(db: SqlDriver, options: ClusterOptions) {
+    this.#db = db;
+    this.#o = options;
+  }
+
+  /** Heartbeat period: several per TTL, so one late beat is not death. */
+  get #beatMs(): number {
+    return Math.max(100, Math.floor(this.#o.ttlMs / 5));
+  }
+
+  /** Silent this long, an instance is dead: three missed beats, and still reaped within the TTL. */
+  get #deadMs(): number {
+    return this.#beatMs * 3;
+  }
+
+  async start(): Promise<void> {
+    await this.#heartbeat();
+    await this.#apply({ reset: true }, null);
+    this.#timer = setInterval(() => void this.#tick(), this.#beatMs);
+  }
+
+  connected(id: string, uid: string, transport: string, connectedAt: number): void {
+    this.#batch.connected(id, { uid, transport, connectedAt });
+    this.#schedule();
+  }
+
+  subscribed(id: string, uid: string, channels: readonly string[]): void {
+    this.#batch.subscribed(id, uid, channels);
+    this.#schedule();
+  }
+
+  unsubscribed(id: string, uid: string, channels: readonly string[]): void {
+    this.#batch.unsubscribed(id, uid, channels);
+    this.#schedule();
+  }
+
+  disconnected(id: string): void {
+    this.#batch.disconnected(id);
+    this.#schedule();
+  }
+
+  // Like group commit: the first change flushes at once, changes made meanwhile go in the next flush.
+  #schedule(): void {
+    if (this.#flushing) {
+      this.#again = true;
+      return;
+    }
+    this.#flushing = (async () => {
+      await undefined;
+      try {
+        do {
+          this.#again = false;
+          await this.#flushOnce();
+        } while (this.#again && !this.#batch.empty);
+      } catch (err) {
+        if (!this.#closed) this.#o.onError(err);
+      } finally {
+        this.#flushing = null;
+      }
+    })();
+  }
+
+  async flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    await this.#flushOnce();
+  }
+
+  async #flushOnce(): Promise<void> {
+    if (this.#batch.empty) return;
+    const taken = this.#batch.take();
+    try {
+      await this.#apply(taken.toJSON(), null);
+    } catch (err) {
+      // Kept, not lost: it goes with the next flush (the heartbeat retries).
+      this.#batch.restore(taken);
+      throw err;
+    }
+  }
+
+  async #apply(batch: object, reapAfterMs: number | null): Promise<void> {
+    await this.#db.query(APPLY_SQL, [JSON.stringify(batch), this.#o.instance, reapAfterMs === null ? null : `${reapAfterMs} milliseconds`]);
+  }
+
+  async #tick(): Promise<void> {
+    try {
+      await this.#heartbeat();
+      await this.#flushOnce();
+      // Reap others only after being alive for a whole dead-period ourselves: after an outage
+      // everyone's heartbeat is stale, and the first one back must not take the rest for dead.
+      if (this.#aliveSince !== null && Date.now() - this.#aliveSince >= this.#deadMs) await this.#apply({}, this.#deadMs);
+    } catch (err) {
+      this.#aliveSince = null;
+      if (!this.#closed) this.#o.onError(err);
+    }
+  }
+
+  async #heartbeat(): Promise<void> {
+    const rows = await this.#db.query(
+      `insert into mesh_instance (id, region) values ($1, $2)
+       on conflict (id) do update set seen_at = now() returning (xmax = 0) as created`,
+      [this.#o.instance, this.#o.region ?? null],
+    );
+    const recreated = rows[0]?.created === true && this.#aliveSince !== null;
+    this.#aliveSince ??= Date.now();
+    if (recreated) {
+      // Another instance took us for dead and removed our rows: write every local connection again.
+      this.#o.onError(new Error('this instance was taken for dead (a stall longer than the TTL?): writing its connections again'));
+      for (const c of this.#o.local()) {
+        this.#batch.connected(c.id, { uid: c.uid, transport: c.transport, connectedAt: c.connectedAt });
+        this.#batch.subscribed(c.id, c.uid, c.channels);
+      }
+    }
+  }
+
+  async #read(text: string, params: unknown[]): Promise<Row[]> {
+    try {
+      return await this.#db.query(text.replaceAll('$LIVE', `$${params.length + 1}`), [...params, `${this.#deadMs} milliseconds`]);
+    } catch (err) {
+      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: presence not read', { cause: err });
+    }
+  }
+
+  async user(uid: string): Promise<ConnectionInfo[]> {
+    const rows = await this.#read(
+      `select c.id, c.instance, c.transport, c.connected_at,
+         coalesce(array_agg(s.channel order by s.channel) filter (where s.channel is not null), '{}') as channels
+       from mesh_connection c ${LIVE}
+       left join mesh_subscription s on s.connection = c.id
+       where c.uid = $1
+       group by c.id, c.instance, c.transport, c.connected_at
+       order by c.connected_at, c.id`,
+      [uid],
+    );
+    return rows.map((r) => ({
+      id: r.id as string,
+      instance: r.instance as string,
+      transport: r.transport as string,
+      channels: r.channels as string[],
+      connectedAt: new Date(r.connected_at as string | Date).toISOString(),
+    }));
+  }
+
+  async users({ channel, limit, after }: { channel?: string; limit: number; after?: string }): Promise<Page<string>> {
+    const from = channel === undefined ? `mesh_connection c ${LIVE}` : `mesh_subscription s join mesh_connection c on c.id = s.connection ${LIVE}`;
+    const where = channel === undefined ? 'true' : 's.channel = $3';
+    const params = channel === undefined ? [after ?? '', limit + 1] : [after ?? '', limit + 1, channel];
+    const rows = await this.#read(
+      `select distinct c.uid from ${from} where ${where} and c.uid > $1 order by c.uid limit $2::int4`,
+      params,
+    );
+    const counted = await this.#read(`select count(distinct c.uid)::int8 as n from ${from} where ${where} and $1::text is not null and $2::int4 > 0`, params);
+    const uids = rows.map((r) => r.uid as string);
+    return page(uids.slice(0, limit), Number(counted[0]!.n), uids.length > limit ? uids[limit - 1]! : null);
+  }
+
+  async channels({ prefix, limit, after }: { prefix?: string; limit: number; after?: string }): Promise<Page<ChannelInfo>> {
+    const pattern = `${(prefix ?? '').replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+    const params = [pattern, after ?? '', limit + 1];
+    const from = `mesh_subscription s join mesh_connection c on c.id = s.connection ${LIVE}`;
+    const rows = await this.#read(
+      `select s.channel, count(*)::int8 as subscribers, count(distinct s.uid)::int8 as users
+       from ${from} where s.channel like $1 and s.channel > $2 group by s.channel order by s.channel limit $3::int4`,
+      params,
+    );
+    const counted = await this.#read(`select count(distinct s.channel)::int8 as n from ${from} where s.channel like $1 and $2::text is not null and $3::int4 > 0`, params);
+    const items = rows.map((r) => ({ channel: r.channel as string, subscribers: Number(r.subscribers), users: Number(r.users) }));
+    return page(items.slice(0, limit), Number(counted[0]!.n), items.length > limit ? items[limit - 1]!.channel : null);
+  }
+
+  async members(channel: string): Promise<{ uids: string[]; at: number }> {
+    // One statement, one snapshot: the member list and the id it is current as of agree. Rows of a
+    // dead instance count until it is reaped, as the leave events that reaping sends say.
+    const rows = await this.#read(
+      `select (select last_id from mesh_seq) as at,
+         coalesce((select array_agg(distinct s.uid) from mesh_subscription s where s.channel = $1), '{}') as uids
+       where $LIVE::interval is not null`,
+      [channel],
+    );
+    return { uids: (rows[0]!.uids as string[]).sort(), at: Number(rows[0]!.at) };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    while (this.#flushing) await this.#flushing;
+    // Our rows go, and with them the leave events of every user who was only here.
+    await this.#apply({ retire: true }, null).catch((err) => this.#o.onError(new Error('presence rows not removed at shutdown: other instances reap them after the TTL', { cause: err })));
+  }
+}
+
+function page<T>(items: T[], count: number, next: string | null): Page<T> {
+  return { items, count, next };
+}

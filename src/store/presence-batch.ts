@@ -1,0 +1,100 @@
+/**
+ * Presence changes waiting to be written. Connects, subscribes and disconnects
+ * happen in storms; the database sees their net effect in batches, never one
+ * write per event: a connection that comes and goes between two flushes is
+ * never written at all.
+ */
+
+export interface ConnectionUp {
+  uid: string;
+  transport: string;
+  connectedAt: number;
+}
+
+/** The JSON the SQL function mesh_presence_apply() takes. */
+export interface PresenceBatchJson {
+  up: [string, string, string, number][];
+  down: string[];
+  sub: [string, string, string][];
+  unsub: [string, string][];
+}
+
+export class PresenceBatch {
+  #up = new Map<string, ConnectionUp>();
+  #down = new Set<string>();
+  /** connection -> channel -> subscribed (true) or left (false), with the connection's uid. */
+  #subs = new Map<string, { uid: string; channels: Map<string, boolean> }>();
+
+  get empty(): boolean {
+    return this.#up.size === 0 && this.#down.size === 0 && this.#subs.size === 0;
+  }
+
+  connected(id: string, up: ConnectionUp): void {
+    // A connection re-authenticated as another user: its row is rewritten, not dropped.
+    this.#down.delete(id);
+    this.#up.set(id, up);
+  }
+
+  subscribed(id: string, uid: string, channels: readonly string[]): void {
+    this.#mark(id, uid, channels, true);
+  }
+
+  unsubscribed(id: string, uid: string, channels: readonly string[]): void {
+    this.#mark(id, uid, channels, false);
+  }
+
+  disconnected(id: string): void {
+    // Whatever of it is still waiting is never written; a row written by an earlier flush is deleted.
+    this.#up.delete(id);
+    this.#subs.delete(id);
+    this.#down.add(id);
+  }
+
+  #mark(id: string, uid: string, channels: readonly string[], on: boolean): void {
+    let entry = this.#subs.get(id);
+    if (entry === undefined) this.#subs.set(id, (entry = { uid, channels: new Map() }));
+    for (const channel of channels) entry.channels.set(channel, on);
+  }
+
+  /** Takes everything waiting, leaving the batch empty. */
+  take(): PresenceBatch {
+    const taken = new PresenceBatch();
+    taken.#up = this.#up;
+    taken.#down = this.#down;
+    taken.#subs = this.#subs;
+    this.#up = new Map();
+    this.#down = new Set();
+    this.#subs = new Map();
+    return taken;
+  }
+
+  /** Puts a batch that could not be written back in front of what came since. */
+  restore(older: PresenceBatch): void {
+    const newer = this.take();
+    this.#up = older.#up;
+    this.#down = older.#down;
+    this.#subs = older.#subs;
+    for (const [id, up] of newer.#up) this.connected(id, up);
+    for (const [id, { uid, channels }] of newer.#subs) {
+      for (const [channel, on] of channels) this.#mark(id, uid, [channel], on);
+    }
+    for (const id of newer.#down) this.disconnected(id);
+  }
+
+  toJSON(): PresenceBatchJson {
+    const sub: [string, string, string][] = [];
+    const unsub: [string, string][] = [];
+    for (const [id, { uid, channels }] of this.#subs) {
+      for (const [channel, on] of channels) {
+        if (on) sub.push([id, channel, uid]);
+        else unsub.push([id, channel]);
+      }
+    }
+    return {
+      up: [...this.#up].map(([id, u]) => [id, u.uid, u.transport, u.connectedAt]),
+      down: [...this.#down],
+      sub,
+      unsub,
+    };
+  }
+}
