@@ -3,25 +3,21 @@
  * and order.php (mesh_publish() inside a PDO transaction on the shared Postgres).
  */
 import { describe, expect, test } from 'bun:test';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { startTestMesh } from './harness/mesh.ts';
 import { freshDatabase } from './harness/postgres.ts';
+import { hasPhp, runPhp } from './harness/php.ts';
 
 const KEY = 'php-example-key-0123456789';
 const mesh = await startTestMesh({ MESH_API_KEY: KEY });
 const SCRIPT = join(import.meta.dir, '..', 'examples', 'php', 'publish.php');
 
-/** Runs the script without blocking the event loop (the server under test lives in this process). */
-function php(args: string[], key: string, script = SCRIPT, env: Record<string, string> = {}): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('php', [script, ...args], { env: { ...process.env, MESH_URL: mesh.url, MESH_API_KEY: key, ...env } }, (err, stdout, stderr) => {
-      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
+/** Runs an example script against the test server. */
+function php(args: string[], key: string, script = SCRIPT, env: Record<string, string> = {}) {
+  return runPhp(script, args, { MESH_URL: mesh.url, MESH_API_KEY: key, ...env });
 }
 
-describe('PHP example', () => {
+describe.skipIf(!hasPhp)('PHP example', () => {
   test('publish.php sends to user:<uid> and the client gets the d string', async () => {
     const client = await mesh.login('1001');
     await client.request({ op: 'subscribe', channel: '@user' });
