@@ -11,6 +11,7 @@ import { Hub } from './core/hub.ts';
 import type { Config } from './config.ts';
 import { buildApp } from './app.ts';
 import { createLog, type Log } from './log.ts';
+import { OutageLog } from './outage-log.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
 import { loadRuntime } from './runtime/detect.ts';
 import { openStore } from './store/open.ts';
@@ -30,6 +31,9 @@ export interface RunningMesh {
 }
 
 /** Starts an instance; resolves once it is listening. */
+/** How often natively fanned-out sockets are checked for a slow consumer. */
+const BACKLOG_CHECK_MS = 200;
+
 export interface StartOptions {
   runtime?: RuntimeAdapter;
   log?: Log;
@@ -41,6 +45,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   const instance = config.MESH_INSTANCE_ID ?? `${hostname()}-${process.pid}`;
   const log = options.log ?? createLog(config.MESH_LOG, instance);
   const runtime = options.runtime ?? (await loadRuntime());
+  const database = new OutageLog('database', log);
   const opened = await openStore({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.MESH_DATA_DIR,
@@ -48,7 +53,9 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     instanceId: instance,
     heartbeatMs: config.MESH_HEARTBEAT,
     groupCommit: config.MESH_GROUP_COMMIT,
-    onError: (err) => log.error('store:', err),
+    maxMessage: config.MESH_MAX_MESSAGE,
+    onError: database.failed,
+    onHealthy: database.healthy,
   });
   const store = opened.store;
   await store.start();
@@ -60,7 +67,8 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     region: config.MESH_REGION,
     ttlMs: config.MESH_INSTANCE_TTL,
     local: () => localConnections(hub),
-    onError: (err) => log.error('presence:', err),
+    onError: database.failed,
+    onHealthy: database.healthy,
   });
   await cluster.start();
 
@@ -97,7 +105,11 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     maxFrame: config.MESH_MAX_FRAME,
     maxBuffered: config.MESH_MAX_BUFFERED,
   });
-  if (server.broadcast && config.MESH_NATIVE_FANOUT) hub.useBroadcast(server.broadcast);
+  let backlogs: ReturnType<typeof setInterval> | undefined;
+  if (server.broadcast && config.MESH_NATIVE_FANOUT) {
+    hub.useBroadcast(server.broadcast);
+    backlogs = setInterval(() => hub.checkNativeBacklogs(), BACKLOG_CHECK_MS);
+  }
   if (!config.MESH_API_KEY) log.warn('MESH_API_KEY is not set: the server API answers loopback callers only');
   log.info(`store: ${store.kind}${store.kind === 'pglite' ? ` in ${config.MESH_DATA_DIR}` : ''}; runtime: ${runtime.name}`);
 
@@ -109,6 +121,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     cluster,
     hub,
     async stop() {
+      clearInterval(backlogs);
       for (const session of hub.sessions()) session.close(CloseCode.GOING_AWAY, 'server shutting down');
       await server.stop();
       await cluster.close();

@@ -6,6 +6,7 @@
 import { describe, expect, test } from 'bun:test';
 import { collect, startCluster } from './harness/cluster.ts';
 import { postgresServer } from './harness/postgres.ts';
+import { pollUntil } from './harness/waiter.ts';
 
 const server = await postgresServer();
 const embedded = server.stop !== undefined;
@@ -32,6 +33,7 @@ describe('Postgres restart during a publish stream', () => {
     };
 
     await ackedAtLeast(100);
+    const logBefore = A.stderr().length;
     await server.stop!();
     // While the database is down: publishes are refused with 503, health says so.
     const down = await B.publish({ c: 'room_restart', d: 'while down' });
@@ -41,9 +43,16 @@ describe('Postgres restart during a publish stream', () => {
     expect(health.status).toBe(503);
     expect(await health.json()).toMatchObject({ ok: false, code: 'ERR_UNAVAILABLE' });
 
+    // Down for a few seconds, with every background loop failing each second: the log says so once.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
     await server.start!();
     const before = acked.length;
     await ackedAtLeast(before + 100);
+    await pollUntil(async () => A.stderr().slice(logBefore).includes('database back after'), 15_000, 'A logs the recovery');
+    const outageLog = A.stderr().slice(logBefore).split('\n').filter((line) => line.startsWith('pgmesh['));
+    expect(outageLog.filter((line) => line.includes('database failing'))).toHaveLength(1);
+    expect(outageLog.filter((line) => line.includes('database back after'))).toHaveLength(1);
+    expect(outageLog.length).toBeLessThanOrEqual(4);
     running = false;
     await publisher;
 

@@ -71,6 +71,25 @@ describe('a cluster of three instances on one Postgres', () => {
     expect(relisten[0]!.n).toBe(1);
   }, 60_000);
 
+  test("B's LISTEN session is terminated as it publishes, 50 times in a row: every publish answers 200 and arrives everywhere once", async () => {
+    const subs = await Promise.all(instances.map((i) => i.login('drop-1')));
+    for (const s of subs) await s.request({ op: 'subscribe', args: ['room_drop'] });
+    const statuses: number[] = [];
+    let terminated = 0;
+    for (let i = 0; i < 50; i++) {
+      const [killed, res] = await Promise.all([
+        sql`select count(*)::int as n from (select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgmesh-B-listen') t`,
+        B.publish({ c: 'room_drop', d: `drop-${i}` }),
+      ]);
+      terminated += killed[0]!.n;
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual(Array(50).fill(200));
+    // The listener reconnects with backoff, so some rounds find it down already; most find it up.
+    expect(terminated).toBeGreaterThan(10);
+    for (const s of subs) expect(await collect(s, 50, isText('drop-'))).toEqual(Array.from({ length: 50 }, (_, i) => `drop-${i}`));
+  }, 90_000);
+
   test('a 200 KB and a 1 MiB message cross instances intact; one over the limit gets 413', async () => {
     const sub = await C.login('big-1');
     await sub.request({ op: 'subscribe', channel: '@user' });

@@ -193,7 +193,7 @@ describe('history', () => {
     const client = await B.login('hist-1');
     await client.request({ op: 'subscribe', channel: 'room_hist', since: from.body.position });
     await api(A, 'POST', '/publish', { c: 'room_hist', d: 'h7' });
-    const isHistory = (f: Frame) => f === 'h4' || f === 'h5' || f === 'h7' || (typeof f === 'object' && f.n === 6);
+    const isHistory = (f: unknown) => f === 'h4' || f === 'h5' || f === 'h7' || (typeof f === 'object' && (f as { n?: number }).n === 6);
     expect(await collect(client, 4, isHistory)).toEqual(['h4', 'h5', '{"n":6}', 'h7']);
     expect((await api(A, 'GET', '/channels/room_nothing/history')).body).toMatchObject({ channel: 'room_nothing', messages: [] });
   });

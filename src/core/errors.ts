@@ -22,6 +22,7 @@ const KINDS = {
   ERR_BAD_API_KEY: { num: 23, http: 401, text: 'missing or wrong API key' },
   ERR_UNAVAILABLE: { num: 30, http: 503, text: 'store unavailable' },
   ERR_INTERNAL: { num: 31, http: 500, text: 'internal error' },
+  ERR_OUTCOME_UNKNOWN: { num: 32, http: 504, text: 'the database did not say whether the message was stored' },
   ERR_NOT_FOUND: { num: 40, http: 404, text: 'not found' },
   ERR_CLOSED: { num: 41, http: 410, text: 'connection closed' },
   ERR_FLOOD: { num: 42, http: 429, text: 'too many ops in flight' },
@@ -42,7 +43,7 @@ export class MeshError extends Error {
     return KINDS[this.code].num;
   }
   /** The HTTP status this error answers with. */
-  get http(): 400 | 401 | 403 | 404 | 410 | 413 | 415 | 429 | 500 | 503 {
+  get http(): 400 | 401 | 403 | 404 | 410 | 413 | 415 | 429 | 500 | 503 | 504 {
     return KINDS[this.code].http;
   }
 }

@@ -103,6 +103,23 @@ export class Hub {
     }
   }
 
+  /**
+   * Checks the backlog of every session fanned out natively: their writes happen in the
+   * runtime, where no per-message check runs. The server calls this a few times a second.
+   */
+  checkNativeBacklogs(): void {
+    const seen = new Set<Session>();
+    for (const formats of this.#native.values()) {
+      for (const sessions of formats.values()) {
+        for (const session of sessions) {
+          if (seen.has(session)) continue;
+          seen.add(session);
+          session.checkBacklog();
+        }
+      }
+    }
+  }
+
   /** Number of local subscribers of a channel. */
   subscriberCount(channel: string): number {
     let n = this.#channels.get(channel)?.size ?? 0;

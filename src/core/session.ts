@@ -133,14 +133,14 @@ export class Session {
   reply(reply: Reply): void {
     if (this.closed) return;
     this.#sink.reply(reply);
-    this.#checkBacklog();
+    this.checkBacklog();
   }
 
   /** Sends a server event that is not a message (e.g. `expired`). */
   notice(event: string, data: Record<string, unknown>): void {
     if (this.closed) return;
     this.#sink.notice(event, data);
-    this.#checkBacklog();
+    this.checkBacklog();
   }
 
   /** Runs `fire` after `ms` unless replaced or cleared; one timer per purpose. */
@@ -220,11 +220,12 @@ export class Session {
     } else {
       this.#sink.message(message, sub.name);
     }
-    this.#checkBacklog();
+    this.checkBacklog();
     if (sub.kind === 'tracked') this.#options.onDelivered?.(this, message);
   }
 
-  #checkBacklog(): void {
+  /** Cuts the client off (4008) when it has left more than maxBuffered bytes unread. */
+  checkBacklog(): void {
     if (this.#sink.buffered() > this.#options.maxBuffered) this.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
   }
 

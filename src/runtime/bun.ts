@@ -34,7 +34,10 @@ export const runtime: RuntimeAdapter = {
       websocket: {
         ...websocket,
         maxPayloadLength: options.maxFrame,
-        backpressureLimit: options.maxBuffered,
+        // pgmesh closes a slow consumer itself at maxBuffered, with 4008 after the data already
+        // queued (the hub checks natively fanned-out sockets a few times a second). Bun's own
+        // limit is the hard stop behind it, for a burst between two checks: it cuts with no close frame.
+        backpressureLimit: options.maxBuffered * 4 + (1 << 20),
         closeOnBackpressureLimit: true,
         idleTimeout: 120,
         sendPings: true,

@@ -70,6 +70,8 @@ export interface ClusterOptions {
   /** The local connections, to write again if this instance was taken for dead while alive. */
   local: () => Iterable<LocalConnection>;
   onError: (err: unknown) => void;
+  /** A heartbeat went through (ends an outage that onError reported). */
+  onHealthy?: () => void;
 }
 
 const APPLY_SQL = `
@@ -178,6 +180,7 @@ export class SqlCluster implements Cluster {
   async #tick(): Promise<void> {
     try {
       await this.#heartbeat();
+      this.#o.onHealthy?.();
       await this.#flushOnce();
       // Reap others only after being alive for a whole dead-period ourselves: after an outage
       // everyone's heartbeat is stale, and the first one back must not take the rest for dead.

@@ -28,3 +28,19 @@ export interface SqlDriver extends SqlQuery {
   listen(channel: string, events: ListenEvents): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * A statement whose answer was lost after it may have reached the server (the
+ * connection died, or the answer missed its deadline). It may have committed:
+ * by `settledBy` (epoch ms) the server has finished or aborted it for sure.
+ */
+export class OutcomeUnknown extends Error {
+  override name = 'OutcomeUnknown';
+  constructor(
+    message: string,
+    readonly settledBy: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -11,7 +11,10 @@ export interface StoreSettings {
   instanceId: string;
   heartbeatMs: number;
   groupCommit: boolean;
+  /** MESH_MAX_MESSAGE, which mesh_publish() in SQL enforces too. */
+  maxMessage: number;
   onError?: (err: unknown) => void;
+  onHealthy?: () => void;
 }
 
 /** The message store, and the cluster state kept in the same database. */
@@ -30,7 +33,7 @@ export async function openStore(settings: StoreSettings): Promise<OpenStore> {
       })
     : await (await import('./pglite.ts')).openPglite(settings.dataDir);
   return {
-    store: new SqlStore(driver, { retentionMs: settings.retentionMs, groupCommit: settings.groupCommit, onError: settings.onError }),
+    store: new SqlStore(driver, { retentionMs: settings.retentionMs, groupCommit: settings.groupCommit, maxMessage: settings.maxMessage, onError: settings.onError, onHealthy: settings.onHealthy }),
     cluster: (options) => new SqlCluster(driver, options),
   };
 }

@@ -11,7 +11,7 @@
  * refuse it.
  */
 import postgres from 'postgres';
-import type { ListenEvents, Row, SqlDriver, SqlQuery } from './driver.ts';
+import { OutcomeUnknown, type ListenEvents, type Row, type SqlDriver, type SqlQuery } from './driver.ts';
 
 export interface PostgresOptions {
   /** Pool size for queries. */
@@ -24,6 +24,12 @@ export interface PostgresOptions {
 
 const CONNECT_TIMEOUT_S = 3;
 const QUERY_DEADLINE_MS = 10_000;
+/** The server aborts a statement running longer: what bounds the life of a statement whose answer was lost. */
+const STATEMENT_TIMEOUT_MS = 5_000;
+/** How long a replaced pool's in-flight queries may still finish before its sockets are destroyed. */
+const RETIRE_GRACE_S = 2;
+// Failures that happen before a statement can have reached the server: nothing ran.
+const NEVER_SENT = new Set(['ECONNREFUSED', 'CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'CONNECTION_ENDED']);
 
 /** Connects to a Postgres server. */
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<SqlDriver> {
@@ -34,22 +40,27 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
       onnotice: () => {},
       connect_timeout: CONNECT_TIMEOUT_S,
       keep_alive: 10,
-      connection: { application_name: name },
+      connection: { application_name: name, statement_timeout: STATEMENT_TIMEOUT_MS },
     });
   let pool = makePool();
   // A half-open socket makes a query hang until TCP gives up (many minutes). So every
   // query has a deadline, and a missed deadline — or a dead LISTEN session, which
-  // usually means the network path died — replaces the whole pool: the old one's
-  // sockets are destroyed, rejecting whatever hung on them.
+  // usually means the network path died — replaces the pool. The old one is retired
+  // gracefully: queries in flight on its healthy connections finish (a LISTEN drop on a
+  // healthy database fails nothing); after RETIRE_GRACE_S what still hangs is destroyed.
   const resetPool = () => {
     const old = pool;
     pool = makePool();
-    void old.end({ timeout: 0 }).catch(() => {});
+    void old.end({ timeout: RETIRE_GRACE_S }).catch(() => {});
   };
   const asQuery = (q: () => postgres.Sql | postgres.TransactionSql, deadlineMs: number | null): SqlQuery => ({
     query: async (text, params) => {
       const run = q().unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true });
-      return (await (deadlineMs === null ? run : withDeadline(run, deadlineMs, resetPool))) as unknown as Row[];
+      try {
+        return (await (deadlineMs === null ? run : withDeadline(run, deadlineMs, resetPool))) as unknown as Row[];
+      } catch (err) {
+        throw classify(err);
+      }
     },
     exec: async (text) => void (await q().unsafe(text)),
   });
@@ -76,15 +87,35 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   };
 }
 
+/** A query past its deadline: its socket is destroyed within RETIRE_GRACE_S by the pool's replacement. */
+class DeadlineMissed extends Error {
+  override name = 'DeadlineMissed';
+}
+
 function withDeadline<T>(work: Promise<T>, ms: number, onMiss: () => void): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       onMiss();
-      reject(new Error(`query took longer than ${ms} ms`));
+      reject(new DeadlineMissed(`query took longer than ${ms} ms`));
     }, ms);
   });
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * What a failed query tells about its statement. An error the server reported means it
+ * did not commit; a refused connection means it never ran. Anything else — the connection
+ * died, the answer missed its deadline — means it may have run: OutcomeUnknown, with the
+ * moment by which the server has finished or aborted it (statement_timeout after the
+ * socket is gone).
+ */
+function classify(err: unknown): unknown {
+  if (err instanceof postgres.PostgresError) return err;
+  const code = (err as { code?: string }).code;
+  if (code !== undefined && NEVER_SENT.has(code)) return err;
+  const socketGoneBy = Date.now() + (err instanceof DeadlineMissed ? RETIRE_GRACE_S * 1000 : 0);
+  return new OutcomeUnknown(`answer lost: ${(err as Error).message}`, socketGoneBy + STATEMENT_TIMEOUT_MS + 1000, { cause: err });
 }
 
 /** One LISTEN session, kept alive and re-established. */

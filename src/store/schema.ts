@@ -215,6 +215,49 @@ export const MIGRATIONS: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 5,
+    sql: `
+      -- Which statement committed which ids, by a token the publisher chose: when the
+      -- connection dies before the answer arrives, the publisher looks its token up
+      -- instead of guessing (a commit of unknown outcome is never reported as failed).
+      create table mesh_publish_log (
+        token uuid primary key,
+        last_id bigint not null,
+        n int4 not null,
+        at timestamptz not null default now()
+      );
+      create index mesh_publish_log_at on mesh_publish_log (at);
+
+      -- Settings SQL must see, written by the instances at start.
+      create table mesh_setting (
+        name text primary key,
+        value text not null
+      );
+
+      -- mesh_publish() enforces the same size limit as the HTTP API, and the same reserved names.
+      create or replace function mesh_publish(channel text, data text) returns void
+      language plpgsql as $$
+      declare
+        max_message int8 := coalesce((select value::int8 from mesh_setting where name = 'max_message'), 1048576);
+      begin
+        if channel is null or channel = '' or octet_length(channel) > 255 or channel ~ '[[:space:][:cntrl:]*]' or left(channel, 1) = '$' then
+          raise exception 'mesh_publish: invalid channel name %', coalesce(quote_literal(channel), 'NULL')
+            using errcode = '22023';
+        end if;
+        if data is null then
+          raise exception 'mesh_publish: data must not be NULL' using errcode = '22004';
+        end if;
+        if octet_length(data) > max_message then
+          raise exception 'mesh_publish: message of % bytes is larger than MESH_MAX_MESSAGE (% bytes)', octet_length(data), max_message
+            using errcode = '54000';
+        end if;
+        insert into mesh_inbox (channel, data) values (channel, data);
+        perform pg_notify('pgmesh', '{"inbox":1}');
+      end;
+      $$;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -6,7 +6,7 @@
 import { MeshError } from '../core/errors.ts';
 import { Message } from '../core/message.ts';
 import type { FeedListener, NewMessage, Store } from './store.ts';
-import type { Row, SqlDriver, SqlQuery } from './driver.ts';
+import { OutcomeUnknown, type Row, type SqlDriver, type SqlQuery } from './driver.ts';
 import { Feed } from './feed.ts';
 import { CursorBatch } from './cursor-batch.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -28,6 +28,12 @@ export interface SqlStoreOptions {
   groupCommit?: boolean;
   /** How often pending cursor moves are written. */
   cursorFlushMs?: number;
+  /** Background work reached the database (ends an outage that onError reported). */
+  onHealthy?: () => void;
+  /** MESH_MAX_MESSAGE, written where SQL's mesh_publish() reads it. */
+  maxMessage?: number;
+  /** How long to keep asking whether a publish whose answer was lost committed. */
+  resolveBudgetMs?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -80,6 +86,12 @@ export class SqlStore implements Store {
 
   async start(): Promise<void> {
     await this.#migrate();
+    if (this.#options.maxMessage !== undefined) {
+      await this.#db.query(
+        `insert into mesh_setting (name, value) values ('max_message', $1) on conflict (name) do update set value = excluded.value`,
+        [String(this.#options.maxMessage)],
+      );
+    }
     this.#feed.startAt(await this.head());
     await this.#db.listen(NOTIFY_CHANNEL, {
       onPayload: (payload) => this.#onNotify(payload),
@@ -109,6 +121,7 @@ export class SqlStore implements Store {
 
   async #catchUp(): Promise<void> {
     await this.#feed.catchUp(await this.head());
+    this.#options.onHealthy?.();
     await this.#drainInbox();
   }
 
@@ -167,17 +180,42 @@ export class SqlStore implements Store {
   async #commit(items: NewMessage[]): Promise<number[]> {
     const bodies = JSON.stringify(items.map((m) => (m.exclude?.length ? [m.channel, m.data, m.sender, m.exclude] : [m.channel, m.data, m.sender])));
     const inline = bodies.length <= INLINE_LIMIT && encoder.encode(bodies).length <= INLINE_LIMIT;
-    let rows: Row[];
+    const token = crypto.randomUUID();
+    let to: number;
     try {
-      rows = await this.#db.query(PUBLISH_SQL, [bodies, items.length, inline]);
+      const rows = await this.#db.query(PUBLISH_SQL, [bodies, items.length, inline, token]);
+      to = Number(rows[0]!.last_id);
     } catch (err) {
-      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: publish not committed', { cause: err });
+      if (!(err instanceof OutcomeUnknown)) throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: publish not committed', { cause: err });
+      to = await this.#resolve(token, err);
     }
-    const to = Number(rows[0]!.last_id);
     const from = to - items.length + 1;
     // Hand our own batch to the feed now rather than waiting for its NOTIFY to come back.
     this.#feed.offer(from, to, items.map((m, i) => new Message(from + i, m.channel, m.data, m.sender, m.exclude?.length ? m.exclude : null)), true);
     return items.map((_, i) => from + i);
+  }
+
+  /**
+   * The answer to a publish was lost: find out whether it committed, by its token, once the
+   * server has surely finished with it. Committed: its last id. Not: ERR_UNAVAILABLE (nothing
+   * stored). No answer from the database within the budget: ERR_OUTCOME_UNKNOWN, never "failed".
+   */
+  async #resolve(token: string, lost: OutcomeUnknown): Promise<number> {
+    const giveUpAt = lost.settledBy + (this.#options.resolveBudgetMs ?? 30_000);
+    await sleep(Math.max(0, lost.settledBy - Date.now()));
+    for (;;) {
+      try {
+        const rows = await this.#db.query('select last_id from mesh_publish_log where token = $1::uuid', [token]);
+        if (rows.length > 0) return Number(rows[0]!.last_id);
+        throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: publish not committed', { cause: lost });
+      } catch (err) {
+        if (err instanceof MeshError) throw err;
+        if (Date.now() >= giveUpAt) {
+          throw new MeshError('ERR_OUTCOME_UNKNOWN', 'the database stopped answering during the commit: the message may or may not be stored', { cause: err });
+        }
+        await sleep(500);
+      }
+    }
   }
 
   #onNotify(payload: string): void {
@@ -275,8 +313,11 @@ export class SqlStore implements Store {
       );
       const n = Number(rows[0]!.n);
       total += n;
-      if (n < 5000) return total;
+      if (n < 5000) break;
     }
+    // A token is only asked for within a minute of its statement; keep them ten.
+    await this.#db.query(`delete from mesh_publish_log where at < $1::timestamptz`, [new Date(now - 600_000).toISOString()]);
+    return total;
   }
 
   async expiredUpTo(): Promise<number> {
@@ -339,4 +380,8 @@ export class SqlStore implements Store {
 function toMessage(row: Row): Message {
   const exclude = row.exclude as string[] | null;
   return new Message(Number(row.id), row.channel as string, row.data as string, (row.sender as string | null) ?? null, exclude?.length ? exclude : null);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

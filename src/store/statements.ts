@@ -10,7 +10,8 @@ export const PAGE = 1000;
 
 // One statement, one round trip: take ids from the counter (which serialises
 // publishers until commit), insert the batch, notify. $1 is a JSON array of
-// [channel, data, sender, exclude] entries. The notification carries
+// [channel, data, sender, exclude] entries; $4 a token naming this statement in
+// mesh_publish_log, for finding out whether it committed when its answer is lost. The notification carries
 // the batch itself when $3 says it fits, otherwise only its id range.
 export const PUBLISH_SQL = `
   with batch as (
@@ -22,6 +23,8 @@ export const PUBLISH_SQL = `
   ), stored as (
     insert into mesh_message (id, channel, data, sender, exclude)
     select seq.last_id - $2::int8 + batch.ord, batch.channel, batch.data, batch.sender, batch.exclude from batch, seq
+  ), logged as (
+    insert into mesh_publish_log (token, last_id, n) select $4::uuid, seq.last_id, $2::int4 from seq
   )
   select seq.last_id as last_id,
     pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - $2::int8 + 1) || ',"to":' || seq.last_id

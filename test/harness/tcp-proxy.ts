@@ -9,20 +9,22 @@ export interface TcpProxy {
   port: number;
   /** Stops forwarding on every connection open now; new connections pass. */
   freezeOpenConnections(): number;
+  /** Stops forwarding the server's answers on every connection open now (requests still pass): answers lost after the work is done. */
+  dropRepliesOnOpenConnections(): number;
   close(): Promise<void>;
 }
 
 /** Proxies 127.0.0.1:<random port> to `targetPort`. */
 export function startTcpProxy(targetPort: number): Promise<TcpProxy> {
-  const pairs = new Set<{ client: Socket; upstream: Socket; frozen: boolean }>();
+  const pairs = new Set<{ client: Socket; upstream: Socket; frozen: boolean; deaf: boolean }>();
   const server: Server = createServer((client) => {
     const upstream = createConnection({ host: '127.0.0.1', port: targetPort });
-    const pair = { client, upstream, frozen: false };
+    const pair = { client, upstream, frozen: false, deaf: false };
     pairs.add(pair);
     client.on('data', (d) => pair.frozen || upstream.write(d));
-    upstream.on('data', (d) => pair.frozen || client.write(d));
+    upstream.on('data', (d) => pair.frozen || pair.deaf || client.write(d));
     const end = () => {
-      if (pair.frozen) return; // a frozen link says nothing, ever
+      if (pair.frozen || pair.deaf) return; // a frozen link says nothing, ever
       pairs.delete(pair);
       client.destroy();
       upstream.destroy();
@@ -39,6 +41,11 @@ export function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         freezeOpenConnections() {
           let n = 0;
           for (const pair of pairs) if (!pair.frozen) (pair.frozen = true), n++;
+          return n;
+        },
+        dropRepliesOnOpenConnections() {
+          let n = 0;
+          for (const pair of pairs) if (!pair.deaf) (pair.deaf = true), n++;
           return n;
         },
         close: () =>
