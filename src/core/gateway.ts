@@ -136,7 +136,8 @@ export class Gateway {
         session.queued--;
       }
     });
-    session.queue = done;
+    // The queue keeps the order, not the reply: an idle connection holds no old answer.
+    session.queue = done.then(settled);
     return done;
   }
 
@@ -224,10 +225,7 @@ export class Gateway {
     session.identity = identity;
     session.setTimer('auth', null);
     this.#o.hub.bindUser(session, identity.uid);
-    if (!session.isSubscribed(ALL_CHANNEL)) {
-      this.#o.hub.subscribe(session, ALL_CHANNEL, ALL_CHANNEL, 'plain');
-      this.#o.hub.goLive(session, ALL_CHANNEL);
-    }
+    if (previous === null) this.#o.hub.joinAll(session);
     this.#armExpiry(session);
     if (previous?.uid !== identity.uid) this.#o.observer?.authenticated(session);
     return ok('auth', rid, { uid: identity.uid, connection: session.id });
@@ -347,6 +345,8 @@ export class Gateway {
     return ok('ack', command.rid, { id: command.id });
   }
 }
+
+function settled(): void {}
 
 function need(session: Session) {
   if (session.identity === null) throw new MeshError('ERR_NOT_AUTH');

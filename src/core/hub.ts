@@ -8,7 +8,7 @@
  * however many sockets listen. The rest (SSE, replays in progress, cursor-tracked
  * personal channels, other runtimes) are written one by one.
  */
-import { COMMAND_CHANNEL, RESERVED_PREFIX } from './channels.ts';
+import { ALL_CHANNEL, COMMAND_CHANNEL, RESERVED_PREFIX } from './channels.ts';
 import type { DeliveryFormat, Message } from './message.ts';
 import { nativeTopic, type Session, type SubscriptionKind } from './session.ts';
 
@@ -24,6 +24,8 @@ export class Hub {
   readonly #native = new Map<string, Map<DeliveryFormat, Set<Session>>>();
   #broadcast: Broadcast | undefined;
   #onCommand: ((message: Message) => void) | undefined;
+  /** format -> how many sessions are in the native `$all` topic. */
+  readonly #allNative = new Map<DeliveryFormat, number>();
 
   /** Hands `$cmd` messages to `run`, at their place in the feed (so what follows them sees their effect). */
   onCommand(run: (message: Message) => void): void {
@@ -47,6 +49,15 @@ export class Hub {
 
   unbindUser(session: Session, uid: string): void {
     remove(this.#users, uid, session);
+  }
+
+  /**
+   * Adds an authenticated session to `$all` (sendToAll). Not a subscription: every
+   * authenticated session is in it, so a count per format is all the hub keeps.
+   */
+  joinAll(session: Session): void {
+    if (this.#broadcast === undefined || !session.joinAllNatively()) return;
+    this.#allNative.set(session.format, (this.#allNative.get(session.format) ?? 0) + 1);
   }
 
   /** Subscribes a session (see Session.subscribe) and starts delivering to it. */
@@ -81,6 +92,11 @@ export class Hub {
   detach(session: Session): void {
     for (const channel of session.channels()) this.#forget(session, channel);
     if (session.uid !== undefined) remove(this.#users, session.uid, session);
+    if (session.allNative) {
+      const n = this.#allNative.get(session.format)! - 1;
+      if (n > 0) this.#allNative.set(session.format, n);
+      else this.#allNative.delete(session.format);
+    }
     this.#sessions.delete(session.id);
   }
 
@@ -89,6 +105,10 @@ export class Hub {
     for (const message of batch) {
       if (message.channel === COMMAND_CHANNEL) {
         this.#onCommand?.(message);
+        continue;
+      }
+      if (message.channel === ALL_CHANNEL) {
+        this.#deliverAll(message);
         continue;
       }
       const subscribers = this.#channels.get(message.channel);
@@ -103,21 +123,23 @@ export class Hub {
     }
   }
 
+  #deliverAll(message: Message): void {
+    for (const format of this.#allNative.keys()) {
+      if (message.exclude === null) this.#broadcast!(nativeTopic(format, ALL_CHANNEL), message.frame(format));
+    }
+    // Sessions outside the native topic, and, for a message that leaves some out, everyone.
+    for (const session of this.#sessions.values()) {
+      if (!session.allNative || message.exclude !== null) session.deliverAll(message);
+    }
+  }
+
   /**
    * Checks the backlog of every session fanned out natively: their writes happen in the
    * runtime, where no per-message check runs. The server calls this a few times a second.
    */
   checkNativeBacklogs(): void {
-    const seen = new Set<Session>();
-    for (const formats of this.#native.values()) {
-      for (const sessions of formats.values()) {
-        for (const session of sessions) {
-          if (seen.has(session)) continue;
-          seen.add(session);
-          session.checkBacklog();
-        }
-      }
-    }
+    // Every session with a native subscription is in the native `$all` topic too.
+    for (const session of this.#sessions.values()) if (session.allNative) session.checkBacklog();
   }
 
   /** Number of local subscribers of a channel. */

@@ -10,6 +10,7 @@
 import type { Identity } from './auth.ts';
 import type { DeliveryFormat, Message } from './message.ts';
 import type { Reply } from './protocol.ts';
+import { ALL_CHANNEL } from './channels.ts';
 
 export type TransportName = 'websocket' | 'sse';
 
@@ -98,7 +99,11 @@ export class Session {
   queue: Promise<unknown> = Promise.resolve();
   /** Ops waiting or running. */
   queued = 0;
-  readonly #timers = new Map<'expiry' | 'auth', ReturnType<typeof setTimeout>>();
+  // Two fields rather than a map of timers: an idle connection costs a few bytes less.
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  #authTimer: ReturnType<typeof setTimeout> | undefined;
+  /** In the runtime's native topic of `$all` (every authenticated connection). */
+  allNative = false;
   readonly #sink: SessionSink;
   readonly #options: SessionOptions;
   readonly #subs = new Map<string, Subscription>();
@@ -145,10 +150,36 @@ export class Session {
 
   /** Runs `fire` after `ms` unless replaced or cleared; one timer per purpose. */
   setTimer(purpose: 'expiry' | 'auth', ms: number | null, fire?: () => void): void {
-    const old = this.#timers.get(purpose);
-    if (old !== undefined) clearTimeout(old);
-    this.#timers.delete(purpose);
-    if (ms !== null && fire !== undefined && !this.closed) this.#timers.set(purpose, setTimeout(fire, ms));
+    const timer = ms !== null && fire !== undefined && !this.closed ? setTimeout(fire, ms) : undefined;
+    if (purpose === 'expiry') {
+      clearTimeout(this.#expiryTimer);
+      this.#expiryTimer = timer;
+    } else {
+      clearTimeout(this.#authTimer);
+      this.#authTimer = timer;
+    }
+  }
+
+  #stopTimers(): void {
+    clearTimeout(this.#expiryTimer);
+    clearTimeout(this.#authTimer);
+    this.#expiryTimer = this.#authTimer = undefined;
+  }
+
+  /** Joins the runtime's native topic for `$all`, where there is one. */
+  joinAllNatively(): boolean {
+    const topics = this.#sink.topics;
+    if (!topics || this.closed || this.allNative) return false;
+    topics.subscribe(this.topic(ALL_CHANNEL));
+    this.allNative = true;
+    return true;
+  }
+
+  /** Writes a message for every connection (`$all`), unless it leaves this one out. */
+  deliverAll(message: Message): void {
+    if (this.closed || this.identity === null || message.exclude?.includes(this.id)) return;
+    this.#sink.message(message, ALL_CHANNEL);
+    this.checkBacklog();
   }
 
   /** Starts a subscription. With `replayAfter`, live messages are held until finishReplay(). */
@@ -233,15 +264,13 @@ export class Session {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#timers.clear();
+    this.#stopTimers();
     this.#sink.close(code, reason);
   }
 
   /** Marks the session gone after its transport closed by itself; stops its timers. */
   ended(): void {
     this.closed = true;
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#timers.clear();
+    this.#stopTimers();
   }
 }

@@ -1,25 +1,14 @@
 /** The Bun adapter: Bun.serve with Hono's Bun WebSocket handler plus backpressure settings. */
 import type { ServerWebSocket } from 'bun';
 import { getBunServer, getConnInfo, upgradeWebSocket, websocket } from 'hono/bun';
-import type { RuntimeAdapter } from './adapter.ts';
+import type { RawSocket, RuntimeAdapter } from './adapter.ts';
 import { onFirstSignal } from './common.ts';
 
 export const runtime: RuntimeAdapter = {
   name: 'bun',
   upgradeWebSocket,
-  socket(ws) {
-    // Hono builds a new WSContext per event on Bun; the raw socket is the stable handle.
-    const raw = ws.raw as ServerWebSocket<unknown>;
-    return {
-      send: (text) => void raw.send(text),
-      close: (code, reason) => raw.close(code, reason),
-      buffered: () => raw.getBufferedAmount(),
-      topics: {
-        subscribe: (topic) => raw.subscribe(topic),
-        unsubscribe: (topic) => raw.unsubscribe(topic),
-      },
-    };
-  },
+  // Hono builds a new WSContext per event on Bun; the raw socket is the stable handle.
+  socket: (ws) => new BunSocket(ws.raw as ServerWebSocket<unknown>),
 
   remoteAddress: (c) => getConnInfo(c).remote.address,
   keepOpen: (c) => {
@@ -52,3 +41,26 @@ export const runtime: RuntimeAdapter = {
   },
   onShutdownSignal: (handler) => onFirstSignal((signal, fire) => process.once(signal, fire), handler),
 };
+
+/** Bun's socket as a RawSocket: a class, so an idle connection carries no closures. */
+class BunSocket implements RawSocket {
+  readonly topics: NonNullable<RawSocket['topics']>;
+  constructor(readonly raw: ServerWebSocket<unknown>) {
+    this.topics = this;
+  }
+  send(text: string): void {
+    this.raw.send(text);
+  }
+  close(code: number, reason: string): void {
+    this.raw.close(code, reason);
+  }
+  buffered(): number {
+    return this.raw.getBufferedAmount();
+  }
+  subscribe(topic: string): void {
+    this.raw.subscribe(topic);
+  }
+  unsubscribe(topic: string): void {
+    this.raw.unsubscribe(topic);
+  }
+}

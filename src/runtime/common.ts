@@ -1,13 +1,24 @@
 /** Pieces two or three runtime adapters share; still runtime code, so it lives here. */
 import type { RawSocket } from './adapter.ts';
 
-/** A WHATWG-style socket (Deno's WebSocket, and `ws` on Node, which has the same surface). */
-export function standardSocket(raw: { send(data: string): void; close(code?: number, reason?: string): void; bufferedAmount: number }): RawSocket {
-  return {
-    send: (text) => raw.send(text),
-    close: (code, reason) => raw.close(code, reason),
-    buffered: () => raw.bufferedAmount,
-  };
+interface StandardWebSocket {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  bufferedAmount: number;
+}
+
+/** A WHATWG-style socket (Deno's WebSocket, and `ws` on Node, which has the same surface); a class, so no closures per connection. */
+export class StandardSocket implements RawSocket {
+  constructor(readonly raw: StandardWebSocket) {}
+  send(text: string): void {
+    this.raw.send(text);
+  }
+  close(code: number, reason: string): void {
+    this.raw.close(code, reason);
+  }
+  buffered(): number {
+    return this.raw.bufferedAmount;
+  }
 }
 
 /** Calls `handler` once, on whichever of SIGINT and SIGTERM comes first (Fly sends SIGINT, then SIGTERM). */

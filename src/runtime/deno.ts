@@ -2,7 +2,7 @@
 import { getConnInfo } from 'hono/deno';
 import { upgradeWebSocket } from 'hono/deno';
 import type { RuntimeAdapter } from './adapter.ts';
-import { onFirstSignal, standardSocket } from './common.ts';
+import { onFirstSignal, StandardSocket } from './common.ts';
 
 // Only the few Deno APIs used here, so the project type-checks without Deno's own typings.
 declare const Deno: {
@@ -16,7 +16,7 @@ declare const Deno: {
 export const runtime: RuntimeAdapter = {
   name: 'deno',
   upgradeWebSocket,
-  socket: (ws) => standardSocket(ws.raw as WebSocket),
+  socket: (ws) => new StandardSocket(ws.raw as WebSocket),
   remoteAddress: (c) => getConnInfo(c).remote.address,
   keepOpen: () => {},
   serve(fetch, options) {

@@ -4,12 +4,12 @@ import { serve, upgradeWebSocket } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { RuntimeAdapter } from './adapter.ts';
-import { onFirstSignal, standardSocket } from './common.ts';
+import { onFirstSignal, StandardSocket } from './common.ts';
 
 export const runtime: RuntimeAdapter = {
   name: 'node',
   upgradeWebSocket,
-  socket: (ws) => standardSocket(ws.raw as WebSocket),
+  socket: (ws) => new StandardSocket(ws.raw as WebSocket),
   remoteAddress: (c) => getConnInfo(c).remote.address,
   // Node's requestTimeout and keep-alive timers do not cut a response in progress.
   keepOpen: () => {},

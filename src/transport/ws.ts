@@ -7,8 +7,8 @@
 import type { MiddlewareHandler } from 'hono';
 import { MeshError } from '../core/errors.ts';
 import type { Gateway } from '../core/gateway.ts';
-import type { DeliveryFormat } from '../core/message.ts';
-import { encodeReply, failed } from '../core/protocol.ts';
+import type { DeliveryFormat, Message } from '../core/message.ts';
+import { type Reply, encodeReply, failed } from '../core/protocol.ts';
 import { CloseCode, type Session, type SessionSink } from '../core/session.ts';
 import type { RawSocket, RuntimeAdapter } from '../runtime/adapter.ts';
 
@@ -18,16 +18,30 @@ export interface WsOptions {
 
 const encoder = new TextEncoder();
 
-/** A session sink writing JSON text frames to a socket. */
-export function socketSink(socket: RawSocket, format: DeliveryFormat): SessionSink {
-  return {
-    message: (message, name) => socket.send(message.frameAs(format, name)),
-    reply: (reply) => socket.send(encodeReply(reply)),
-    notice: (event, data) => socket.send(JSON.stringify({ event, ...data })),
-    close: (code, reason) => socket.close(code, reason),
-    buffered: () => socket.buffered(),
-    topics: socket.topics,
-  };
+/** A session sink writing JSON text frames to a socket (a class: no closures per connection). */
+export class SocketSink implements SessionSink {
+  readonly topics: RawSocket['topics'];
+  constructor(
+    readonly socket: RawSocket,
+    readonly format: DeliveryFormat,
+  ) {
+    this.topics = socket.topics;
+  }
+  message(message: Message, name: string): void {
+    this.socket.send(message.frameAs(this.format, name));
+  }
+  reply(reply: Reply): void {
+    this.socket.send(encodeReply(reply));
+  }
+  notice(event: string, data: Record<string, unknown>): void {
+    this.socket.send(JSON.stringify({ event, ...data }));
+  }
+  close(code: number, reason: string): void {
+    this.socket.close(code, reason);
+  }
+  buffered(): number {
+    return this.socket.buffered();
+  }
 }
 
 /** The upgrade handler for every WebSocket path. */
@@ -40,7 +54,7 @@ export function websocketRoute(gateway: Gateway, runtime: RuntimeAdapter, option
     let session: Session | undefined;
     return {
       onOpen(_event, ws) {
-        const s = (session = gateway.open(socketSink(runtime.socket(ws), format), { format, ackMode, transport: 'websocket' }));
+        const s = (session = gateway.open(new SocketSink(runtime.socket(ws), format), { format, ackMode, transport: 'websocket' }));
         if (token) void gateway.run(s, { op: 'auth', token }).then((reply) => s.reply(reply));
       },
       onMessage(event) {
