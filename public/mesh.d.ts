@@ -33,7 +33,8 @@ export declare class MeshClient extends EventTarget {
   readonly state: MeshState;
   readonly transport: 'websocket' | 'sse' | null;
   readonly uid: string | null;
-  subscribe(channel: string): Promise<Reply | null>;
+  /** With presence: 'members' {channel, members}, then 'join' / 'leave' {channel, uid} events. */
+  subscribe(channel: string, options?: { presence?: boolean }): Promise<Reply | null>;
   unsubscribe(channel: string): Promise<Reply | null>;
   publish(channel: string, data: unknown): Promise<Reply>;
   close(): void;

@@ -29,7 +29,8 @@ export function connect(options = {}) {
 
 /**
  * Events: 'message' {channel, id, data, uid?}; 'state' {state: connecting|open|fallback|closed, transport};
- * 'error' {error, reply?}; 'expired' {channel, since, expiredUpTo} (history was deleted before it could be replayed).
+ * 'error' {error, reply?}; 'expired' {channel, since, expiredUpTo} (history was deleted before it could be replayed);
+ * 'disconnect' {code, reason}; with presence: 'members' {channel, members}, 'join' and 'leave' {channel, uid}.
  */
 export class MeshClient extends EventTarget {
   #base;
@@ -63,7 +64,7 @@ export class MeshClient extends EventTarget {
     this.#token = token;
     this.#mode = transport;
     this.#useSse = transport === 'sse';
-    for (const channel of channels) this.#channels.set(channel, { last: 0, resume: 0 });
+    for (const channel of channels) this.#channels.set(channel, { last: 0, resume: 0, presence: false });
     void this.#open();
   }
 
@@ -82,11 +83,17 @@ export class MeshClient extends EventTarget {
     return this.#uid;
   }
 
-  /** Subscribes to a channel (kept across reconnects); resolves with the reply once connected. */
-  async subscribe(channel) {
-    if (!this.#channels.has(channel)) this.#channels.set(channel, { last: 0, resume: 0 });
+  /**
+   * Subscribes to a channel (kept across reconnects); resolves with the reply once connected.
+   * With { presence: true } the channel's members arrive as a 'members' event (after every
+   * reconnect too), then 'join' and 'leave' events as users come and go.
+   */
+  async subscribe(channel, { presence = false } = {}) {
+    const entry = this.#channels.get(channel) ?? { last: 0, resume: 0, presence: false };
+    entry.presence ||= presence;
+    this.#channels.set(channel, entry);
     if (this.#state !== 'open') return null;
-    const reply = await this.#request({ op: 'subscribe', channel });
+    const reply = await this.#request({ op: 'subscribe', channel, ...(entry.presence ? { presence: true } : {}) });
     this.#confirm(channel, reply);
     return reply;
   }
@@ -189,6 +196,7 @@ export class MeshClient extends EventTarget {
     });
     source.addEventListener('message', (e) => this.#onFrame(e.data));
     source.addEventListener('expired', (e) => this.dispatchEvent(new CustomEvent('expired', { detail: JSON.parse(e.data) })));
+    for (const event of ['join', 'leave']) source.addEventListener(event, (e) => this.#presence(event, JSON.parse(e.data)));
     source.addEventListener('close', (e) => {
       // The server ended the stream (e.g. the token expired): reconnect with a fresh token.
       source.close();
@@ -211,7 +219,7 @@ export class MeshClient extends EventTarget {
   async #resubscribe() {
     for (const [channel, entry] of this.#channels) {
       const since = Math.max(entry.resume, entry.last);
-      const reply = await this.#request({ op: 'subscribe', channel, ...(since > 0 ? { since } : {}) });
+      const reply = await this.#request({ op: 'subscribe', channel, ...(since > 0 ? { since } : {}), ...(entry.presence ? { presence: true } : {}) });
       if (reply.success) this.#confirm(channel, reply);
       else this.#error(new Error(`subscribe ${channel}: ${reply.msg}`), reply);
     }
@@ -224,6 +232,9 @@ export class MeshClient extends EventTarget {
     // forget it, or every new message would look like one already seen.
     if (reply.clamped) entry.last = entry.resume = reply.clamped.to;
     if (typeof reply.position === 'number') entry.resume = Math.max(entry.resume, reply.position);
+    if (reply.members) {
+      for (const [name, members] of Object.entries(reply.members)) this.dispatchEvent(new CustomEvent('members', { detail: { channel: name, members } }));
+    }
   }
 
   #onFrame(text) {
@@ -235,11 +246,16 @@ export class MeshClient extends EventTarget {
     }
     if (frame.event === 'message') return this.#onMessage(frame);
     if (frame.event === 'expired') return this.dispatchEvent(new CustomEvent('expired', { detail: frame }));
+    if (frame.event === 'join' || frame.event === 'leave') return this.#presence(frame.event, frame);
     if (frame.rid !== undefined && this.#pending.has(frame.rid)) {
       const { resolve } = this.#pending.get(frame.rid);
       this.#pending.delete(frame.rid);
       resolve(frame);
     }
+  }
+
+  #presence(event, { channel, uid }) {
+    this.dispatchEvent(new CustomEvent(event, { detail: { channel, uid } }));
   }
 
   #onMessage(message) {

@@ -97,3 +97,32 @@ describe('automatic fallback', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'client-fallback.png'), fullPage: true });
   }, 60_000);
 });
+
+describe.each(['websocket', 'sse'] as const)('presence in the browser client over %s', (transport) => {
+  test("subscribe with presence: the members, then others' joins and leaves as events", async () => {
+    const mesh = await startTestMesh({ JWT_SECRET: '' });
+    const page = await browser.newPage();
+    await page.goto(mesh.url);
+    await page.evaluate(async (transport) => {
+      const w = window as unknown as Record<string, any>;
+      const { connect } = await import('/mesh.js');
+      const token = async () => ((await (await fetch('/v1/dev/token?uid=pat')).json()) as { token: string }).token;
+      w.events = [];
+      const client = connect({ token, transport });
+      for (const event of ['members', 'join', 'leave']) client.addEventListener(event, (e: Event) => w.events.push([event, (e as CustomEvent).detail]));
+      await new Promise<void>((resolve) => client.addEventListener('state', (e: Event) => (e as CustomEvent).detail.state === 'open' && resolve()));
+      await client.subscribe('room_presence', { presence: true });
+    }, transport);
+    const seen = (event: string, uid: string) =>
+      page.waitForFunction(([event, uid]) => (window as unknown as { events: [string, { uid?: string }][] }).events.some(([e, d]) => e === event && d.uid === uid), [event, uid], { timeout: 10_000 });
+    const quinnToken = ((await (await fetch(`${mesh.url}/v1/dev/token?uid=quinn`)).json()) as { token: string }).token;
+    const quinn = await mesh.connect();
+    await quinn.request({ op: 'auth', token: quinnToken });
+    await quinn.request({ op: 'subscribe', args: ['room_presence'] });
+    await seen('join', 'quinn');
+    quinn.close();
+    await seen('leave', 'quinn');
+    const events = await page.evaluate(() => (window as unknown as { events: [string, unknown][] }).events);
+    expect(events[0]).toEqual(['members', { channel: 'room_presence', members: [] }]);
+  }, 30_000);
+});

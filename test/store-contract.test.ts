@@ -10,6 +10,8 @@ import type { SqlDriver } from '../src/store/driver.ts';
 import { freshDatabase } from './harness/postgres.ts';
 
 const HOUR = 3_600_000;
+/** MESH_MAX_MESSAGE of the stores under test, which mesh_publish() in SQL enforces too. */
+const MAX_MESSAGE = 4096;
 /** Each implementation: a store, and the SQL connection an application would use on the same database. */
 interface Subject {
   store: SqlStore;
@@ -20,7 +22,7 @@ const implementations: [string, (retentionMs?: number) => Promise<Subject>][] = 
     'pglite',
     async (retentionMs = HOUR) => {
       const db = await openPglite('memory://');
-      return { store: new SqlStore(db, { retentionMs }), app: db };
+      return { store: new SqlStore(db, { retentionMs, maxMessage: MAX_MESSAGE }), app: db };
     },
   ],
   [
@@ -29,7 +31,7 @@ const implementations: [string, (retentionMs?: number) => Promise<Subject>][] = 
       const url = await freshDatabase();
       const app = await openPostgres(url);
       appConnections.push(app);
-      return { store: new SqlStore(await openPostgres(url), { retentionMs }), app };
+      return { store: new SqlStore(await openPostgres(url), { retentionMs, maxMessage: MAX_MESSAGE }), app };
     },
   ],
 ];
@@ -198,6 +200,18 @@ describe.each(implementations)('Store on %s', (_name, make) => {
     await expect(app.query("select mesh_publish('has space', 'x')")).rejects.toThrow(/invalid channel name/);
     await expect(app.query("select mesh_publish('ok', null)")).rejects.toThrow(/must not be NULL/);
     await expect(app.query("select mesh_publish(array['a'], array['x', 'y'])")).rejects.toThrow(/1 channels but 2 data/);
+    await expect(app.query("select mesh_publish('$cmd', 'x')")).rejects.toThrow(/invalid channel name/);
+  });
+
+  test('mesh_publish() enforces MESH_MAX_MESSAGE like the HTTP API, with a clear SQL error', async () => {
+    const { app, store } = await startedWithApp();
+    const feed = feedOf(store);
+    await expect(app.query(`select mesh_publish('room_big', repeat('x', ${MAX_MESSAGE + 1}))`)).rejects.toThrow(
+      `mesh_publish: message of ${MAX_MESSAGE + 1} bytes is larger than MESH_MAX_MESSAGE (${MAX_MESSAGE} bytes)`,
+    );
+    await app.query(`select mesh_publish('room_big', repeat('x', ${MAX_MESSAGE}))`);
+    await feed.until(1);
+    expect(feed.got[0]!.data).toHaveLength(MAX_MESSAGE);
   });
 
   test('ping resolves while the database is up', async () => {
