@@ -105,7 +105,8 @@ describe.each(['websocket', 'sse'] as const)('presence in the browser client ove
     await page.goto(mesh.url);
     await page.evaluate(async (transport) => {
       const w = window as unknown as Record<string, any>;
-      const { connect } = await import('/mesh.js');
+      const clientModule = '/mesh.js'; // the page's own URL: imported in the browser, not by the test
+      const { connect } = await import(clientModule);
       const token = async () => ((await (await fetch('/v1/dev/token?uid=pat')).json()) as { token: string }).token;
       w.events = [];
       const client = connect({ token, transport });
