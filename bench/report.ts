@@ -53,10 +53,10 @@ export function formatTables(r: Results): string {
     );
   if (r.idle.length)
     parts.push(
-      '### Idle connections\n\n' +
+      '### Idle connections (instance MB: the server before any connection, its embedded database included)\n\n' +
         table(
-          ['system', 'transport', 'connections', 'bytes/connection', 'idle cores', 'dropped'],
-          r.idle.map((i) => [i.system, i.transport, i.connections, n(i.bytesPerConnection), n(i.idleCores, 3), i.dropped]),
+          ['system', 'transport', 'connections', 'instance MB before', 'bytes/connection', 'idle cores', 'dropped'],
+          r.idle.map((i) => [i.system, i.transport, i.connections, n(i.instanceMB ?? NaN, 1), n(i.bytesPerConnection), n(i.idleCores, 3), i.dropped]),
         ),
     );
   return parts.join('\n\n');

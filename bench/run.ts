@@ -44,10 +44,10 @@ const PLAN = quick
       crossLadder: [] as number[],
       crossLadderSeconds: 0,
       durableSeconds: 4,
-      durableRuntimes: ['bun'] as RuntimeName[],
+      durableSystems: ['pgmesh-bun', 'pgmesh-bun-embedded'] as SystemName[],
       idleWs: 5000,
       idleSse: 5000,
-      idleSystems: ['pgmesh-bun', 'socketio'] as SystemName[],
+      idleSystems: ['pgmesh-bun', 'pgmesh-bun-embedded', 'socketio'] as SystemName[],
     }
   : {
       fanoutSizes: [1000, 5000, 10_000],
@@ -61,10 +61,20 @@ const PLAN = quick
       crossLadder: [5000, 10_000, 20_000, 40_000, 80_000],
       crossLadderSeconds: 30,
       durableSeconds: 10,
-      durableRuntimes: ['bun', 'node', 'deno'] as RuntimeName[],
+      durableSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno', 'pgmesh-bun-embedded', 'pgmesh-node-embedded', 'pgmesh-bun-pglite'] as SystemName[],
       idleWs: 19_000,
       idleSse: 5000,
-      idleSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling'] as SystemName[],
+      idleSystems: [
+        'pgmesh-bun',
+        'pgmesh-node',
+        'pgmesh-deno',
+        'pgmesh-bun-embedded',
+        'pgmesh-node-embedded',
+        'pgmesh-deno-embedded',
+        'pgmesh-bun-pglite',
+        'socketio',
+        'bun-ceiling',
+      ] as SystemName[],
     };
 
 const log = (...a: unknown[]) => console.error('bench:', ...a);
@@ -164,16 +174,14 @@ async function runCrossMax(): Promise<CrossResult[]> {
 
 async function runDurable(): Promise<DurableResult[]> {
   const out: DurableResult[] = [];
-  const cases: [RuntimeName, DurableResult['mode'], boolean][] = [];
-  for (const runtime of PLAN.durableRuntimes) for (const mode of ['single', 'batch100'] as const) cases.push([runtime, mode, true]);
-  cases.push(['bun', 'single', false], ['bun', 'batch100', false]);
-  for (const [runtime, mode, groupCommit] of cases) {
+  const cases: [SystemName, DurableResult['mode'], boolean][] = [];
+  for (const name of PLAN.durableSystems) for (const mode of ['single', 'batch100'] as const) cases.push([name, mode, true]);
+  cases.push(['pgmesh-bun', 'single', false], ['pgmesh-bun', 'batch100', false]);
+  for (const [name, mode, groupCommit] of cases) {
     const rounds: DurableResult[] = [];
     for (let round = 0; round < runs; round++) {
-      log(`durable ${runtime} ${mode} group commit ${groupCommit ? 'on' : 'off'}, round ${round + 1}`);
-      rounds.push(
-        await withSystem(`pgmesh-${runtime}`, (s, db) => durable(s, db, mode, groupCommit, PLAN.durableSeconds), { MESH_GROUP_COMMIT: String(groupCommit) }),
-      );
+      log(`durable ${name} ${mode} group commit ${groupCommit ? 'on' : 'off'}, round ${round + 1}`);
+      rounds.push(await withSystem(name, (s) => durable(s, mode, groupCommit, PLAN.durableSeconds), { MESH_GROUP_COMMIT: String(groupCommit) }));
     }
     out.push(median(rounds, (r) => r.messagesPerSec));
   }

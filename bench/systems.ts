@@ -4,16 +4,32 @@
  * Bun ceiling. Each knows how its clients connect and where publishes go.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { ROOT, startProcess, type RuntimeName } from '../test/harness/process.ts';
 import { TEST_SECRET } from '../test/harness/tokens.ts';
 import type { SubscriberConfig } from './clients/subscribers.ts';
 
-export type SystemName = 'pgmesh-bun' | 'pgmesh-bun-js-fanout' | 'pgmesh-node' | 'pgmesh-deno' | 'socketio' | 'bun-ceiling';
+export type SystemName =
+  | 'pgmesh-bun'
+  | 'pgmesh-bun-js-fanout'
+  | 'pgmesh-node'
+  | 'pgmesh-deno'
+  /** What `npm start` gives: no DATABASE_URL, the embedded Postgres server pgmesh runs itself. */
+  | 'pgmesh-bun-embedded'
+  | 'pgmesh-node-embedded'
+  | 'pgmesh-deno-embedded'
+  /** The embedded store before it: PGlite in the process. */
+  | 'pgmesh-bun-pglite'
+  | 'socketio'
+  | 'bun-ceiling';
 
 export interface RunningSystem {
   name: SystemName;
+  /** The database it runs on, when the bench can reach it (not an embedded one). */
+  databaseUrl: string | null;
   pid: number;
   httpUrl: string;
   /** Where a publish body ({"c","d"} or an array) is POSTed. */
@@ -33,18 +49,24 @@ export function token(): Promise<string> {
   return benchToken;
 }
 
-/** Starts pgmesh on a runtime against `databaseUrl`. */
-export async function startPgmesh(runtime: RuntimeName, databaseUrl: string, env: Record<string, string> = {}, name: SystemName = `pgmesh-${runtime}`): Promise<RunningSystem> {
-  const proc = await startProcess(runtime, { DATABASE_URL: databaseUrl, MESH_LOG: 'warn', MESH_MAX_BUFFERED: '64m', ...env });
+/** Starts pgmesh on a runtime against `databaseUrl`, or (null) on its embedded store in a fresh folder. */
+export async function startPgmesh(runtime: RuntimeName, databaseUrl: string | null, env: Record<string, string> = {}, name: SystemName = `pgmesh-${runtime}`): Promise<RunningSystem> {
+  const dataDir = databaseUrl === null ? mkdtempSync(join(tmpdir(), 'pgmesh-bench-')) : null;
+  const store: Record<string, string> = databaseUrl === null ? { MESH_DATA_DIR: dataDir! } : { DATABASE_URL: databaseUrl };
+  const proc = await startProcess(runtime, { ...store, MESH_LOG: 'warn', MESH_MAX_BUFFERED: '64m', ...env });
   const ws = proc.url.replace('http', 'ws');
   return {
     name,
+    databaseUrl,
     pid: proc.child.pid!,
     httpUrl: proc.url,
     publishUrl: `${proc.url}/v1/mesh/publish`,
     protocol: 'pgmesh',
     wsUrl: async () => `${ws}/v1/ws?token=${await token()}`,
-    stop: async () => void (await proc.stop()),
+    stop: async () => {
+      await proc.stop();
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -72,6 +94,7 @@ function startPeer(
       const url = match[1]!;
       resolve({
         name,
+        databaseUrl: null,
         pid: child.pid!,
         httpUrl: url,
         publishUrl: `${url}/publish`,
@@ -110,6 +133,12 @@ export function startSystem(name: SystemName, databaseUrl: string, env: Record<s
       return startPgmesh('node', databaseUrl, env);
     case 'pgmesh-deno':
       return startPgmesh('deno', databaseUrl, env);
+    case 'pgmesh-bun-embedded':
+    case 'pgmesh-node-embedded':
+    case 'pgmesh-deno-embedded':
+      return startPgmesh(name.split('-')[1] as RuntimeName, null, env, name);
+    case 'pgmesh-bun-pglite':
+      return startPgmesh('bun', null, { ...env, MESH_EMBEDDED: 'pglite' }, name);
     case 'socketio':
       return startSocketIo(databaseUrl);
     case 'bun-ceiling':

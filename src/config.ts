@@ -54,6 +54,8 @@ export const ConfigSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   DATABASE_URL: url.optional(),
   MESH_DATA_DIR: z.string().min(1).default('./.pgmesh'),
+  /** Without DATABASE_URL: a Postgres server pgmesh runs itself in MESH_DATA_DIR (postgres), or PGlite in its own process (pglite). */
+  MESH_EMBEDDED: z.enum(['postgres', 'pglite'], { error: 'postgres or pglite' }).default('postgres'),
   JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   JWKS_URL: url.optional(),
   JWT_ISSUER: z.string().optional(),

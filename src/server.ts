@@ -32,7 +32,7 @@ export interface RunningMesh {
 
 /** Starts an instance; resolves once it is listening. */
 /** How often natively fanned-out sockets are checked for a slow consumer. */
-const BACKLOG_CHECK_MS = 200;
+const BACKLOG_CHECK_MS = 500;
 
 export interface StartOptions {
   runtime?: RuntimeAdapter;
@@ -49,6 +49,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   const opened = await openStore({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.MESH_DATA_DIR,
+    embedded: config.MESH_EMBEDDED,
     retentionMs: config.MESH_RETENTION,
     instanceId: instance,
     heartbeatMs: config.MESH_HEARTBEAT,
@@ -111,7 +112,8 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     backlogs = setInterval(() => hub.checkNativeBacklogs(), BACKLOG_CHECK_MS);
   }
   if (!config.MESH_API_KEY) log.warn('MESH_API_KEY is not set: the server API answers loopback callers only');
-  log.info(`store: ${store.kind}${store.kind === 'pglite' ? ` in ${config.MESH_DATA_DIR}` : ''}; runtime: ${runtime.name}`);
+  const where = config.DATABASE_URL ? 'DATABASE_URL' : store.kind === 'postgres' ? `an embedded Postgres server in ${config.MESH_DATA_DIR}` : `PGlite in ${config.MESH_DATA_DIR}`;
+  log.info(`store: ${where}; runtime: ${runtime.name}`);
 
   return {
     port: server.port,

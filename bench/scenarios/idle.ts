@@ -4,12 +4,14 @@
  */
 import { token, type RunningSystem } from '../systems.ts';
 import { loopbacks, startSubscribers } from '../load.ts';
-import { cpuMs, rssBytes } from '../proc.ts';
+import { cpuMs, rssBytes, treePssBytes } from '../proc.ts';
 
 export interface IdleResult {
   system: string;
   transport: 'websocket' | 'sse';
   connections: number;
+  /** The idle instance before any connection, its embedded database included (PSS of its process tree), in MB. */
+  instanceMB: number;
   bytesPerConnection: number;
   /** Cores used while the connections sit idle. */
   idleCores: number;
@@ -27,6 +29,7 @@ export async function idle(system: RunningSystem, transport: IdleResult['transpo
   // Measuring a resting process is the point here: these pauses are the measurement window, not a wait for an event.
   await pause(SETTLE_MS);
   const rss0 = rssBytes(system.pid);
+  const instanceMB = treePssBytes(system.pid) / 1048576;
   const url =
     transport === 'sse'
       ? `${system.httpUrl}/v1/sse?channel=${channel}&token=${await token()}`
@@ -51,6 +54,7 @@ export async function idle(system: RunningSystem, transport: IdleResult['transpo
       system: system.name,
       transport,
       connections,
+      instanceMB,
       bytesPerConnection: (rss1 - rss0) / connections,
       idleCores,
       dropped: pool.closed(),

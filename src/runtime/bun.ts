@@ -26,7 +26,7 @@ export const runtime: RuntimeAdapter = {
         // pgmesh closes a slow consumer itself at maxBuffered, with 4008 after the data already
         // queued (the hub checks natively fanned-out sockets a few times a second). Bun's own
         // limit is the hard stop behind it, for a burst between two checks: it cuts with no close frame.
-        backpressureLimit: options.maxBuffered * 4 + (1 << 20),
+        backpressureLimit: Math.max(options.maxBuffered * 4, options.maxBuffered + (16 << 20)),
         closeOnBackpressureLimit: true,
         idleTimeout: 120,
         sendPings: true,

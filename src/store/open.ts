@@ -1,11 +1,54 @@
-/** Opens the store the settings ask for: a Postgres server with DATABASE_URL, else embedded PGlite. */
+/**
+ * Opens the store the settings ask for: the Postgres server of DATABASE_URL; else
+ * the embedded one pgmesh runs itself in MESH_DATA_DIR; else (MESH_EMBEDDED=pglite,
+ * or MESH_DATA_DIR=memory://) PGlite.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Store } from './store.ts';
+import type { PostgresOptions } from './postgres.ts';
 import { SqlStore } from './sql-store.ts';
 import { SqlCluster, type Cluster, type ClusterOptions } from './cluster.ts';
+import type { SqlDriver } from './driver.ts';
+import { takeLock } from './folder-lock.ts';
+
+/** The embedded server in `dataDir`, behind the folder lock; closing the driver stops the server. */
+async function openEmbeddedServer(dataDir: string, options: PostgresOptions): Promise<SqlDriver> {
+  // Before 0.2 the embedded store was PGlite, straight in the folder: say so rather than start empty beside it.
+  if (existsSync(join(dataDir, 'PG_VERSION'))) {
+    throw new Error(`MESH_DATA_DIR ${dataDir} holds PGlite data: set MESH_EMBEDDED=pglite to go on using it, or point MESH_DATA_DIR at a new folder`);
+  }
+  const release = takeLock(dataDir);
+  try {
+    const server = await (await import('./embedded-server.ts')).startEmbeddedServer(dataDir);
+    try {
+      const driver = await (await import('./postgres.ts')).openPostgres(server.url, { ...options, socket: server.socket });
+      return {
+        ...driver,
+        close: async () => {
+          try {
+            await driver.close();
+          } finally {
+            await server.stop();
+            release();
+          }
+        },
+      };
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
 
 export interface StoreSettings {
   databaseUrl?: string;
   dataDir: string;
+  /** Without DATABASE_URL: a Postgres server pgmesh runs itself, or PGlite in this process. */
+  embedded: 'postgres' | 'pglite';
   retentionMs: number;
   /** application_name prefix on Postgres. */
   instanceId: string;
@@ -26,12 +69,15 @@ export interface OpenStore {
 
 /** Connects (or opens the data folder); call start() on the store, then on the cluster. */
 export async function openStore(settings: StoreSettings): Promise<OpenStore> {
-  const driver = settings.databaseUrl
-    ? await (await import('./postgres.ts')).openPostgres(settings.databaseUrl, {
-        applicationName: `pgmesh-${settings.instanceId}`,
-        heartbeatMs: settings.heartbeatMs,
-      })
-    : await (await import('./pglite.ts')).openPglite(settings.dataDir);
+  const postgresOptions = { applicationName: `pgmesh-${settings.instanceId}`, heartbeatMs: settings.heartbeatMs };
+  let driver: SqlDriver;
+  if (settings.databaseUrl) {
+    driver = await (await import('./postgres.ts')).openPostgres(settings.databaseUrl, postgresOptions);
+  } else if (settings.embedded === 'pglite' || settings.dataDir.startsWith('memory://')) {
+    driver = await (await import('./pglite.ts')).openPglite(settings.dataDir);
+  } else {
+    driver = await openEmbeddedServer(settings.dataDir, postgresOptions);
+  }
   return {
     store: new SqlStore(driver, { retentionMs: settings.retentionMs, groupCommit: settings.groupCommit, maxMessage: settings.maxMessage, onError: settings.onError, onHealthy: settings.onHealthy }),
     cluster: (options) => new SqlCluster(driver, options),

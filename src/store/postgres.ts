@@ -20,6 +20,8 @@ export interface PostgresOptions {
   applicationName?: string;
   /** How often the listening session is checked. */
   heartbeatMs?: number;
+  /** A Unix socket to connect through instead of the URL's host (the embedded server's). */
+  socket?: string;
 }
 
 const CONNECT_TIMEOUT_S = 3;
@@ -37,6 +39,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   const makePool = () =>
     postgres(url, {
       max: options.max ?? 8,
+      path: options.socket,
       onnotice: () => {},
       connect_timeout: CONNECT_TIMEOUT_S,
       keep_alive: 10,
@@ -76,7 +79,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
           resetPool();
           events.onLost(reason);
         },
-      }, `${name}-listen`, options.heartbeatMs ?? 10_000);
+      }, `${name}-listen`, options.heartbeatMs ?? 10_000, options.socket);
       listeners.push(listener);
       await listener.start();
     },
@@ -133,6 +136,7 @@ class Listener {
     readonly events: ListenEvents,
     readonly applicationName: string,
     readonly heartbeatMs: number,
+    readonly socket: string | undefined,
   ) {}
 
   /** Resolves once listening for the first time (it keeps retrying until then). */
@@ -147,6 +151,7 @@ class Listener {
     if (this.#stopped) return;
     const conn = postgres(this.url, {
       max: 1,
+      path: this.socket,
       idle_timeout: 0,
       max_lifetime: 0,
       fetch_types: false,

@@ -1,13 +1,13 @@
-/** The embedded store's folder lock: exclusive across processes that start at the same moment, and a dead holder's lock is taken over. */
+/** The data folder's lock: exclusive across processes that start at the same moment, and a dead holder's lock is taken over. */
 import { describe, expect, test } from 'bun:test';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { takeLock } from '../src/store/pglite.ts';
+import { takeLock } from '../src/store/folder-lock.ts';
 import { BIN, ROOT } from './harness/process.ts';
 
-const lockModule = join(ROOT, 'src', 'store', 'pglite.ts');
+const lockModule = join(ROOT, 'src', 'store', 'folder-lock.ts');
 
 /** A process that tries to take the lock, says whether it got it, and holds it until its stdin closes. */
 function contender(dir: string) {
@@ -29,7 +29,7 @@ function contender(dir: string) {
   return { child, answer };
 }
 
-describe('the PGlite folder lock', () => {
+describe('the data folder lock', () => {
   test('six processes starting together: exactly one takes the folder', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pgmesh-race-'));
     const contenders = Array.from({ length: 6 }, () => contender(dir));
