@@ -9,6 +9,7 @@
  *   --check        fail on loss/duplicates, or pgmesh below the peer
  *   --runs N       rounds to take the median of (default 3, quick 1)
  *   --only a,b     scenarios: fanout, cross, durable, idle
+ *   --systems a,b  the systems of the durable and idle scenarios (e.g. pgmesh-bun-embedded,pgmesh-bun-pglite)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -76,6 +77,14 @@ const PLAN = quick
         'bun-ceiling',
       ] as SystemName[],
     };
+
+// --systems a,b: run the durable and idle scenarios over these systems instead of the plan's.
+const systemsArg = args.indexOf('--systems');
+if (systemsArg >= 0) {
+  const chosen = args[systemsArg + 1]!.split(',') as SystemName[];
+  PLAN.durableSystems = chosen;
+  PLAN.idleSystems = chosen;
+}
 
 const log = (...a: unknown[]) => console.error('bench:', ...a);
 

@@ -98,22 +98,37 @@ describe('automatic fallback', () => {
   }, 60_000);
 });
 
-describe.each(['websocket', 'sse'] as const)('presence in the browser client over %s', (transport) => {
-  test("subscribe with presence: the members, then others' joins and leaves as events", async () => {
-    const mesh = await startTestMesh({ JWT_SECRET: '' });
-    const page = await browser.newPage();
-    await page.goto(mesh.url);
-    await page.evaluate(async (transport) => {
+/** A page of `mesh` running the bundled client as `uid` (a demo token), recording every event it dispatches into window.events. */
+async function clientPage(mesh: { url: string }, uid: string, transport: 'websocket' | 'sse', channels: string[] = []): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(mesh.url);
+  await page.evaluate(
+    async ([uid, transport, channels]) => {
       const w = window as unknown as Record<string, any>;
       const clientModule = '/mesh.js'; // the page's own URL: imported in the browser, not by the test
       const { connect } = await import(clientModule);
-      const token = async () => ((await (await fetch('/v1/dev/token?uid=pat')).json()) as { token: string }).token;
+      const token = async () => ((await (await fetch(`/v1/dev/token?uid=${uid}`)).json()) as { token: string }).token;
       w.events = [];
-      const client = connect({ token, transport });
-      for (const event of ['members', 'join', 'leave']) client.addEventListener(event, (e: Event) => w.events.push([event, (e as CustomEvent).detail]));
+      const client = connect({ token, transport, channels });
+      for (const event of ['state', 'disconnect', 'members', 'join', 'leave']) {
+        client.addEventListener(event, (e: Event) => w.events.push([event, (e as CustomEvent).detail]));
+      }
+      w.client = client;
       await new Promise<void>((resolve) => client.addEventListener('state', (e: Event) => (e as CustomEvent).detail.state === 'open' && resolve()));
-      await client.subscribe('room_presence', { presence: true });
-    }, transport);
+    },
+    [uid, transport, channels] as const,
+  );
+  return page;
+}
+
+/** The events the page's client dispatched so far. */
+const eventsOf = (page: Page) => page.evaluate(() => (window as unknown as { events: [string, Record<string, unknown>][] }).events);
+
+describe.each(['websocket', 'sse'] as const)('presence in the browser client over %s', (transport) => {
+  test("subscribe with presence: the members, then others' joins and leaves as events", async () => {
+    const mesh = await startTestMesh({ JWT_SECRET: '' });
+    const page = await clientPage(mesh, 'pat', transport);
+    await page.evaluate(() => (window as unknown as { client: { subscribe(c: string, o: object): Promise<unknown> } }).client.subscribe('room_presence', { presence: true }));
     const seen = (event: string, uid: string) =>
       page.waitForFunction(([event, uid]) => (window as unknown as { events: [string, { uid?: string }][] }).events.some(([e, d]) => e === event && d.uid === uid), [event, uid], { timeout: 10_000 });
     const quinnToken = ((await (await fetch(`${mesh.url}/v1/dev/token?uid=quinn`)).json()) as { token: string }).token;
@@ -123,8 +138,21 @@ describe.each(['websocket', 'sse'] as const)('presence in the browser client ove
     await seen('join', 'quinn');
     quinn.close();
     await seen('leave', 'quinn');
-    const events = await page.evaluate(() => (window as unknown as { events: [string, unknown][] }).events);
     // Over SSE the reply (the POST's answer) and the events (the stream) travel apart: no order between them.
-    expect(events).toContainEqual(['members', { channel: 'room_presence', members: [] }]);
+    expect(await eventsOf(page)).toContainEqual(['members', { channel: 'room_presence', members: [] }]);
+  }, 30_000);
+});
+
+describe.each(['websocket', 'sse'] as const)('kicked by the backend, over %s', (transport) => {
+  test('a 4003 close reaches the page as a disconnect, and the client stays closed instead of reconnecting', async () => {
+    const mesh = await startTestMesh({ JWT_SECRET: '' });
+    const page = await clientPage(mesh, 'kicked', transport, ['@user']);
+    const res = await fetch(`${mesh.url}/v1/mesh/users/kicked/connections?reason=banned`, { method: 'DELETE' });
+    expect(res.status).toBe(200);
+    await page.waitForFunction(() => (window as unknown as { client: { state: string } }).client.state === 'closed', null, { timeout: 10_000 });
+    const events = await eventsOf(page);
+    expect(events.filter(([e]) => e === 'disconnect')).toEqual([['disconnect', { code: 4003, reason: 'banned' }]]);
+    // Closed for good: after 'open' only 'closed' (a dropped connection would go 'connecting' and open again).
+    expect(events.filter(([e]) => e === 'state').map(([, d]) => d.state)).toEqual(['open', 'closed']);
   }, 30_000);
 });

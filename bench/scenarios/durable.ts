@@ -38,9 +38,14 @@ async function storedCount(system: RunningSystem, ids: number[]): Promise<number
   }
   // The embedded store listens on a private socket: read the channel back a page at a time.
   const wanted = new Set(ids);
-  const last = Math.max(...ids);
+  let last = -Infinity;
+  let since = Infinity;
+  for (const id of ids) {
+    if (id > last) last = id;
+    if (id < since) since = id;
+  }
+  since -= 1;
   let found = 0;
-  let since = Math.min(...ids) - 1;
   while (since < last) {
     const res = await fetch(`${system.httpUrl}/v1/mesh/channels/durable/history?since=${since}&limit=1000`);
     const page = (await res.json()) as { messages: { id: number }[]; position: number };
