@@ -56,9 +56,82 @@ function raiseIfFailed(reply: Reply): void {
   if (reply.kind === 'error') throw reply.error;
 }
 
+const PING = encoder.encode(': ping\n\n');
+
+/**
+ * One open event stream: the session's sink and the stream's controller. A class, not
+ * closures, so an idle stream costs as little as it can; its heartbeat is shared.
+ */
+class EventStream implements SessionSink {
+  controller!: ReadableStreamDefaultController<Uint8Array>;
+  session: Session | undefined;
+  done = false;
+
+  constructor(
+    readonly format: DeliveryFormat,
+    readonly streams: Set<EventStream>,
+    readonly gateway: Gateway,
+  ) {}
+
+  write(bytes: Uint8Array): void {
+    if (this.done) return;
+    try {
+      this.controller.enqueue(bytes);
+    } catch {
+      this.finish();
+    }
+  }
+
+  writeText(text: string): void {
+    this.write(encoder.encode(text));
+  }
+
+  message(message: Message, name: string): void {
+    const format = this.format;
+    this.write(name === message.channel ? message.memo(EVENT_BYTES[format], (m) => encoder.encode(messageEvent(m, format, name))) : encoder.encode(messageEvent(message, format, name)));
+  }
+
+  reply(reply: Reply): void {
+    this.writeText(sseEvent('reply', encodeReply(reply)));
+  }
+
+  notice(event: string, data: Record<string, unknown>): void {
+    this.writeText(sseEvent(event, JSON.stringify(data)));
+  }
+
+  close(code: number, reason: string): void {
+    this.writeText(sseEvent('close', JSON.stringify({ code, reason })));
+    this.finish();
+    try {
+      this.controller.close();
+    } catch {
+      // already closed by the client
+    }
+  }
+
+  buffered(): number {
+    return Math.max(0, HIGH_WATER - (this.controller.desiredSize ?? 0));
+  }
+
+  /** The stream is over (closed by either side): forget it and tear its session down. */
+  finish = (): void => {
+    if (this.done) return;
+    this.done = true;
+    this.streams.delete(this);
+    if (this.session) this.gateway.close(this.session);
+  };
+}
+
 /** GET / (the stream) and POST /:session (the uplink); mount at /v1/sse. */
 export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: RuntimeAdapter, options: SseOptions): Hono {
   const app = new Hono();
+  // One timer beats every open stream (the same bytes to each), not one timer per stream.
+  const streams = new Set<EventStream>();
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  const beat = () => {
+    for (const stream of streams) stream.write(PING);
+    if (streams.size === 0) heartbeat = void clearInterval(heartbeat);
+  };
 
   app.get('/', async (c) => {
     const token = tokenOf(c, options.cookieName);
@@ -70,58 +143,25 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
     }
     const since = lastEventId ? Number(lastEventId) : undefined;
 
-    let controller!: ReadableStreamDefaultController<Uint8Array>;
-    let heartbeat: ReturnType<typeof setInterval> | undefined;
-    let session: Session | undefined;
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      clearInterval(heartbeat);
-      if (session) gateway.close(session);
-    };
+    const format: DeliveryFormat = c.req.query('format') === 'envelope' ? 'envelope' : 'raw';
+    const sink = new EventStream(format, streams, gateway);
     const stream = new ReadableStream<Uint8Array>(
-      { start: (ctrl) => void (controller = ctrl), cancel: finish },
+      { start: (ctrl) => void (sink.controller = ctrl), cancel: sink.finish },
       new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER }),
     );
-    const write = (bytes: Uint8Array) => {
-      if (done) return;
-      try {
-        controller.enqueue(bytes);
-      } catch {
-        finish();
-      }
-    };
-    const writeText = (text: string) => write(encoder.encode(text));
-    const format: DeliveryFormat = c.req.query('format') === 'envelope' ? 'envelope' : 'raw';
-    const sink: SessionSink = {
-      message: (message, name) =>
-        write(name === message.channel ? message.memo(EVENT_BYTES[format], (m) => encoder.encode(messageEvent(m, format, name))) : encoder.encode(messageEvent(message, format, name))),
-      reply: (reply) => writeText(sseEvent('reply', encodeReply(reply))),
-      notice: (event, data) => writeText(sseEvent(event, JSON.stringify(data))),
-      close: (code, reason) => {
-        writeText(sseEvent('close', JSON.stringify({ code, reason })));
-        finish();
-        try {
-          controller.close();
-        } catch {
-          // already closed by the client
-        }
-      },
-      buffered: () => Math.max(0, HIGH_WATER - (controller.desiredSize ?? 0)),
-    };
-    session = gateway.open(sink, { format, ackMode: false, transport: 'sse' });
-    c.req.raw.signal?.addEventListener('abort', finish);
+    const session = (sink.session = gateway.open(sink, { format, ackMode: false, transport: 'sse' }));
+    c.req.raw.signal?.addEventListener('abort', sink.finish);
 
     try {
       raiseIfFailed(await gateway.run(session, { op: 'auth', token }));
-      writeText(`retry: ${options.retryMs}\n${sseEvent('session', JSON.stringify({ session: session.id, uid: session.uid, connection: session.id }))}`);
+      sink.writeText(`retry: ${options.retryMs}\n${sseEvent('session', JSON.stringify({ session: session.id, uid: session.uid, connection: session.id }))}`);
       if (channels.length > 0) raiseIfFailed(await gateway.run(session, { op: 'subscribe', channels, since }));
     } catch (err) {
-      finish();
+      sink.finish();
       throw err;
     }
-    heartbeat = setInterval(() => writeText(': ping\n\n'), options.heartbeatMs);
+    if (!sink.done) streams.add(sink);
+    heartbeat ??= setInterval(beat, options.heartbeatMs);
     runtime.keepOpen(c);
     return new Response(stream, {
       headers: {
