@@ -150,7 +150,11 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
       new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER }),
     );
     const session = (sink.session = gateway.open(sink, { format, ackMode: false, transport: 'sse' }));
-    c.req.raw.signal?.addEventListener('abort', sink.finish);
+    // A client gone while we authenticate is noticed by the request's abort; once the response is
+    // handed over, by the stream's cancel. The listener goes then: it would keep the request
+    // (headers and all) alive for the life of the stream.
+    const signal = c.req.raw.signal;
+    signal?.addEventListener('abort', sink.finish);
 
     try {
       raiseIfFailed(await gateway.run(session, { op: 'auth', token }));
@@ -160,6 +164,7 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
       sink.finish();
       throw err;
     }
+    signal?.removeEventListener('abort', sink.finish);
     if (!sink.done) streams.add(sink);
     heartbeat ??= setInterval(beat, options.heartbeatMs);
     runtime.keepOpen(c);
