@@ -1,5 +1,7 @@
 /** The same server on node, bun and deno: start it as a real process and do a full round trip on each. */
 import { describe, expect, test } from 'bun:test';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, RUNTIMES, startProcess } from './harness/process.ts';
 import { token } from './harness/tokens.ts';
@@ -61,23 +63,31 @@ describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
 });
 
 describe("the README's start commands", () => {
-  // Exactly what a person types: npm start, npm run start:bun, deno task start.
+  // Exactly what a person types: npm start, npm run start:bun, deno task start — on the embedded
+  // default, a Postgres server pgmesh runs itself in MESH_DATA_DIR and stops with itself.
   const commands: [string, string[]][] = [
     ['npm start', ['npm', 'start', '--silent']],
     ['npm run start:bun', ['npm', 'run', 'start:bun', '--silent']],
     ['deno task start', [join(BIN, 'deno'), 'task', 'start']],
   ];
   for (const [name, line] of commands) {
-    test(`${name} serves the demo page and health`, async () => {
-      const mesh = await startProcess('node', {}, 60_000, line);
+    test(`${name} serves the demo page, health and a publish on the embedded Postgres, and stops it on SIGTERM`, async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'pgmesh-start-'));
+      const postmaster = join(dataDir, 'postgres', 'postmaster.pid');
+      const mesh = await startProcess('node', { MESH_DATA_DIR: dataDir }, 60_000, line);
       try {
-        expect(await (await fetch(`${mesh.url}/healthz`)).json()).toMatchObject({ ok: true, store: 'pglite' });
+        expect(await (await fetch(`${mesh.url}/healthz`)).json()).toMatchObject({ ok: true, store: 'postgres', listening: true });
         expect(await (await fetch(`${mesh.url}/`)).text()).toContain('<title>pgmesh demo</title>');
+        const res = await fetch(`${mesh.url}/v1/mesh/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"c":"room_start","d":"x"}' });
+        expect(res.status).toBe(200);
+        expect(existsSync(postmaster)).toBe(true);
       } finally {
-        // npm and deno task run the server as a child: end the whole group.
-        if (mesh.child.pid) process.kill(-mesh.child.pid, 'SIGKILL');
-        await mesh.stop('SIGKILL');
+        // npm and deno task run the server as a child: signal the whole group, as a terminal's Ctrl-C would.
+        if (mesh.child.pid) process.kill(-mesh.child.pid, 'SIGTERM');
+        await mesh.stop('SIGTERM');
       }
-    }, 60_000);
+      // The embedded server went with it (Postgres removes its pid file as it exits).
+      await pollUntil(async () => !existsSync(postmaster), 15_000, 'the embedded Postgres stopped');
+    }, 90_000);
   }
 });
