@@ -122,10 +122,15 @@ async function runFanout(): Promise<FanoutResult[]> {
 
 async function cluster(kind: 'socketio' | RuntimeName): Promise<{ instances: RunningSystem[]; stop: () => Promise<void> }> {
   const db = await freshDatabase();
-  const instances =
-    kind === 'socketio'
-      ? await Promise.all([0, 1, 2].map(() => startSystem('socketio', db)))
-      : await Promise.all([0, 1, 2].map((i) => startPgmesh(kind, db, { MESH_INSTANCE_ID: `bench${i}` })));
+  let instances: RunningSystem[];
+  if (kind === 'socketio') {
+    // One at a time: the peer's Postgres adapter creates its table with CREATE TABLE IF NOT
+    // EXISTS, which races (a duplicate pg_type key) when three processes start at once.
+    instances = [];
+    for (let i = 0; i < 3; i++) instances.push(await startSystem('socketio', db));
+  } else {
+    instances = await Promise.all([0, 1, 2].map((i) => startPgmesh(kind, db, { MESH_INSTANCE_ID: `bench${i}` })));
+  }
   return { instances, stop: async () => void (await Promise.all(instances.map((i) => i.stop()))) };
 }
 
