@@ -87,7 +87,7 @@ export function chart(r: Results): string {
     const max = Math.max(...panel.bars.map((b) => b.value), 1);
     for (const bar of panel.bars) {
       const w = Math.max(1, ((width - 420) * Math.max(0, bar.value)) / max);
-      const fill = bar.label.startsWith('pgmesh') ? '#2a9d8f' : bar.label.startsWith('bun-ceiling') ? '#9aa5b1' : '#e76f51';
+      const fill = bar.label.startsWith('pgmesh') ? '#2a9d8f' : bar.label.endsWith('-ceiling') ? '#9aa5b1' : '#e76f51';
       out.push(`<text x="20" y="${y + 15}" font-size="12">${bar.label}</text>`);
       out.push(`<rect x="280" y="${y + 3}" width="${w.toFixed(1)}" height="${barH - 6}" fill="${fill}"/>`);
       out.push(`<text x="${(285 + w).toFixed(1)}" y="${y + 15}" font-size="12">${Math.round(bar.value).toLocaleString('en-US')}${panel.unit}</text>`);

@@ -9,7 +9,7 @@
  *   --check        fail on loss/duplicates, or pgmesh below the peer
  *   --runs N       rounds to take the median of (default 3, quick 1)
  *   --only a,b     scenarios: fanout, cross, durable, idle
- *   --systems a,b  the systems of the durable and idle scenarios (e.g. pgmesh-bun-embedded,pgmesh-bun-pglite)
+ *   --systems a,b  the systems of the fan-out, durable and idle scenarios (e.g. pgmesh-node,ws-ceiling)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -53,7 +53,7 @@ const PLAN = quick
   : {
       fanoutSizes: [1000, 5000, 10_000],
       fanoutSeconds: 10,
-      fanoutSystems: ['pgmesh-bun', 'pgmesh-bun-js-fanout', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling'] as SystemName[],
+      fanoutSystems: ['pgmesh-bun', 'pgmesh-bun-js-fanout', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling', 'ws-ceiling'] as SystemName[],
       crossRates: [1000, 10_000],
       crossSeconds: 10,
       crossPerInstance: 10,
@@ -78,10 +78,11 @@ const PLAN = quick
       ] as SystemName[],
     };
 
-// --systems a,b: run the durable and idle scenarios over these systems instead of the plan's.
+// --systems a,b: run the fan-out, durable and idle scenarios over these systems instead of the plan's.
 const systemsArg = args.indexOf('--systems');
 if (systemsArg >= 0) {
   const chosen = args[systemsArg + 1]!.split(',') as SystemName[];
+  PLAN.fanoutSystems = chosen;
   PLAN.durableSystems = chosen;
   PLAN.idleSystems = chosen;
 }

@@ -24,7 +24,9 @@ export type SystemName =
   /** The embedded store before it: PGlite in the process. */
   | 'pgmesh-bun-pglite'
   | 'socketio'
-  | 'bun-ceiling';
+  | 'bun-ceiling'
+  /** A bare node:http + ws broadcast: Node's own ceiling. */
+  | 'ws-ceiling';
 
 export interface RunningSystem {
   name: SystemName;
@@ -121,6 +123,11 @@ export function startBunCeiling(): Promise<RunningSystem> {
   return startPeer('bun-ceiling', [join(BIN, 'bun'), join(ROOT, 'bench', 'peers', 'bun-ceiling.ts')], {}, 'ceiling', (channel) => `/?room=${encodeURIComponent(channel)}`);
 }
 
+/** A bare node:http + ws broadcast server. */
+export function startWsCeiling(): Promise<RunningSystem> {
+  return startPeer('ws-ceiling', ['node', '--import', 'tsx', join(ROOT, 'bench', 'peers', 'ws-ceiling.ts')], {}, 'ceiling', (channel) => `/?room=${encodeURIComponent(channel)}`);
+}
+
 /** Starts a system by name. */
 export function startSystem(name: SystemName, databaseUrl: string, env: Record<string, string> = {}): Promise<RunningSystem> {
   switch (name) {
@@ -143,5 +150,7 @@ export function startSystem(name: SystemName, databaseUrl: string, env: Record<s
       return startSocketIo(databaseUrl);
     case 'bun-ceiling':
       return startBunCeiling();
+    case 'ws-ceiling':
+      return startWsCeiling();
   }
 }
