@@ -31,8 +31,8 @@ export function formatTables(r: Results): string {
     parts.push(
       '### Fan-out (1 channel, 100-byte messages, one instance)\n\n' +
         table(
-          ['system', 'subscribers', 'deliveries/s', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'out of order', 'server cores', 'client cores'],
-          r.fanout.map((f) => [f.system, f.subscribers, n(f.deliveriesPerSec), n(f.p50, 1), n(f.p99, 1), n(f.max, 1), f.lost, f.errors, n(f.serverCores, 2), n(f.clientCores, 2)]),
+          ['system', 'transport', 'subscribers', 'deliveries/s', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'out of order', 'server cores', 'client cores'],
+          r.fanout.map((f) => [f.system, f.transport ?? 'websocket', f.subscribers, n(f.deliveriesPerSec), n(f.p50, 1), n(f.p99, 1), n(f.max, 1), f.lost, f.errors, n(f.serverCores, 2), n(f.clientCores, 2)]),
         ),
     );
   if (r.cross.length)
@@ -69,7 +69,7 @@ export function chart(r: Results): string {
   panels.push({
     title: `Fan-out deliveries/s (${biggest.toLocaleString('en-US')} subscribers)`,
     unit: '/s',
-    bars: r.fanout.filter((f) => f.subscribers === biggest).map((f) => ({ label: f.system, value: f.deliveriesPerSec })),
+    bars: r.fanout.filter((f) => f.subscribers === biggest).map((f) => ({ label: f.transport === 'sse' ? `${f.system} sse` : f.system, value: f.deliveriesPerSec })),
   });
   panels.push({
     title: 'Durable publish messages/s',

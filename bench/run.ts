@@ -38,6 +38,7 @@ const PLAN = quick
       fanoutSizes: [1000],
       fanoutSeconds: 4,
       fanoutSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling'] as SystemName[],
+      fanoutSse: ['pgmesh-bun'] as SystemName[],
       crossRates: [1000, 10_000],
       crossSeconds: 4,
       crossPerInstance: 10,
@@ -54,6 +55,7 @@ const PLAN = quick
       fanoutSizes: [1000, 5000, 10_000],
       fanoutSeconds: 10,
       fanoutSystems: ['pgmesh-bun', 'pgmesh-bun-js-fanout', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling', 'ws-ceiling'] as SystemName[],
+      fanoutSse: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno'] as SystemName[],
       crossRates: [1000, 10_000],
       crossSeconds: 10,
       crossPerInstance: 10,
@@ -107,16 +109,20 @@ async function withSystem<T>(name: SystemName, fn: (s: RunningSystem, db: string
 
 async function runFanout(): Promise<FanoutResult[]> {
   const out: FanoutResult[] = [];
+  const cases: [SystemName, FanoutResult['transport']][] = [
+    ...PLAN.fanoutSystems.map((name) => [name, 'websocket'] as [SystemName, FanoutResult['transport']]),
+    ...PLAN.fanoutSse.filter((name) => systemsArg < 0 || PLAN.fanoutSystems.includes(name)).map((name) => [name, 'sse'] as [SystemName, FanoutResult['transport']]),
+  ];
   for (const size of PLAN.fanoutSizes) {
-    const rounds = new Map<SystemName, FanoutResult[]>();
+    const rounds = new Map<string, FanoutResult[]>();
     for (let round = 0; round < runs; round++) {
-      for (const name of PLAN.fanoutSystems) {
-        log(`fan-out ${name} ${size} subscribers, round ${round + 1}`);
-        const r = await withSystem(name, (s) => fanout(s, size, PLAN.fanoutSeconds));
-        rounds.set(name, [...(rounds.get(name) ?? []), r]);
+      for (const [name, transport] of cases) {
+        log(`fan-out ${name} ${transport} ${size} subscribers, round ${round + 1}`);
+        const r = await withSystem(name, (s) => fanout(s, size, PLAN.fanoutSeconds, transport));
+        rounds.set(`${name} ${transport}`, [...(rounds.get(`${name} ${transport}`) ?? []), r]);
       }
     }
-    for (const name of PLAN.fanoutSystems) out.push(median(rounds.get(name)!, (r) => r.deliveriesPerSec));
+    for (const [name, transport] of cases) out.push(median(rounds.get(`${name} ${transport}`)!, (r) => r.deliveriesPerSec));
   }
   return out;
 }
@@ -230,7 +236,7 @@ function verdict(r: Results): string[] {
   for (const i of r.idle.filter((x) => mine(x.system))) if (i.dropped) problems.push(`idle ${i.system} ${i.transport}: ${i.dropped} dropped`);
   // Below the peer measured in the same run.
   for (const size of new Set(r.fanout.map((f) => f.subscribers))) {
-    const ours = r.fanout.find((f) => f.system === 'pgmesh-bun' && f.subscribers === size);
+    const ours = r.fanout.find((f) => f.system === 'pgmesh-bun' && f.transport !== 'sse' && f.subscribers === size);
     const peer = r.fanout.find((f) => f.system === 'socketio' && f.subscribers === size);
     if (ours && peer && ours.deliveriesPerSec < peer.deliveriesPerSec) problems.push(`fan-out ${size}: pgmesh-bun ${n0(ours.deliveriesPerSec)}/s below Socket.IO ${n0(peer.deliveriesPerSec)}/s`);
   }

@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 export interface SubscriberConfig {
   /** ws:// URL to connect to (path and query included). */
   url: string;
-  /** pgmesh-sse: an EventSource-style GET of /v1/sse (idle connections only). */
+  /** pgmesh-sse: an EventSource-style GET of /v1/sse. */
   protocol: 'pgmesh' | 'socketio' | 'ceiling' | 'pgmesh-sse';
   count: number;
   channel: string;
@@ -69,10 +69,25 @@ function openSse(i: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = request(config.url, { localAddress: config.localAddresses[i % config.localAddresses.length], agent: false }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`SSE answered ${res.statusCode}`));
+      const conn: Conn = { received: 0, lastSeq: -1 };
+      let buffer = '';
+      res.setEncoding('utf8');
       res.once('data', () => {
-        conns.push({ received: 0, lastSeq: -1 });
+        conns.push(conn);
         ready++;
         resolve();
+      });
+      // Messages are `id: <id>` + one `data:` line (the payloads have no line breaks); other events are skipped.
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const event = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          if (!event.startsWith('id: ')) continue;
+          const data = event.indexOf('\ndata: ');
+          if (data >= 0) onPayload(conn, event.slice(data + 7));
+        }
       });
       res.on('close', () => closed++);
     });

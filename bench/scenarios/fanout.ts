@@ -1,15 +1,17 @@
 /**
- * Scenario 1, fan-out: one channel, N WebSocket subscribers on one instance,
+ * Scenario 1, fan-out: one channel, N subscribers on one instance (WebSockets,
+ * or pgmesh's SSE streams),
  * 100-byte messages published in batches as fast as the slowest subscriber keeps
  * up (a bounded window of undelivered messages), then every connection must
  * have every message once, in order.
  */
-import type { RunningSystem } from '../systems.ts';
+import { token, type RunningSystem } from '../systems.ts';
 import { loopbacks, percentile, publishBatch, startSubscribers } from '../load.ts';
 import { cpuMs } from '../proc.ts';
 
 export interface FanoutResult {
   system: string;
+  transport: 'websocket' | 'sse';
   subscribers: number;
   sent: number;
   deliveriesPerSec: number;
@@ -31,11 +33,12 @@ export interface FanoutResult {
 const IN_FLIGHT_DELIVERIES = 1_000_000;
 
 /** Runs fan-out against `system` with `subscribers` connections for `seconds`. */
-export async function fanout(system: RunningSystem, subscribers: number, seconds: number, clientProcesses = 2): Promise<FanoutResult> {
+export async function fanout(system: RunningSystem, subscribers: number, seconds: number, transport: FanoutResult['transport'] = 'websocket', clientProcesses = 2): Promise<FanoutResult> {
   const channel = `bench-${Date.now().toString(36)}`;
+  const sse = transport === 'sse';
   const pool = await startSubscribers(clientProcesses, {
-    url: await system.wsUrl(channel),
-    protocol: system.protocol,
+    url: sse ? `${system.httpUrl}/v1/sse?channel=${channel}&token=${await token()}` : await system.wsUrl(channel),
+    protocol: sse ? 'pgmesh-sse' : system.protocol,
     count: subscribers,
     channel,
     localAddresses: loopbacks(4),
@@ -68,6 +71,7 @@ export async function fanout(system: RunningSystem, subscribers: number, seconds
     const delivered = pool.reports.reduce((n, r) => n + r.total, 0);
     return {
       system: system.name,
+      transport,
       subscribers,
       sent,
       deliveriesPerSec: delivered / elapsed,
