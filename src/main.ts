@@ -10,13 +10,15 @@ try {
   const config = loadConfig(process.env);
   const runtime = await loadRuntime();
   const mesh = await startMesh(config, { runtime });
-  // The one line on stdout: tests and scripts read the port from it.
-  console.log(`pgmesh listening on ${mesh.url} (${mesh.runtime}, ${mesh.store.kind})`);
+  // Before the "listening" line: a signal sent as soon as it appears must find the drain in place
+  // (the default action would kill the process and orphan the embedded Postgres).
   runtime.onShutdownSignal(async (signal) => {
     console.error(`pgmesh: ${signal}, draining`);
     await mesh.stop().catch((err) => console.error('pgmesh: stop failed:', err));
     process.exit(0);
   });
+  // The one line on stdout: tests and scripts read the port from it.
+  console.log(`pgmesh listening on ${mesh.url} (${mesh.runtime}, ${mesh.store.kind})`);
 } catch (err) {
   console.error(err instanceof ConfigError ? `pgmesh: ${err.message}` : `pgmesh: cannot start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

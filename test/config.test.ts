@@ -1,6 +1,6 @@
 /** Settings: defaults, units, and a bad value stopping the start with one line naming the setting. */
 import { describe, expect, test } from 'bun:test';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../src/config.ts';
@@ -66,5 +66,27 @@ describe('the embedded store folder', () => {
     // Once the first has stopped, the folder can be opened again.
     const third = await startProcess('bun', { MESH_DATA_DIR: dir });
     await third.stop();
+  }, 60_000);
+});
+
+describe('the embedded Postgres', () => {
+  test('a server orphaned by a pgmesh that was SIGKILLed is stopped and replaced by the next start, data kept', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgmesh-orphan-'));
+    const first = await startProcess('bun', { MESH_DATA_DIR: dir });
+    const publish = (url: string, d: string) =>
+      fetch(`${url}/v1/mesh/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ c: 'room_orphan', d }) });
+    const { id } = (await (await publish(first.url, 'before the kill')).json()) as { id: number };
+    const orphan = Number(readFileSync(join(dir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    await first.stop('SIGKILL');
+    // The server outlived its pgmesh.
+    expect(() => process.kill(orphan, 0)).not.toThrow();
+    const second = await startProcess('bun', { MESH_DATA_DIR: dir });
+    try {
+      expect(() => process.kill(orphan, 0)).toThrow();
+      const history = (await (await fetch(`${second.url}/v1/mesh/channels/room_orphan/history`)).json()) as { messages: { id: number; data: string }[] };
+      expect(history.messages).toEqual([{ id, data: 'before the kill' }]);
+    } finally {
+      await second.stop();
+    }
   }, 60_000);
 });

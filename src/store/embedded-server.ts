@@ -9,7 +9,7 @@
  * as the `postgres` user, created if missing, as the test harness does.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
@@ -65,6 +65,43 @@ function grantTraversal(path: string): void {
   }
 }
 
+/**
+ * A server left running by a pgmesh that died without stopping it (SIGKILL, a crash). The
+ * folder lock says no live pgmesh owns this folder, so it is ours to stop before starting anew.
+ */
+async function stopOrphan(cluster: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(cluster, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return;
+  }
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!(pid > 0) || !alive()) return;
+  // Only that server: a pid from a stale file may belong to anything now. (Where there is no
+  // /proc to ask, Postgres itself refuses to start beside a live server, with its own message.)
+  let command = '';
+  try {
+    command = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return;
+  }
+  if (!command.includes(`-D\0${cluster}\0`)) return;
+  process.kill(pid, 'SIGINT'); // fast shutdown
+  const deadline = Date.now() + 30_000;
+  while (alive()) {
+    if (Date.now() > deadline) throw new Error(`an earlier embedded Postgres (pid ${pid}) in ${cluster} did not stop`);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // another process's exit gives no event to wait on
+  }
+}
+
 function run(command: string, args: string[], user: { uid?: number; gid?: number }): Promise<void> {
   return new Promise((done, fail) => {
     const child = spawn(command, args, { ...user, env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -88,6 +125,7 @@ export async function startEmbeddedServer(dataDir: string): Promise<EmbeddedServ
     if (user.uid !== undefined) chownSync(cluster, user.uid, user.gid!);
     await run(bin.initdb, [`--pgdata=${cluster}`, '--auth=trust', '--username=pgmesh', '--encoding=UTF8', '--locale=C', '--no-instructions'], user);
   }
+  await stopOrphan(cluster);
   // The socket lives in a private folder of its own (a Unix socket path is limited to ~100 bytes).
   const socketDir = mkdtempSync(join(tmpdir(), 'pgmesh-'));
   if (user.uid !== undefined) chownSync(socketDir, user.uid, user.gid!);
