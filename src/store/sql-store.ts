@@ -243,43 +243,41 @@ export class SqlStore implements Store {
     return rows.map(toMessage);
   }
 
-  async history(channel: string, afterId: number, limit: number): Promise<Message[]> {
+  /** A read a caller waits on: a database failure becomes ERR_UNAVAILABLE naming what was not read. */
+  async #read(what: string, text: string, params?: readonly unknown[]): Promise<Row[]> {
     try {
-      const rows = await this.#db.query(
-        `select ${MESSAGE_COLUMNS} from mesh_message where channel = $1 and id > $2::int8 order by id limit $3::int4`,
-        [channel, afterId, limit],
-      );
-      return rows.map(toMessage);
+      return await this.#db.query(text, params);
     } catch (err) {
-      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: history not read', { cause: err });
+      throw new MeshError('ERR_UNAVAILABLE', `store unavailable: ${what} not read`, { cause: err });
     }
   }
 
+  async history(channel: string, afterId: number, limit: number): Promise<Message[]> {
+    const rows = await this.#read('history', `select ${MESSAGE_COLUMNS} from mesh_message where channel = $1 and id > $2::int8 order by id limit $3::int4`, [
+      channel,
+      afterId,
+      limit,
+    ]);
+    return rows.map(toMessage);
+  }
+
   async recent(channel: string, limit: number): Promise<{ messages: Message[]; head: number }> {
-    try {
-      // One statement: the rows and the head they are complete up to come from one snapshot.
-      const rows = await this.#db.query(
-        `with h as (select last_id from mesh_seq)
-         select h.last_id as head, m.* from h left join lateral (
-           select ${MESSAGE_COLUMNS} from mesh_message where channel = $1 and id <= h.last_id order by id desc limit $2::int4
-         ) m on true`,
-        [channel, limit],
-      );
-      const head = Number(rows[0]!.head);
-      return { messages: rows.filter((r) => r.id !== null).map(toMessage).reverse(), head };
-    } catch (err) {
-      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: history not read', { cause: err });
-    }
+    // One statement: the rows and the head they are complete up to come from one snapshot.
+    const rows = await this.#read(
+      'history',
+      `with h as (select last_id from mesh_seq)
+       select h.last_id as head, m.* from h left join lateral (
+         select ${MESSAGE_COLUMNS} from mesh_message where channel = $1 and id <= h.last_id order by id desc limit $2::int4
+       ) m on true`,
+      [channel, limit],
+    );
+    const head = Number(rows[0]!.head);
+    return { messages: rows.filter((r) => r.id !== null).map(toMessage).reverse(), head };
   }
 
   async cursor(uid: string, channel: string): Promise<number | null> {
     const unwritten = this.#cursors.unwritten(uid, channel);
-    let rows: Row[];
-    try {
-      rows = await this.#db.query('select last_id from mesh_cursor where uid = $1 and channel = $2', [uid, channel]);
-    } catch (err) {
-      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: cursor not read', { cause: err });
-    }
+    const rows = await this.#read('cursor', 'select last_id from mesh_cursor where uid = $1 and channel = $2', [uid, channel]);
     const stored = rows.length > 0 ? Number(rows[0]!.last_id) : null;
     return unwritten > 0 ? Math.max(stored ?? 0, unwritten) : stored;
   }
@@ -321,12 +319,7 @@ export class SqlStore implements Store {
   }
 
   async expiredUpTo(): Promise<number> {
-    try {
-      const rows = await this.#db.query('select expired_upto from mesh_retention');
-      return Number(rows[0]!.expired_upto);
-    } catch (err) {
-      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: retention not read', { cause: err });
-    }
+    return Number((await this.#read('retention', 'select expired_upto from mesh_retention'))[0]!.expired_upto);
   }
 
   get position(): number {
@@ -349,12 +342,7 @@ export class SqlStore implements Store {
   }
 
   async head(): Promise<number> {
-    try {
-      const rows = await this.#db.query('select last_id from mesh_seq');
-      return Number(rows[0]!.last_id);
-    } catch (err) {
-      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: head not read', { cause: err });
-    }
+    return Number((await this.#read('head', 'select last_id from mesh_seq'))[0]!.last_id);
   }
 
   // Several instances may start at once on an empty database: the advisory
