@@ -101,9 +101,9 @@ export async function startSubscribers(processes: number, config: Omit<Subscribe
   };
 }
 
-/** A 100-byte payload carrying its sequence number and send time. */
-export function payload(seq: number): string {
-  const head = `${seq}|${(performance.timeOrigin + performance.now()).toFixed(3)}|`;
+/** A 100-byte payload carrying its sequence number, send time and, with several publishers, the publisher's lane. */
+export function payload(seq: number, lane?: number): string {
+  const head = `${seq}|${(performance.timeOrigin + performance.now()).toFixed(3)}|${lane === undefined ? '' : `${lane}|`}`;
   return head + 'x'.repeat(Math.max(0, 100 - head.length));
 }
 

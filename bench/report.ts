@@ -39,8 +39,21 @@ export function formatTables(r: Results): string {
     parts.push(
       '### Cross-instance (3 instances on one Postgres, publishes through the first)\n\n' +
         table(
-          ['system', 'rate msg/s', 'seconds', 'achieved', 'subscribers', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'out of order'],
-          r.cross.map((c) => [c.system, c.held === undefined ? c.rate : `${c.rate} (${c.held ? 'highest held' : 'not held'})`, c.seconds, n(c.achievedRate), c.subscribers, n(c.p50, 1), n(c.p99, 1), n(c.max, 1), c.lost, c.errors]),
+          ['system', 'publisher', 'rate msg/s', 'seconds', 'achieved', 'subscribers', 'p50 ms', 'p99 ms', 'max ms', 'POST p99 ms', 'lost', 'out of order'],
+          r.cross.map((c) => [
+            c.system,
+            c.shape === 'single-posts' ? '16 workers, 1 msg per POST' : 'in order, batched POSTs',
+            c.held === undefined ? c.rate : `${c.rate} (${c.held ? 'highest held' : 'not held'})`,
+            c.seconds,
+            n(c.achievedRate),
+            c.subscribers,
+            n(c.p50, 1),
+            n(c.p99, 1),
+            n(c.max, 1),
+            n(c.answerP99 ?? NaN, 1),
+            c.lost,
+            c.errors,
+          ]),
         ),
     );
   if (r.durable.length)
@@ -48,7 +61,7 @@ export function formatTables(r: Results): string {
       '### Durable publish (/v1/mesh/publish, acknowledged = committed)\n\n' +
         table(
           ['system', 'requests', 'group commit', 'messages/s', 'p50 ms', 'p99 ms', 'lost', 'failed', 'server cores'],
-          r.durable.map((d) => [d.system, d.mode === 'single' ? '1 msg, 64 in flight' : '100 msgs, 16 in flight', d.groupCommit ? 'on' : 'off', n(d.messagesPerSec), n(d.p50, 1), n(d.p99, 1), d.lost, d.failed, n(d.serverCores, 2)]),
+          r.durable.map((d) => [d.system, d.mode === 'single' ? '1 msg, 64 in flight' : '100 msgs, 16 in flight', d.groupCommit ? 'on' : 'off', n(d.messagesPerSec), n(d.p50, 1), n(d.p99, 1), Number.isNaN(d.lost) ? 'stores nothing' : d.lost, d.failed, n(d.serverCores, 2)]),
         ),
     );
   if (r.idle.length)

@@ -9,7 +9,8 @@
  *   --check        fail on loss/duplicates, or pgmesh below the peer
  *   --runs N       rounds to take the median of (default 3, quick 1)
  *   --only a,b     scenarios: fanout, cross, durable, idle
- *   --systems a,b  the systems of the fan-out, durable and idle scenarios (e.g. pgmesh-node,ws-ceiling)
+ *   --systems a,b  the systems to run (e.g. pgmesh-node,ws-ceiling); cross-instance takes the
+ *                  pgmesh-<runtime> and socketio ones
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -17,7 +18,7 @@ import { join } from 'node:path';
 import { freshDatabase, postgresServer } from '../test/harness/postgres.ts';
 import { ROOT } from '../test/harness/process.ts';
 import { chart, formatTables, type Results } from './report.ts';
-import { cross, type CrossResult } from './scenarios/cross.ts';
+import { cross, type CrossResult, type CrossShape } from './scenarios/cross.ts';
 import { durable, type DurableResult } from './scenarios/durable.ts';
 import { fanout, type FanoutResult } from './scenarios/fanout.ts';
 import { idle, type IdleResult } from './scenarios/idle.ts';
@@ -39,10 +40,10 @@ const PLAN = quick
       fanoutSeconds: 4,
       fanoutSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling'] as SystemName[],
       fanoutSse: ['pgmesh-bun'] as SystemName[],
-      crossRates: [1000, 10_000],
+      crossCases: [['in-order', 1000], ['in-order', 10_000], ['single-posts', 1000]] as [CrossShape, number][],
       crossSeconds: 4,
       crossPerInstance: 10,
-      crossRuntimes: ['bun'] as RuntimeName[],
+      crossKinds: ['bun', 'socketio'] as ('socketio' | RuntimeName)[],
       crossLadder: [] as number[],
       crossLadderSeconds: 0,
       durableSeconds: 4,
@@ -56,15 +57,25 @@ const PLAN = quick
       fanoutSeconds: 10,
       fanoutSystems: ['pgmesh-bun', 'pgmesh-bun-js-fanout', 'pgmesh-node', 'pgmesh-deno', 'socketio', 'bun-ceiling', 'ws-ceiling'] as SystemName[],
       fanoutSse: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno'] as SystemName[],
-      crossRates: [1000, 10_000],
+      crossCases: [['in-order', 1000], ['in-order', 10_000], ['single-posts', 1000], ['single-posts', 5000]] as [CrossShape, number][],
       crossSeconds: 10,
       crossPerInstance: 10,
-      crossRuntimes: ['bun', 'node', 'deno'] as RuntimeName[],
+      crossKinds: ['bun', 'node', 'deno', 'socketio'] as ('socketio' | RuntimeName)[],
       // The highest rate each system holds for 30 s with zero loss: climb until it does not.
       crossLadder: [5000, 10_000, 20_000, 40_000, 80_000],
       crossLadderSeconds: 30,
       durableSeconds: 10,
-      durableSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno', 'pgmesh-bun-embedded', 'pgmesh-node-embedded', 'pgmesh-bun-pglite'] as SystemName[],
+      durableSystems: [
+        'pgmesh-bun',
+        'pgmesh-node',
+        'pgmesh-deno',
+        'pgmesh-bun-embedded',
+        'pgmesh-node-embedded',
+        'pgmesh-deno-embedded',
+        'pgmesh-bun-pglite',
+        'bun-ceiling',
+        'ws-ceiling',
+      ] as SystemName[],
       idleWs: 19_000,
       idleSse: 5000,
       idleSystems: [
@@ -80,13 +91,15 @@ const PLAN = quick
       ] as SystemName[],
     };
 
-// --systems a,b: run the fan-out, durable and idle scenarios over these systems instead of the plan's.
+// --systems a,b: run every scenario over these systems instead of the plan's (the cross-instance
+// one over those of them that can form a cluster: pgmesh-bun/node/deno and socketio).
 const systemsArg = args.indexOf('--systems');
 if (systemsArg >= 0) {
   const chosen = args[systemsArg + 1]!.split(',') as SystemName[];
   PLAN.fanoutSystems = chosen;
   PLAN.durableSystems = chosen;
   PLAN.idleSystems = chosen;
+  PLAN.crossKinds = chosen.flatMap((name) => (name === 'socketio' ? ['socketio' as const] : /^pgmesh-(bun|node|deno)$/.test(name) ? [name.slice(7) as RuntimeName] : []));
 }
 
 const log = (...a: unknown[]) => console.error('bench:', ...a);
@@ -143,15 +156,15 @@ async function cluster(kind: 'socketio' | RuntimeName): Promise<{ instances: Run
 
 async function runCross(): Promise<CrossResult[]> {
   const out: CrossResult[] = [];
-  const kinds: ('socketio' | RuntimeName)[] = [...PLAN.crossRuntimes, 'socketio'];
-  for (const rate of PLAN.crossRates) {
+  const kinds = PLAN.crossKinds;
+  for (const [shape, rate] of PLAN.crossCases) {
     const rounds = new Map<string, CrossResult[]>();
     for (let round = 0; round < runs; round++) {
       for (const kind of kinds) {
-        log(`cross-instance ${kind} ${rate} msg/s, round ${round + 1}`);
+        log(`cross-instance ${kind} ${shape} ${rate} msg/s, round ${round + 1}`);
         const c = await cluster(kind);
         try {
-          const r = await cross(c.instances, rate, PLAN.crossSeconds, PLAN.crossPerInstance);
+          const r = await cross(c.instances, rate, PLAN.crossSeconds, PLAN.crossPerInstance, shape);
           rounds.set(kind, [...(rounds.get(kind) ?? []), r]);
         } finally {
           await c.stop();
@@ -197,7 +210,8 @@ async function runDurable(): Promise<DurableResult[]> {
   const out: DurableResult[] = [];
   const cases: [SystemName, DurableResult['mode'], boolean][] = [];
   for (const name of PLAN.durableSystems) for (const mode of ['single', 'batch100'] as const) cases.push([name, mode, true]);
-  cases.push(['pgmesh-bun', 'single', false], ['pgmesh-bun', 'batch100', false]);
+  // What group commit buys, on the first system.
+  if (PLAN.durableSystems.includes('pgmesh-bun')) cases.push(['pgmesh-bun', 'single', false], ['pgmesh-bun', 'batch100', false]);
   for (const [name, mode, groupCommit] of cases) {
     const rounds: DurableResult[] = [];
     for (let round = 0; round < runs; round++) {
@@ -231,8 +245,8 @@ function verdict(r: Results): string[] {
   for (const f of r.fanout.filter((x) => mine(x.system))) {
     if (f.lost || f.errors || f.closed) problems.push(`fan-out ${f.system} ${f.subscribers}: lost ${f.lost}, out of order ${f.errors}, dropped ${f.closed}`);
   }
-  for (const c of r.cross.filter((x) => mine(x.system) && x.held === undefined)) if (c.lost || c.errors) problems.push(`cross-instance ${c.system} ${c.rate}/s: lost ${c.lost}, out of order ${c.errors}`);
-  for (const d of r.durable) if (d.lost || d.failed) problems.push(`durable ${d.system} ${d.mode}: lost ${d.lost}, failed ${d.failed}`);
+  for (const c of r.cross.filter((x) => mine(x.system) && x.held === undefined)) if (c.lost || c.errors) problems.push(`cross-instance ${c.system} ${c.shape} ${c.rate}/s: lost ${c.lost}, out of order ${c.errors}`);
+  for (const d of r.durable.filter((x) => mine(x.system))) if (d.lost || d.failed) problems.push(`durable ${d.system} ${d.mode}: lost ${d.lost}, failed ${d.failed}`);
   for (const i of r.idle.filter((x) => mine(x.system))) if (i.dropped) problems.push(`idle ${i.system} ${i.transport}: ${i.dropped} dropped`);
   // Below the peer measured in the same run.
   for (const size of new Set(r.fanout.map((f) => f.subscribers))) {
@@ -240,10 +254,9 @@ function verdict(r: Results): string[] {
     const peer = r.fanout.find((f) => f.system === 'socketio' && f.subscribers === size);
     if (ours && peer && ours.deliveriesPerSec < peer.deliveriesPerSec) problems.push(`fan-out ${size}: pgmesh-bun ${n0(ours.deliveriesPerSec)}/s below Socket.IO ${n0(peer.deliveriesPerSec)}/s`);
   }
-  for (const rate of new Set(r.cross.filter((c) => c.held === undefined).map((c) => c.rate))) {
-    const ours = r.cross.find((c) => c.system === 'pgmesh-bun' && c.rate === rate && c.held === undefined);
-    const peer = r.cross.find((c) => c.system === 'socketio' && c.rate === rate && c.held === undefined);
-    if (ours && peer && ours.p99 > peer.p99) problems.push(`cross-instance ${rate}/s: pgmesh-bun p99 ${ours.p99.toFixed(1)} ms above Socket.IO ${peer.p99.toFixed(1)} ms`);
+  for (const ours of r.cross.filter((c) => c.system === 'pgmesh-bun' && c.held === undefined)) {
+    const peer = r.cross.find((c) => c.system === 'socketio' && c.rate === ours.rate && c.shape === ours.shape && c.held === undefined);
+    if (peer && ours.p99 > peer.p99) problems.push(`cross-instance ${ours.shape} ${ours.rate}/s: pgmesh-bun p99 ${ours.p99.toFixed(1)} ms above Socket.IO ${peer.p99.toFixed(1)} ms`);
   }
   const ourIdle = r.idle.find((i) => i.system === 'pgmesh-bun' && i.transport === 'websocket');
   const peerIdle = r.idle.find((i) => i.system === 'socketio');

@@ -1,6 +1,7 @@
 /** The same server on node, bun and deno: start it as a real process and do a full round trip on each. */
 import { describe, expect, test } from 'bun:test';
 import { existsSync, mkdtempSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, RUNTIMES, startProcess } from './harness/process.ts';
@@ -14,11 +15,27 @@ async function sseSessions(url: string): Promise<number> {
   return stats.sessions.sse;
 }
 
+/** A POST whose body goes in chunks (Transfer-Encoding: chunked, no Content-Length), or with the Content-Length given. */
+function rawPost(url: string, chunks: string[], headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    // The server may answer 413 and close before the whole body is sent.
+    req.on('error', (err) => ((err as NodeJS.ErrnoException).code === 'EPIPE' || (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(err)));
+    for (const chunk of chunks) req.write(chunk);
+    req.end();
+  });
+}
+
 describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
   test(
     'auth, subscribe, API publish and client publish round trip; clean stop on SIGTERM',
     async () => {
-      const mesh = await startProcess(runtime);
+      const mesh = await startProcess(runtime, { MESH_MAX_MESSAGE: '1k' });
       try {
         const health = await fetch(`${mesh.url}/healthz`);
         expect(await health.json()).toEqual({ ok: true, store: 'pglite', listening: true });
@@ -45,6 +62,19 @@ describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
         expect(JSON.parse((await sse.next((e) => e.type === 'message')).data)).toMatchObject({ data: 'over sse' });
         sse.close();
         await pollUntil(async () => (await sseSessions(mesh.url)) === 0, 5000, 'the closed stream leaves the server');
+
+        // Publish bodies are bounded (8 × MESH_MAX_MESSAGE here, 8 KiB) however they are sent: by a
+        // declared length before anything is read, in chunks as soon as the count passes the limit.
+        const publishUrl = `${mesh.url}/v1/mesh/publish`;
+        const message = JSON.stringify({ c: 'room_101', d: 'chunked' });
+        expect(await rawPost(publishUrl, [message.slice(0, 10), message.slice(10)])).toMatchObject({ status: 200 });
+        expect(await b.next((f) => (f as { data?: unknown }).data === 'chunked')).toMatchObject({ channel: 'room_101', data: 'chunked' });
+        const chunked = await rawPost(publishUrl, Array.from({ length: 9 }, () => ' '.repeat(1024)));
+        expect(chunked.status).toBe(413);
+        expect(JSON.parse(chunked.body)).toMatchObject({ code: 'ERR_TOO_LARGE' });
+        const declared = await rawPost(publishUrl, [' '.repeat(9 * 1024)], { 'content-length': String(9 * 1024) });
+        expect(declared.status).toBe(413);
+        expect(JSON.parse(declared.body)).toMatchObject({ code: 'ERR_TOO_LARGE' });
 
         // An oversize frame closes with 1009 on every runtime.
         const c = await connect(`${ws}/v1/ws`);

@@ -2,7 +2,7 @@
  * A load-generator process holding many WebSocket subscribers (Node + `ws`, which
  * can bind several loopback source addresses). It speaks each system's protocol,
  * checks every connection gets every message once and in order (payloads carry a
- * sequence number), samples publish-to-deliver latency, and reports as JSON lines
+ * sequence number, per publisher lane where several publish at once), samples publish-to-deliver latency, and reports as JSON lines
  * on stdout: {"ready":n} once connected, then {"report":...} every 100 ms.
  *
  * Config comes as JSON in the SUBSCRIBERS env variable (see SubscriberConfig).
@@ -23,6 +23,11 @@ export interface SubscriberConfig {
   sampleEvery: number;
   /** Connections opened at once. */
   concurrency: number;
+  /**
+   * Publishers sending at once, each numbering its own messages (payload(seq, lane)):
+   * order is then checked per publisher, as concurrent publishes have no order between them.
+   */
+  lanes?: number;
 }
 
 export interface SubscriberReport {
@@ -43,8 +48,10 @@ const now = () => performance.timeOrigin + performance.now();
 
 interface Conn {
   received: number;
-  lastSeq: number;
+  /** The last sequence number seen from each publisher lane. */
+  lastSeq: Int32Array;
 }
+const newConn = (): Conn => ({ received: 0, lastSeq: new Int32Array(config.lanes ?? 1).fill(-1) });
 const conns: Conn[] = [];
 let ready = 0;
 let errors = 0;
@@ -55,9 +62,11 @@ let sinceSample = 0;
 function onPayload(conn: Conn, payload: string): void {
   const bar = payload.indexOf('|');
   const seq = Number(payload.slice(0, bar));
-  const sent = Number(payload.slice(bar + 1, payload.indexOf('|', bar + 1)));
-  if (seq !== conn.lastSeq + 1) errors++;
-  conn.lastSeq = seq;
+  const bar2 = payload.indexOf('|', bar + 1);
+  const sent = Number(payload.slice(bar + 1, bar2));
+  const lane = config.lanes === undefined ? 0 : Number(payload.slice(bar2 + 1, payload.indexOf('|', bar2 + 1)));
+  if (seq !== conn.lastSeq[lane]! + 1) errors++;
+  conn.lastSeq[lane] = seq;
   conn.received++;
   if (++sinceSample >= config.sampleEvery) {
     sinceSample = 0;
@@ -69,7 +78,7 @@ function openSse(i: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = request(config.url, { localAddress: config.localAddresses[i % config.localAddresses.length], agent: false }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`SSE answered ${res.statusCode}`));
-      const conn: Conn = { received: 0, lastSeq: -1 };
+      const conn = newConn();
       let buffer = '';
       res.setEncoding('utf8');
       res.once('data', () => {
@@ -99,7 +108,7 @@ function openSse(i: number): Promise<void> {
 function open(i: number): Promise<void> {
   if (config.protocol === 'pgmesh-sse') return openSse(i);
   return new Promise((resolve, reject) => {
-    const conn: Conn = { received: 0, lastSeq: -1 };
+    const conn = newConn();
     const ws = new WebSocket(config.url, { localAddress: config.localAddresses[i % config.localAddresses.length], perMessageDeflate: false });
     let isReady = false;
     const markReady = () => {

@@ -2,12 +2,17 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { MeshError, badArgs } from '../core/errors.ts';
+import { boundedText } from '../core/request-body.ts';
 
-/** The request body parsed as JSON and validated; ERR_BAD_JSON or ERR_BAD_ARGS otherwise. */
-export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+/** The largest body a server-API call other than publish takes (a list of channels, say). */
+const SMALL_BODY = 64 * 1024;
+
+/** The request body parsed as JSON and validated; ERR_TOO_LARGE, ERR_BAD_JSON or ERR_BAD_ARGS otherwise. */
+export async function jsonBody<S extends z.ZodType>(c: Context, schema: S, maxBytes = SMALL_BODY): Promise<z.infer<S>> {
+  const text = await boundedText(c.req.raw, maxBytes);
   let body: unknown;
   try {
-    body = JSON.parse(await c.req.text());
+    body = JSON.parse(text);
   } catch {
     throw new MeshError('ERR_BAD_JSON', 'request body is not valid JSON');
   }

@@ -6,7 +6,6 @@
  * once they are committed.
  */
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { ALL_CHANNEL, canonicalChannel } from '../core/channels.ts';
 import { MeshError } from '../core/errors.ts';
@@ -33,27 +32,18 @@ const encoder = new TextEncoder();
 /** The publish route; mount it behind the server-API guard. */
 export function publishRoute(store: Store, maxMessage: number): Hono {
   const app = new Hono();
-  app.post(
-    '/publish',
-    bodyLimit({
-      maxSize: 8 * maxMessage,
-      onError: () => {
-        throw new MeshError('ERR_TOO_LARGE', `request body larger than ${8 * maxMessage} bytes`);
-      },
-    }),
-    async (c) => {
-      const body = await jsonBody(c, PublishBody);
-      const items = Array.isArray(body) ? body : [body];
-      const messages = items.map((item) => {
-        const channel = 'all' in item ? item.channel : canonicalChannel(item.channel);
-        if (item.data.length > maxMessage || encoder.encode(item.data).length > maxMessage) {
-          throw new MeshError('ERR_TOO_LARGE', `message on ${channel} larger than ${maxMessage} bytes`);
-        }
-        return { channel, data: item.data, sender: null, exclude: item.exclude?.length ? item.exclude : null };
-      });
-      const ids = await store.publish(messages);
-      return c.json({ success: true, ids, ...(Array.isArray(body) ? {} : { id: ids[0] }) });
-    },
-  );
+  app.post('/publish', async (c) => {
+    const body = await jsonBody(c, PublishBody, 8 * maxMessage);
+    const items = Array.isArray(body) ? body : [body];
+    const messages = items.map((item) => {
+      const channel = 'all' in item ? item.channel : canonicalChannel(item.channel);
+      if (item.data.length > maxMessage || encoder.encode(item.data).length > maxMessage) {
+        throw new MeshError('ERR_TOO_LARGE', `message on ${channel} larger than ${maxMessage} bytes`);
+      }
+      return { channel, data: item.data, sender: null, exclude: item.exclude?.length ? item.exclude : null };
+    });
+    const ids = await store.publish(messages);
+    return c.json({ success: true, ids, ...(Array.isArray(body) ? {} : { id: ids[0] }) });
+  });
   return app;
 }

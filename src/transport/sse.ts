@@ -12,6 +12,7 @@ import { MeshError } from '../core/errors.ts';
 import type { Gateway } from '../core/gateway.ts';
 import type { DeliveryFormat, Message } from '../core/message.ts';
 import { type Reply, decodeFrame, encodeReply, failed } from '../core/protocol.ts';
+import { boundedText } from '../core/request-body.ts';
 import type { Session, SessionSink } from '../core/session.ts';
 import type { RuntimeAdapter } from '../runtime/adapter.ts';
 
@@ -185,8 +186,7 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
     const caller = await auth.verify(token);
     if (caller.uid !== session.uid) throw new MeshError('ERR_FORBIDDEN', 'this session belongs to another user');
 
-    const body = await c.req.text();
-    if (body.length > options.maxFrame * MAX_FRAMES_PER_POST) throw new MeshError('ERR_TOO_LARGE', 'request body too large');
+    const body = await boundedText(c.req.raw, options.maxFrame * MAX_FRAMES_PER_POST);
     const decoded = decodeFrame(body);
     const frames = Array.isArray(decoded) ? decoded : [decoded];
     if (frames.length > MAX_FRAMES_PER_POST) throw new MeshError('ERR_BAD_ARGS', `at most ${MAX_FRAMES_PER_POST} frames per request`);
