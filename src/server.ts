@@ -39,6 +39,8 @@ export interface StartOptions {
   log?: Log;
   /** Also told of every session's lifecycle (tests wait on it). */
   observers?: SessionObserver[];
+  /** Token expiries further off get their timer from a sweep (default 60 s; tests shorten it). */
+  expiryHorizonMs?: number;
 }
 
 export async function startMesh(config: Config, options: StartOptions = {}): Promise<RunningMesh> {
@@ -92,6 +94,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     members: cluster,
     maxMessage: config.MESH_MAX_MESSAGE,
     maxBuffered: config.MESH_MAX_BUFFERED,
+    expiryHorizonMs: options.expiryHorizonMs,
     onError: (err) => log.error('op failed:', err),
   });
   hub.onCommand((message) => {
@@ -106,6 +109,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     maxFrame: config.MESH_MAX_FRAME,
     maxBuffered: config.MESH_MAX_BUFFERED,
   });
+  const expiries = setInterval(() => gateway.armDueExpiries(), gateway.expirySweepMs);
   let backlogs: ReturnType<typeof setInterval> | undefined;
   if (server.broadcast && config.MESH_NATIVE_FANOUT) {
     hub.useBroadcast(server.broadcast);
@@ -124,6 +128,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     hub,
     async stop() {
       clearInterval(backlogs);
+      clearInterval(expiries);
       for (const session of hub.sessions()) session.close(CloseCode.GOING_AWAY, 'server shutting down');
       await server.stop();
       await cluster.close();

@@ -1,12 +1,15 @@
 /** The SSE downlink + POST uplink, with a real EventSource client over real HTTP. */
 import { describe, expect, test } from 'bun:test';
 import { mkdtempSync } from 'node:fs';
+import { connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SqlStore } from '../src/store/sql-store.ts';
 import { startTestMesh, type TestMesh } from './harness/mesh.ts';
+import { RUNTIMES, startProcess } from './harness/process.ts';
 import { openSse, type SseClient } from './harness/sse-client.ts';
 import { token } from './harness/tokens.ts';
+import { pollUntil } from './harness/waiter.ts';
 
 const mesh = await startTestMesh();
 
@@ -187,4 +190,38 @@ describe('token expiry on a stream', () => {
     expect(sse.events.some((e) => e.type === 'close')).toBe(false);
     sse.close();
   });
+});
+
+describe.each(RUNTIMES)('a stream whose client leaves while it is being authenticated, on %s', (runtime) => {
+  test('leaves no session behind once the authentication finishes', async () => {
+    // An AUTH_URL that answers only when told to: the client is gone by then.
+    let asked!: () => void;
+    const askedOnce = new Promise<void>((resolve) => (asked = resolve));
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const exchange = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      async fetch() {
+        asked();
+        await answered;
+        return Response.json({ uid: 'leaver' });
+      },
+    });
+    const mesh = await startProcess(runtime, { JWT_SECRET: '', AUTH_URL: `http://127.0.0.1:${exchange.port}/auth` });
+    try {
+      const sessions = async () => ((await (await fetch(`${mesh.url}/v1/mesh/stats`)).json()) as { sessions: { sse: number } }).sessions.sse;
+      const client = connectTcp(Number(new URL(mesh.url).port), '127.0.0.1');
+      client.on('error', () => {});
+      client.write('GET /v1/sse?channel=room_leave&token=opaque-leaver HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n');
+      await askedOnce;
+      expect(await sessions()).toBe(1);
+      client.destroy();
+      answer();
+      await pollUntil(async () => (await sessions()) === 0, 10_000, 'the session of the departed client is closed');
+    } finally {
+      await mesh.stop('SIGKILL');
+      exchange.stop(true);
+    }
+  }, 60_000);
 });

@@ -9,6 +9,8 @@ import { OpenRefused, openClient, type TransportName } from './harness/transport
 import { token } from './harness/tokens.ts';
 
 const mesh = await startTestMesh();
+// Expiries more than a second off get their timer from the sweep (every 333 ms) instead of at auth.
+const sweeping = await startTestMesh({}, { expiryHorizonMs: 1000 });
 const transports: TransportName[] = ['websocket', 'sse'];
 /** A uid unique to this run and transport. */
 const user = (t: TransportName, name: string) => `${name}-${t}`;
@@ -92,6 +94,14 @@ describe.each(transports)('over %s', (transport) => {
     const exp = Math.ceil(Date.now() / 1000) + 2;
     const c = await openClient(transport, mesh, user(transport, 'exp-1'), { claims: { exp } });
     expect(await c.closed).toEqual({ code: 4001, reason: 'token expired' });
+  });
+
+  test('expiry beyond the timer horizon: the sweep arms it, and the close comes at the expiry, not before', async () => {
+    const exp = Math.ceil(Date.now() / 1000) + 3;
+    const c = await openClient(transport, sweeping, user(transport, 'exp-2'), { claims: { exp } });
+    expect(await c.closed).toEqual({ code: 4001, reason: 'token expired' });
+    expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
+    expect(Date.now()).toBeLessThan(exp * 1000 + 1000);
   });
 
   test('errors: each bad op gets its reply with a stable code, and the connection stays usable', async () => {

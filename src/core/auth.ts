@@ -27,6 +27,9 @@ export interface AuthSettings {
   requireExp?: boolean;
 }
 
+// Most tokens grant no extra channels: one shared empty list, not one per connection.
+const NO_GRANTS: readonly string[] = Object.freeze([]);
+
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 const patterns = z.array(z.string().max(255)).max(1000);
 const Claims = z.object({
@@ -124,7 +127,7 @@ function identityFrom(payload: unknown): Identity {
   if (uid === undefined) throw new MeshError('ERR_TOKEN_CLAIM', 'token has no "sub"');
   return {
     uid: String(uid),
-    subscribe: claims.data.channels ?? [],
+    subscribe: claims.data.channels ?? NO_GRANTS,
     publish: claims.data.publish ?? null,
     expiresAt: claims.data.exp === undefined ? null : claims.data.exp * 1000,
   };

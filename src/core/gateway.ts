@@ -13,7 +13,7 @@ import type { Hub } from './hub.ts';
 import type { DeliveryFormat } from './message.ts';
 import type { MessageLog } from './message-log.ts';
 import { type Command, type Reply, decodeFrame, failed, ok, parseCommand, replyOp } from './protocol.ts';
-import { CloseCode, Session, type SessionSink, type SubscriptionKind, type TransportName } from './session.ts';
+import { CloseCode, NOTHING_QUEUED, Session, type SessionPolicy, type SessionSink, type SubscriptionKind, type TransportName } from './session.ts';
 
 /** Who is in a channel, cluster-wide, and the last message id that answer includes. */
 export interface MemberList {
@@ -40,6 +40,8 @@ export interface GatewayOptions {
   maxBuffered: number;
   /** A connection that has not authenticated by then is closed (4002). */
   authTimeoutMs: number;
+  /** Token expiries further off than this get no timer until armDueExpiries() finds them due (default 60 s). */
+  expiryHorizonMs?: number;
   observer?: SessionObserver;
   /** Answers `"presence": true` subscribes; without it they are refused. */
   members?: MemberList;
@@ -55,30 +57,34 @@ export interface OpenOptions {
 
 const HISTORY_PAGE = 1000;
 const MAX_QUEUED_OPS = 256;
-const MAX_TIMER_MS = 2_147_483_647;
+/** Token expiries further off than this are armed later, by the sweep. */
+const EXPIRY_HORIZON_MS = 60_000;
 const encoder = new TextEncoder();
 
 /** Runs client ops against the hub and the message log. */
 export class Gateway {
   readonly #o: GatewayOptions;
+  readonly #policy: SessionPolicy;
+  readonly #expiryHorizonMs: number;
+  /** How often armDueExpiries() must run: well inside the horizon, so no expiry is armed late. */
+  readonly expirySweepMs: number;
   #counter = 0;
 
   constructor(options: GatewayOptions) {
     this.#o = options;
+    this.#expiryHorizonMs = options.expiryHorizonMs ?? EXPIRY_HORIZON_MS;
+    this.expirySweepMs = this.#expiryHorizonMs / 3;
+    this.#policy = {
+      maxBuffered: options.maxBuffered,
+      onDelivered: (s, message) => options.log.advanceCursor(s.uid!, message.channel, message.id),
+    };
   }
 
   /** Creates and registers the session of a new connection. */
   open(sink: SessionSink, options: OpenOptions): Session {
-    const session = new Session(sink, {
-      ...options,
-      id: this.#newId(),
-      maxBuffered: this.#o.maxBuffered,
-      onDelivered: (s, message) => this.#o.log.advanceCursor(s.uid!, message.channel, message.id),
-    });
+    const session = new Session(sink, { id: this.#newId(), format: options.format, transport: options.transport, ackMode: options.ackMode }, this.#policy);
     this.#o.hub.attach(session);
-    session.setTimer('auth', this.#o.authTimeoutMs, () => {
-      if (session.identity === null) session.close(CloseCode.AUTH_TIMEOUT, 'not authenticated in time');
-    });
+    session.setTimer('auth', this.#o.authTimeoutMs);
     return session;
   }
 
@@ -133,7 +139,8 @@ export class Gateway {
         if (e.code === 'ERR_INTERNAL') this.#o.onError?.(err);
         return failed(name, command.rid, e);
       } finally {
-        session.queued--;
+        // The last op out leaves the queue as it found it: an idle connection holds no promise of its own.
+        if (--session.queued === 0) session.queue = NOTHING_QUEUED;
       }
     });
     // The queue keeps the order, not the reply: an idle connection holds no old answer.
@@ -240,10 +247,22 @@ export class Gateway {
     return ok('refresh', rid, { uid: identity.uid });
   }
 
+  // A token expiring soon gets a timer; the rest are left to armDueExpiries(), so a long-lived
+  // connection holds no timer of its own (an idle SSE stream costs about 150 bytes less).
   #armExpiry(session: Session): void {
     const expiresAt = session.identity?.expiresAt;
     const delay = expiresAt == null ? null : Math.max(0, expiresAt - Date.now());
-    session.setTimer('expiry', delay === null || delay > MAX_TIMER_MS ? null : delay, () => session.close(CloseCode.TOKEN_EXPIRED, 'token expired'));
+    session.setTimer('expiry', delay === null || delay > this.#expiryHorizonMs ? null : delay);
+  }
+
+  /** Arms the expiry timer of every session whose token expires within the horizon; run it every `expirySweepMs`. */
+  armDueExpiries(): void {
+    const now = Date.now();
+    for (const session of this.#o.hub.sessions()) {
+      const expiresAt = session.identity?.expiresAt;
+      if (expiresAt == null || session.expiryArmed || expiresAt - now > this.#expiryHorizonMs) continue;
+      session.setTimer('expiry', Math.max(0, expiresAt - now));
+    }
   }
 
   async #subscribe(session: Session, command: Extract<Command, { op: 'subscribe' }>): Promise<Reply> {

@@ -80,10 +80,25 @@ export interface SessionOptions {
   transport: TransportName;
   /** The client acks explicitly: its cursors move on `ack` only, not on delivery. */
   ackMode: boolean;
+}
+
+/** What every session of a gateway shares: one object, not a copy per connection. */
+export interface SessionPolicy {
   /** Queued bytes past which the client is cut off as a slow consumer. */
   maxBuffered: number;
   /** Called after a message of a tracked subscription was written. */
   onDelivered?: (session: Session, message: Message) => void;
+}
+
+/** The op queue of a session with nothing queued: one settled promise shared by all. */
+export const NOTHING_QUEUED: Promise<unknown> = Promise.resolve();
+
+// Timer callbacks take the session as an argument: no closure per connection.
+function authTimedOut(session: Session): void {
+  if (session.identity === null) session.close(CloseCode.AUTH_TIMEOUT, 'not authenticated in time');
+}
+function tokenExpired(session: Session): void {
+  session.close(CloseCode.TOKEN_EXPIRED, 'token expired');
 }
 
 /** One client connection. */
@@ -96,7 +111,7 @@ export class Session {
   identity: Identity | null = null;
   closed = false;
   /** The tail of this session's op queue: ops run one at a time, in order. */
-  queue: Promise<unknown> = Promise.resolve();
+  queue: Promise<unknown> = NOTHING_QUEUED;
   /** Ops waiting or running. */
   queued = 0;
   // Two fields rather than a map of timers: an idle connection costs a few bytes less.
@@ -105,16 +120,16 @@ export class Session {
   /** In the runtime's native topic of `$all` (every authenticated connection). */
   allNative = false;
   readonly #sink: SessionSink;
-  readonly #options: SessionOptions;
+  readonly #policy: SessionPolicy;
   readonly #subs = new Map<string, Subscription>();
 
-  constructor(sink: SessionSink, options: SessionOptions) {
+  constructor(sink: SessionSink, options: SessionOptions, policy: SessionPolicy) {
     this.id = options.id;
     this.format = options.format;
     this.transport = options.transport;
     this.ackMode = options.ackMode;
     this.#sink = sink;
-    this.#options = options;
+    this.#policy = policy;
   }
 
   get uid(): string | undefined {
@@ -148,9 +163,17 @@ export class Session {
     this.checkBacklog();
   }
 
-  /** Runs `fire` after `ms` unless replaced or cleared; one timer per purpose. */
-  setTimer(purpose: 'expiry' | 'auth', ms: number | null, fire?: () => void): void {
-    const timer = ms !== null && fire !== undefined && !this.closed ? setTimeout(fire, ms) : undefined;
+  /** Whether the token-expiry timer is set. */
+  get expiryArmed(): boolean {
+    return this.#expiryTimer !== undefined;
+  }
+
+  /**
+   * Arms (or with null, clears) one of the session's deadlines: `auth` closes it with 4002
+   * if it is still unauthenticated then, `expiry` closes it with 4001 when its token expires.
+   */
+  setTimer(purpose: 'expiry' | 'auth', ms: number | null): void {
+    const timer = ms !== null && !this.closed ? setTimeout(purpose === 'auth' ? authTimedOut : tokenExpired, ms, this) : undefined;
     if (purpose === 'expiry') {
       clearTimeout(this.#expiryTimer);
       this.#expiryTimer = timer;
@@ -252,12 +275,12 @@ export class Session {
       this.#sink.message(message, sub.name);
     }
     this.checkBacklog();
-    if (sub.kind === 'tracked') this.#options.onDelivered?.(this, message);
+    if (sub.kind === 'tracked') this.#policy.onDelivered?.(this, message);
   }
 
   /** Cuts the client off (4008) when it has left more than maxBuffered bytes unread. */
   checkBacklog(): void {
-    if (this.#sink.buffered() > this.#options.maxBuffered) this.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
+    if (this.#sink.buffered() > this.#policy.maxBuffered) this.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
   }
 
   /** Closes the transport; the transport's close event then tears the session down. */

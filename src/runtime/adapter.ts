@@ -35,6 +35,23 @@ export interface RawSocket {
   };
 }
 
+/** A response body written as things happen (an SSE stream): the transport writes, the runtime sends. */
+export interface EventBody {
+  readonly body: ReadableStream<Uint8Array>;
+  /** Queues bytes for the client; after close() or the client's disconnect, a no-op. */
+  write(bytes: Uint8Array): void;
+  close(): void;
+  /** Bytes written but not yet taken by the client, as far as the runtime tells. */
+  buffered(): number;
+  /** The response carrying the body is being returned (the body's own cancel reports a departure from now on). */
+  handedOver(): void;
+}
+
+/** Who is told that an event body's client went away (an object, so a stream needs no closure). */
+export interface EventBodyOwner {
+  cancelled(): void;
+}
+
 export interface RuntimeAdapter {
   readonly name: 'node' | 'bun' | 'deno';
   readonly upgradeWebSocket: UpgradeWebSocket<any>;
@@ -44,6 +61,11 @@ export interface RuntimeAdapter {
   remoteAddress(c: Context): string | undefined;
   /** Keeps a long-lived HTTP response (an SSE stream) from the runtime's idle timeout. */
   keepOpen(c: Context): void;
+  /**
+   * A body for a long-lived response to `request`; `owner.cancelled()` runs once if the client
+   * goes away, from the moment the body is made (while the response is still being prepared, too).
+   */
+  eventBody(owner: EventBodyOwner, request: Request): EventBody;
   serve(fetch: (request: Request, ...rest: any[]) => Response | Promise<Response>, options: ServeOptions): Promise<RunningServer>;
   /** Runs `handler` once on SIGINT or SIGTERM. */
   onShutdownSignal(handler: (signal: string) => void): void;

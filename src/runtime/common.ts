@@ -1,5 +1,5 @@
 /** Pieces two or three runtime adapters share; still runtime code, so it lives here. */
-import type { RawSocket } from './adapter.ts';
+import type { EventBody, EventBodyOwner, RawSocket } from './adapter.ts';
 
 interface StandardWebSocket {
   send(data: string): void;
@@ -30,5 +30,66 @@ export function onFirstSignal(listen: (signal: 'SIGINT' | 'SIGTERM', fire: () =>
       fired = true;
       handler(signal);
     });
+  }
+}
+
+/** What a queued event body holds before it tells the writer to wait (the WHATWG stream's high-water mark). */
+const HIGH_WATER = 64 * 1024;
+
+/**
+ * An event body as a standard ReadableStream with a byte-counting queue (Node and Deno).
+ * The object is its own underlying source and its own abort listener, so a stream adds no
+ * closures. Until the response is handed over, a departed client shows only as the request's
+ * abort; after, as the stream's cancel — and the listener goes, as it would keep the whole
+ * request alive for the life of the stream.
+ */
+export class QueuedEventBody implements EventBody {
+  readonly body: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #done = false;
+  #request: Request | undefined;
+
+  constructor(
+    readonly owner: EventBodyOwner,
+    request: Request,
+  ) {
+    this.body = new ReadableStream<Uint8Array>(this, new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER }));
+    this.#request = request;
+    request.signal.addEventListener('abort', this);
+  }
+  handleEvent(): void {
+    this.cancel();
+  }
+  handedOver(): void {
+    this.#request?.signal.removeEventListener('abort', this);
+    this.#request = undefined;
+  }
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.#controller = controller;
+  }
+  cancel(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.owner.cancelled();
+  }
+  write(bytes: Uint8Array): void {
+    if (this.#done) return;
+    try {
+      this.#controller.enqueue(bytes);
+    } catch {
+      this.cancel(); // the stream was torn down under us
+    }
+  }
+  close(): void {
+    if (this.#done) return;
+    this.#done = true;
+    try {
+      this.#controller.close();
+    } catch {
+      // already closed by the client
+    }
+  }
+  buffered(): number {
+    return Math.max(0, HIGH_WATER - (this.#controller.desiredSize ?? 0));
   }
 }

@@ -2,7 +2,7 @@
 import { getConnInfo } from 'hono/deno';
 import { upgradeWebSocket } from 'hono/deno';
 import type { RuntimeAdapter } from './adapter.ts';
-import { onFirstSignal, StandardSocket } from './common.ts';
+import { QueuedEventBody, onFirstSignal, StandardSocket } from './common.ts';
 
 // Only the few Deno APIs used here, so the project type-checks without Deno's own typings.
 declare const Deno: {
@@ -19,6 +19,7 @@ export const runtime: RuntimeAdapter = {
   socket: (ws) => new StandardSocket(ws.raw as WebSocket),
   remoteAddress: (c) => getConnInfo(c).remote.address,
   keepOpen: () => {},
+  eventBody: (owner, request) => new QueuedEventBody(owner, request),
   serve(fetch, options) {
     return new Promise((resolve) => {
       const server = Deno.serve(

@@ -4,7 +4,7 @@ import { serve, upgradeWebSocket } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { RuntimeAdapter } from './adapter.ts';
-import { onFirstSignal, StandardSocket } from './common.ts';
+import { QueuedEventBody, onFirstSignal, StandardSocket } from './common.ts';
 
 export const runtime: RuntimeAdapter = {
   name: 'node',
@@ -13,6 +13,7 @@ export const runtime: RuntimeAdapter = {
   remoteAddress: (c) => getConnInfo(c).remote.address,
   // Node's requestTimeout and keep-alive timers do not cut a response in progress.
   keepOpen: () => {},
+  eventBody: (owner, request) => new QueuedEventBody(owner, request),
   serve(fetch, options) {
     const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrame, perMessageDeflate: false });
     return new Promise((resolve, reject) => {

@@ -14,7 +14,7 @@ import type { DeliveryFormat, Message } from '../core/message.ts';
 import { type Reply, decodeFrame, encodeReply, failed } from '../core/protocol.ts';
 import { boundedText } from '../core/request-body.ts';
 import type { Session, SessionSink } from '../core/session.ts';
-import type { RuntimeAdapter } from '../runtime/adapter.ts';
+import type { EventBody, RuntimeAdapter } from '../runtime/adapter.ts';
 
 export interface SseOptions {
   cookieName: string;
@@ -24,7 +24,6 @@ export interface SseOptions {
   maxFrame: number;
 }
 
-const HIGH_WATER = 64 * 1024;
 const MAX_FRAMES_PER_POST = 100;
 const encoder = new TextEncoder();
 // Keys of the per-message byte caches: one encoding per format, shared by every stream.
@@ -60,11 +59,11 @@ function raiseIfFailed(reply: Reply): void {
 const PING = encoder.encode(': ping\n\n');
 
 /**
- * One open event stream: the session's sink and the stream's controller. A class, not
+ * One open event stream: the session's sink over the runtime's event body. A class, not
  * closures, so an idle stream costs as little as it can; its heartbeat is shared.
  */
 class EventStream implements SessionSink {
-  controller!: ReadableStreamDefaultController<Uint8Array>;
+  readonly out: EventBody;
   session: Session | undefined;
   done = false;
 
@@ -72,15 +71,14 @@ class EventStream implements SessionSink {
     readonly format: DeliveryFormat,
     readonly streams: Set<EventStream>,
     readonly gateway: Gateway,
-  ) {}
+    runtime: RuntimeAdapter,
+    request: Request,
+  ) {
+    this.out = runtime.eventBody(this, request);
+  }
 
   write(bytes: Uint8Array): void {
-    if (this.done) return;
-    try {
-      this.controller.enqueue(bytes);
-    } catch {
-      this.finish();
-    }
+    if (!this.done) this.out.write(bytes);
   }
 
   writeText(text: string): void {
@@ -103,24 +101,25 @@ class EventStream implements SessionSink {
   close(code: number, reason: string): void {
     this.writeText(sseEvent('close', JSON.stringify({ code, reason })));
     this.finish();
-    try {
-      this.controller.close();
-    } catch {
-      // already closed by the client
-    }
+    this.out.close();
   }
 
   buffered(): number {
-    return Math.max(0, HIGH_WATER - (this.controller.desiredSize ?? 0));
+    return this.out.buffered();
+  }
+
+  /** The client went away (the runtime's body noticed). */
+  cancelled(): void {
+    this.finish();
   }
 
   /** The stream is over (closed by either side): forget it and tear its session down. */
-  finish = (): void => {
+  finish(): void {
     if (this.done) return;
     this.done = true;
     this.streams.delete(this);
     if (this.session) this.gateway.close(this.session);
-  };
+  }
 }
 
 /** GET / (the stream) and POST /:session (the uplink); mount at /v1/sse. */
@@ -145,18 +144,9 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
     const since = lastEventId ? Number(lastEventId) : undefined;
 
     const format: DeliveryFormat = c.req.query('format') === 'envelope' ? 'envelope' : 'raw';
-    const sink = new EventStream(format, streams, gateway);
-    const stream = new ReadableStream<Uint8Array>(
-      { start: (ctrl) => void (sink.controller = ctrl), cancel: sink.finish },
-      new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER }),
-    );
+    // A client gone while we authenticate is noticed too: the runtime's body tells (see EventBody).
+    const sink = new EventStream(format, streams, gateway, runtime, c.req.raw);
     const session = (sink.session = gateway.open(sink, { format, ackMode: false, transport: 'sse' }));
-    // A client gone while we authenticate is noticed by the request's abort; once the response is
-    // handed over, by the stream's cancel. The listener goes then: it would keep the request
-    // (headers and all) alive for the life of the stream.
-    const signal = c.req.raw.signal;
-    signal?.addEventListener('abort', sink.finish);
-
     try {
       raiseIfFailed(await gateway.run(session, { op: 'auth', token }));
       sink.writeText(`retry: ${options.retryMs}\n${sseEvent('session', JSON.stringify({ session: session.id, uid: session.uid, connection: session.id }))}`);
@@ -165,11 +155,11 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
       sink.finish();
       throw err;
     }
-    signal?.removeEventListener('abort', sink.finish);
+    sink.out.handedOver();
     if (!sink.done) streams.add(sink);
     heartbeat ??= setInterval(beat, options.heartbeatMs);
     runtime.keepOpen(c);
-    return new Response(stream, {
+    return new Response(sink.out.body, {
       headers: {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache, no-transform',

@@ -22,7 +22,7 @@ export interface TestMesh extends RunningMesh {
 }
 
 /** Starts an instance; it is stopped after the test file's last test. */
-export async function startTestMesh(env: Record<string, string> = {}, options: { stopAfterAll?: boolean } = {}): Promise<TestMesh> {
+export async function startTestMesh(env: Record<string, string> = {}, options: { stopAfterAll?: boolean; expiryHorizonMs?: number } = {}): Promise<TestMesh> {
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -34,6 +34,7 @@ export async function startTestMesh(env: Record<string, string> = {}, options: {
   const gone = new Set<string>();
   const waiter = createWaiter();
   const mesh = await startMesh(config, {
+    expiryHorizonMs: options.expiryHorizonMs,
     observers: [{ authenticated() {}, subscribed() {}, unsubscribed() {}, closed: (s) => (gone.add(s.id), waiter.wake()) }],
   });
   const wsUrl = mesh.url.replace('http', 'ws');
