@@ -82,8 +82,10 @@ class DirectEventBody implements EventBody {
   readonly type = 'direct';
   readonly body: ReadableStream<Uint8Array>;
   #controller: ReadableStreamDirectController | undefined;
-  // Written before Bun starts the response (the session event, the first replies).
-  #early: Uint8Array[] | undefined = [];
+  // Bytes not yet handed to Bun: written in this task, or before Bun started the response.
+  #pending: Uint8Array[] | undefined;
+  #pendingBytes = 0;
+  #flushQueued = false;
   #done = false;
   #closing = false;
   #waiting = false;
@@ -95,31 +97,37 @@ class DirectEventBody implements EventBody {
   handedOver(): void {}
   pull(controller: ReadableStreamDirectController): void {
     this.#controller = controller;
-    const early = this.#early!;
-    this.#early = undefined;
-    for (const bytes of early) this.write(bytes);
+    this.flush();
     if (this.#closing) controller.close();
   }
   cancel(): void {
     if (this.#done) return;
     this.#done = true;
+    this.#pending = undefined;
     this.owner.cancelled();
   }
   write(bytes: Uint8Array): void {
     if (this.#done || this.#closing) return;
-    if (this.#controller === undefined) {
-      this.#early!.push(bytes);
-      return;
-    }
-    if (this.#waiting) {
-      this.#backlog += bytes.byteLength;
-      this.#controller.write(bytes);
-      return;
-    }
-    const written = this.#controller.write(bytes);
-    if (typeof written !== 'number') {
+    (this.#pending ??= []).push(bytes);
+    this.#pendingBytes += bytes.byteLength;
+    if (this.#controller === undefined || this.#flushQueued) return;
+    this.#flushQueued = true;
+    unflushed.push(this);
+    if (unflushed.length === 1) queueMicrotask(flushAll);
+  }
+  /** Hands what is pending to Bun in one write: a fan-out batch costs one write per stream, not one per message. */
+  flush(): void {
+    this.#flushQueued = false;
+    const pending = this.#pending;
+    if (pending === undefined || this.#controller === undefined || this.#done) return;
+    const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, this.#pendingBytes);
+    this.#pending = undefined;
+    this.#pendingBytes = 0;
+    const written = this.#controller.write(chunk);
+    if (this.#waiting) this.#backlog += chunk.byteLength;
+    else if (typeof written !== 'number') {
       this.#waiting = true;
-      this.#backlog = bytes.byteLength;
+      this.#backlog = chunk.byteLength;
       void written.then(() => this.#drained(), () => this.#drained());
     }
   }
@@ -130,9 +138,17 @@ class DirectEventBody implements EventBody {
   close(): void {
     if (this.#done || this.#closing) return;
     this.#closing = true;
-    this.#controller?.close();
+    if (this.#controller === undefined) return; // pull() sends what is pending, then closes
+    this.flush();
+    this.#controller.close();
   }
   buffered(): number {
-    return this.#backlog;
+    return this.#waiting ? this.#backlog + this.#pendingBytes : 0;
   }
+}
+
+// Bodies written to in the current task, flushed together once it ends.
+const unflushed: DirectEventBody[] = [];
+function flushAll(): void {
+  for (const body of unflushed.splice(0)) body.flush();
 }
