@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { ROOT, startProcess, type RuntimeName } from '../test/harness/process.ts';
+import { startLatencyProxy } from '../test/harness/tcp-proxy.ts';
 import { TEST_SECRET } from '../test/harness/tokens.ts';
 import type { SubscriberConfig } from './clients/subscribers.ts';
 
@@ -23,6 +24,8 @@ export type SystemName =
   | 'pgmesh-deno-embedded'
   /** The embedded store before it: PGlite in the process. */
   | 'pgmesh-bun-pglite'
+  /** pgmesh on Bun whose database is 60 ms away each way (a machine outside the primary region). */
+  | 'pgmesh-bun-far'
   | 'socketio'
   | 'bun-ceiling'
   /** A bare node:http + ws broadcast: Node's own ceiling. */
@@ -128,6 +131,24 @@ export function startWsCeiling(): Promise<RunningSystem> {
   return startPeer('ws-ceiling', ['node', '--import', 'tsx', join(ROOT, 'bench', 'peers', 'ws-ceiling.ts')], {}, 'ceiling', (channel) => `/?room=${encodeURIComponent(channel)}`);
 }
 
+const FAR_MS = 60;
+
+/** pgmesh on Bun reaching `databaseUrl` through a proxy that adds FAR_MS each way; the bench itself reads the database directly. */
+async function startFar(databaseUrl: string, env: Record<string, string>): Promise<RunningSystem> {
+  const distance = await startLatencyProxy(Number(new URL(databaseUrl).port), FAR_MS);
+  const far = new URL(databaseUrl);
+  far.port = String(distance.port);
+  const system = await startPgmesh('bun', far.toString(), env, 'pgmesh-bun-far');
+  return {
+    ...system,
+    databaseUrl,
+    stop: async () => {
+      await system.stop();
+      await distance.close();
+    },
+  };
+}
+
 /** Starts a system by name. */
 export function startSystem(name: SystemName, databaseUrl: string, env: Record<string, string> = {}): Promise<RunningSystem> {
   switch (name) {
@@ -146,6 +167,8 @@ export function startSystem(name: SystemName, databaseUrl: string, env: Record<s
       return startPgmesh(name.split('-')[1] as RuntimeName, null, env, name);
     case 'pgmesh-bun-pglite':
       return startPgmesh('bun', null, { ...env, MESH_EMBEDDED: 'pglite' }, name);
+    case 'pgmesh-bun-far':
+      return startFar(databaseUrl, env);
     case 'socketio':
       return startSocketIo(databaseUrl);
     case 'bun-ceiling':

@@ -33,6 +33,8 @@ export declare class MeshClient extends EventTarget {
   readonly state: MeshState;
   readonly transport: 'websocket' | 'sse' | null;
   readonly uid: string | null;
+  /** Where the connection is, once open: its id, and the server instance and region holding it. */
+  readonly where: { connection: string | null; instance: string | null; region: string | null };
   /** With presence: 'members' {channel, members}, then 'join' / 'leave' {channel, uid} events. */
   subscribe(channel: string, options?: { presence?: boolean }): Promise<Reply | null>;
   unsubscribe(channel: string): Promise<Reply | null>;

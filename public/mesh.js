@@ -55,6 +55,7 @@ export class MeshClient extends EventTarget {
   #closed = false;
   #timer = null;
   #uid = null;
+  #where = { connection: null, instance: null, region: null };
   #credentials;
 
   constructor({ url = globalThis.location?.origin, token, channels = [], transport = 'auto', credentials = false } = {}) {
@@ -81,6 +82,11 @@ export class MeshClient extends EventTarget {
   /** The authenticated user id, once open. */
   get uid() {
     return this.#uid;
+  }
+
+  /** Where the connection is, once open: its id, and the server instance and region holding it. */
+  get where() {
+    return { ...this.#where };
   }
 
   /**
@@ -165,6 +171,7 @@ export class MeshClient extends EventTarget {
         const auth = await this.#request({ op: 'auth', token: await this.#freshToken() });
         if (!auth.success) throw Object.assign(new Error(auth.msg), { reply: auth });
         this.#uid = auth.uid;
+        this.#where = { connection: auth.connection ?? null, instance: auth.instance ?? null, region: auth.region ?? null };
         await this.#resubscribe();
         this.#live('websocket');
       } catch (err) {
@@ -185,7 +192,9 @@ export class MeshClient extends EventTarget {
     // Channels are subscribed over the uplink, like on the WebSocket: one reply per
     // channel (a refused one does not sink the others) and the same resume positions.
     source.addEventListener('session', async (e) => {
-      ({ session: this.#session, uid: this.#uid } = JSON.parse(e.data));
+      const opened = JSON.parse(e.data);
+      ({ session: this.#session, uid: this.#uid } = opened);
+      this.#where = { connection: opened.connection ?? null, instance: opened.instance ?? null, region: opened.region ?? null };
       try {
         await this.#resubscribe();
         this.#live('sse');

@@ -3,7 +3,7 @@
  * WebSocket routes are registered before any header-setting middleware (which
  * would throw "Headers are immutable" on an upgrade).
  */
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { MeshError } from './core/errors.ts';
 import type { Config } from './config.ts';
@@ -27,7 +27,13 @@ import type { Cluster } from './store/cluster.ts';
 
 export const WS_PATH = '/v1/ws';
 
+/** What the instance's own state says to the balancer: not ready while it drains. */
+export interface Readiness {
+  draining: boolean;
+}
+
 export interface AppParts {
+  readiness: Readiness;
   config: Config;
   runtime: RuntimeAdapter;
   gateway: Gateway;
@@ -40,7 +46,7 @@ export interface AppParts {
 }
 
 /** Builds the HTTP application. */
-export function buildApp({ config, runtime, gateway, store, cluster, hub, auth, instance, devSecret }: AppParts): Hono {
+export function buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret }: AppParts): Hono {
   const app = new Hono();
   app.onError((err, c) => errorResponse(c, err));
   app.notFound((c) => errorResponse(c, new MeshError('ERR_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
@@ -50,7 +56,12 @@ export function buildApp({ config, runtime, gateway, store, cluster, hub, auth, 
         throw new MeshError('ERR_FORBIDDEN', 'WebSocket is disabled on this server: use /v1/sse');
       }
     : websocketRoute(gateway, runtime, { maxFrame: config.MESH_MAX_FRAME });
-  for (const path of [WS_PATH, ...config.MESH_WS_PATHS]) app.get(path, ws);
+  // A draining instance takes no new realtime connection: the client retries, and lands elsewhere.
+  const notDraining: MiddlewareHandler = async (c, next) => {
+    if (readiness.draining) throw new MeshError('ERR_DRAINING');
+    await next();
+  };
+  for (const path of [WS_PATH, ...config.MESH_WS_PATHS]) app.get(path, notDraining, ws);
 
   // Pages on other origins (the app on app.example.com, pgmesh on rt.example.com) may use the
   // SSE fallback when their origin is listed; WebSockets need no CORS.
@@ -66,6 +77,7 @@ export function buildApp({ config, runtime, gateway, store, cluster, hub, auth, 
       }),
     );
   }
+  app.get('/v1/sse', notDraining);
   app.route(
     '/v1/sse',
     sseRoutes(gateway, auth, runtime, {
@@ -73,6 +85,8 @@ export function buildApp({ config, runtime, gateway, store, cluster, hub, auth, 
       heartbeatMs: config.MESH_SSE_HEARTBEAT,
       retryMs: config.MESH_SSE_RETRY,
       maxFrame: config.MESH_MAX_FRAME,
+      // fly-replay names machines: usable only while the instance ids are the machine ids (the default on Fly).
+      relay: { instance, onFly: config.FLY_MACHINE_ID !== undefined && config.FLY_MACHINE_ID === instance, ownerUrl: (owner) => cluster.instanceUrl(owner) },
     }),
   );
 
@@ -83,6 +97,21 @@ export function buildApp({ config, runtime, gateway, store, cluster, hub, auth, 
     } catch {
       return c.json({ ok: false, store: store.kind, listening: store.listening, code: 'ERR_UNAVAILABLE', error: 'store unreachable' }, 503);
     }
+  });
+
+  // What the balancer checks (fly.toml): answering, the store reachable, LISTEN up, not draining.
+  // /healthz stays 200 while draining: the instance is healthy, just leaving.
+  app.get('/readyz', async (c) => {
+    const reasons: string[] = [];
+    if (readiness.draining) reasons.push('draining');
+    if (!store.listening) reasons.push('LISTEN down');
+    try {
+      await withTimeout(store.ping(), 2000);
+    } catch {
+      reasons.push('store unreachable');
+    }
+    if (reasons.length === 0) return c.json({ ready: true });
+    return c.json({ ready: false, reasons, code: readiness.draining ? 'ERR_DRAINING' : 'ERR_UNAVAILABLE' }, 503);
   });
 
   // The API's own description is public: it holds nothing but the shape of the routes.

@@ -94,7 +94,18 @@ export const ConfigSchema = z.object({
   MESH_REGION: z.string().regex(/^[\w.-]{1,40}$/, 'letters, digits, _ . - (at most 40)').optional(),
   /** How often the LISTEN connection is checked. */
   MESH_HEARTBEAT: duration.default(10_000),
+  /**
+   * How the other instances reach this one (an SSE uplink POST that lands elsewhere is relayed
+   * here). Default: http://[FLY_PRIVATE_IP]:PORT on Fly, else http://127.0.0.1:PORT (one host).
+   */
+  MESH_ADVERTISE_URL: url.optional(),
+  /** On SIGTERM/SIGINT the instance closes its clients spread over this long (1012, reconnect elsewhere), then exits: keep Fly's kill_timeout above it. */
+  MESH_DRAIN_TIME: duration.default(10_000),
   MESH_LOG: z.enum(['debug', 'info', 'warn', 'silent']).default('info'),
+  /** Set by Fly: this machine's id (the default MESH_INSTANCE_ID); an SSE uplink POST for another machine's stream is answered with fly-replay. */
+  FLY_MACHINE_ID: z.string().regex(/^[\w-]{1,40}$/, 'a machine id').optional(),
+  /** Set by Fly: this machine's private IPv6 address (the default MESH_ADVERTISE_URL). */
+  FLY_PRIVATE_IP: z.string().optional(),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

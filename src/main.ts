@@ -14,7 +14,7 @@ try {
   // (the default action would kill the process and orphan the embedded Postgres).
   runtime.onShutdownSignal(async (signal) => {
     console.error(`pgmesh: ${signal}, draining`);
-    await mesh.stop().catch((err) => console.error('pgmesh: stop failed:', err));
+    await mesh.drain().catch((err) => console.error('pgmesh: drain failed:', err));
     process.exit(0);
   });
   // The one line on stdout: tests and scripts read the port from it.

@@ -9,7 +9,7 @@ import { Gateway, type SessionObserver } from './core/gateway.ts';
 import { CloseCode } from './core/session.ts';
 import { Hub } from './core/hub.ts';
 import type { Config } from './config.ts';
-import { buildApp } from './app.ts';
+import { buildApp, type Readiness } from './app.ts';
 import { createLog, type Log } from './log.ts';
 import { OutageLog } from './outage-log.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
@@ -28,11 +28,18 @@ export interface RunningMesh {
   hub: Hub;
   /** Closes every connection (1001), flushes cursors, closes the store. */
   stop(): Promise<void>;
+  /**
+   * Leaves the cluster without a stampede: /readyz turns 503 and new realtime connections are
+   * refused, the clients are closed with 1012 spread over MESH_DRAIN_TIME (each reconnects, to
+   * another instance), then stop().
+   */
+  drain(): Promise<void>;
 }
 
-/** Starts an instance; resolves once it is listening. */
 /** How often natively fanned-out sockets are checked for a slow consumer. */
 const BACKLOG_CHECK_MS = 500;
+/** The drain closes a slice of the clients this often. */
+const DRAIN_STEP_MS = 50;
 
 export interface StartOptions {
   runtime?: RuntimeAdapter;
@@ -43,6 +50,7 @@ export interface StartOptions {
   expiryHorizonMs?: number;
 }
 
+/** Starts an instance; resolves once it is listening. */
 export async function startMesh(config: Config, options: StartOptions = {}): Promise<RunningMesh> {
   const instance = config.MESH_INSTANCE_ID ?? `${hostname()}-${process.pid}`;
   const log = options.log ?? createLog(config.MESH_LOG, instance);
@@ -89,6 +97,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     log: store,
     auth,
     instance,
+    region: config.MESH_REGION,
     authTimeoutMs: config.MESH_AUTH_TIMEOUT,
     observer: everyOf([presenceOf(cluster), ...(options.observers ?? [])]),
     members: cluster,
@@ -102,7 +111,8 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     if (command) gateway.command(command);
     else log.warn(`ignored command ${message.id}: not one this version knows`);
   });
-  const app = buildApp({ config, runtime, gateway, store, cluster, hub, auth, instance, devSecret });
+  const readiness: Readiness = { draining: false };
+  const app = buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret });
   const server = await runtime.serve(app.fetch, {
     port: config.PORT,
     hostname: config.HOST,
@@ -110,6 +120,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     maxBuffered: config.MESH_MAX_BUFFERED,
   });
   const expiries = setInterval(() => gateway.armDueExpiries(), gateway.expirySweepMs);
+  await cluster.advertise(config.MESH_ADVERTISE_URL ?? (config.FLY_PRIVATE_IP ? `http://[${config.FLY_PRIVATE_IP}]:${server.port}` : `http://127.0.0.1:${server.port}`));
   let backlogs: ReturnType<typeof setInterval> | undefined;
   if (server.broadcast && config.MESH_NATIVE_FANOUT) {
     hub.useBroadcast(server.broadcast);
@@ -119,6 +130,14 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   const where = config.DATABASE_URL ? 'DATABASE_URL' : store.kind === 'postgres' ? `an embedded Postgres server in ${config.MESH_DATA_DIR}` : `PGlite in ${config.MESH_DATA_DIR}`;
   log.info(`store: ${where}; runtime: ${runtime.name}`);
 
+  const stop = async () => {
+    clearInterval(backlogs);
+    clearInterval(expiries);
+    for (const session of hub.sessions()) session.close(CloseCode.GOING_AWAY, 'server shutting down');
+    await server.stop();
+    await cluster.close();
+    await store.close();
+  };
   return {
     port: server.port,
     url: `http://${config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST}:${server.port}`,
@@ -126,13 +145,18 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     store,
     cluster,
     hub,
-    async stop() {
-      clearInterval(backlogs);
-      clearInterval(expiries);
-      for (const session of hub.sessions()) session.close(CloseCode.GOING_AWAY, 'server shutting down');
-      await server.stop();
-      await cluster.close();
-      await store.close();
+    stop,
+    async drain() {
+      readiness.draining = true;
+      const sessions = [...hub.sessions()];
+      log.info(`draining: closing ${sessions.length} connections over ${config.MESH_DRAIN_TIME} ms`);
+      const steps = Math.max(1, Math.floor(config.MESH_DRAIN_TIME / DRAIN_STEP_MS));
+      const perStep = Math.ceil(sessions.length / steps);
+      for (let at = 0; at < sessions.length; at += perStep) {
+        for (const session of sessions.slice(at, at + perStep)) session.close(CloseCode.SERVICE_RESTART, 'server restarting: reconnect');
+        if (at + perStep < sessions.length) await new Promise((resolve) => setTimeout(resolve, DRAIN_STEP_MS)); // the pacing of the drain itself
+      }
+      await stop();
     },
   };
 }

@@ -33,7 +33,7 @@ function rawPost(url: string, chunks: string[], headers: Record<string, string> 
 
 describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
   test(
-    'auth, subscribe, API publish and client publish round trip; clean stop on SIGTERM',
+    'auth, subscribe, API publish and client publish round trip; a drain on SIGTERM (1012)',
     async () => {
       const mesh = await startProcess(runtime, { MESH_MAX_MESSAGE: '1k' });
       try {
@@ -83,7 +83,7 @@ describe.each(RUNTIMES)('pgmesh on %s', (runtime) => {
 
         const closing = a.closed;
         expect(await mesh.stop('SIGTERM')).toBe(0);
-        expect((await closing).code).toBe(1001);
+        expect((await closing).code).toBe(1012);
       } finally {
         await mesh.stop('SIGKILL');
       }

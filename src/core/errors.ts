@@ -23,6 +23,7 @@ const KINDS = {
   ERR_UNAVAILABLE: { num: 30, http: 503, text: 'store unavailable' },
   ERR_INTERNAL: { num: 31, http: 500, text: 'internal error' },
   ERR_OUTCOME_UNKNOWN: { num: 32, http: 504, text: 'the database did not say whether the message was stored' },
+  ERR_DRAINING: { num: 33, http: 503, text: 'this instance is shutting down: connect to another' },
   ERR_NOT_FOUND: { num: 40, http: 404, text: 'not found' },
   ERR_CLOSED: { num: 41, http: 410, text: 'connection closed' },
   ERR_FLOOD: { num: 42, http: 429, text: 'too many ops in flight' },

@@ -34,6 +34,8 @@ export interface GatewayOptions {
   auth: Authenticator;
   /** Prefix of connection ids, unique in the cluster. */
   instance: string;
+  /** The region this instance runs in, told to clients beside the instance. */
+  region?: string;
   /** Largest message data, in bytes. */
   maxMessage: number;
   /** Unread bytes past which a client is cut off. */
@@ -92,6 +94,11 @@ export class Gateway {
   #newId(): string {
     const random = crypto.getRandomValues(new Uint32Array(2));
     return `${this.#o.instance}.${(++this.#counter).toString(36)}${random[0]!.toString(36)}${random[1]!.toString(36)}`;
+  }
+
+  /** Which instance (and region) a client is connected to: in the auth reply and the SSE session event. */
+  get whereabouts(): { instance: string; region?: string } {
+    return this.#o.region === undefined ? { instance: this.#o.instance } : { instance: this.#o.instance, region: this.#o.region };
   }
 
   /** The session with this connection id, if it lives on this instance. */
@@ -185,7 +192,7 @@ export class Gateway {
       const { channel, name } = resolveChannel(given, session.uid);
       if (session.isSubscribed(channel)) continue;
       this.#o.hub.subscribe(session, channel, name, 'plain');
-      this.#o.hub.goLive(session, channel);
+      this.#o.hub.goLive(session, channel, this.#o.log.position);
       joined.push(channel);
     }
     if (joined.length > 0) this.#o.observer?.subscribed(session, joined);
@@ -235,7 +242,7 @@ export class Gateway {
     if (previous === null) this.#o.hub.joinAll(session);
     this.#armExpiry(session);
     if (previous?.uid !== identity.uid) this.#o.observer?.authenticated(session);
-    return ok('auth', rid, { uid: identity.uid, connection: session.id });
+    return ok('auth', rid, { uid: identity.uid, connection: session.id, ...this.whereabouts });
   }
 
   async #refresh(session: Session, token: string, rid: unknown): Promise<Reply> {
@@ -314,7 +321,7 @@ export class Gateway {
         }
       }
       for (const { channel, after } of plans) if (after !== undefined) await this.#replay(session, channel, after);
-      for (const { channel } of plans) this.#o.hub.goLive(session, channel);
+      for (const { channel } of plans) this.#o.hub.goLive(session, channel, this.#o.log.position);
     } catch (err) {
       for (const { channel } of plans) this.#o.hub.unsubscribe(session, channel);
       throw err;

@@ -67,8 +67,8 @@ export class Hub {
   }
 
   /** Moves a live subscription to the runtime's native fan-out when it can go there. */
-  goLive(session: Session, channel: string): void {
-    if (this.#broadcast === undefined || !session.goNative(channel)) return;
+  goLive(session: Session, channel: string, feedPosition: number): void {
+    if (this.#broadcast === undefined || !session.goNative(channel, feedPosition)) return;
     remove(this.#channels, channel, session);
     let formats = this.#native.get(channel);
     if (formats === undefined) this.#native.set(channel, (formats = new Map()));

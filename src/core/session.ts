@@ -40,6 +40,8 @@ export function nativeTopic(format: DeliveryFormat, channel: string): string {
 export const CloseCode = {
   GOING_AWAY: 1001,
   TOO_BIG: 1009,
+  /** The instance is draining for a restart or deploy: reconnect (the balancer sends you elsewhere). */
+  SERVICE_RESTART: 1012,
   TOKEN_EXPIRED: 4001,
   AUTH_TIMEOUT: 4002,
   KICKED: 4003,
@@ -220,10 +222,14 @@ export class Session {
    * the transport has topics, nothing is held back, no cursor needs each delivery,
    * and frames name the channel as stored.
    */
-  goNative(channel: string): boolean {
+  goNative(channel: string, feedPosition: number): boolean {
     const sub = this.#subs.get(channel);
     const topics = this.#sink.topics;
     if (!sub || !topics || sub.held !== null || sub.kind !== 'plain' || sub.native || sub.name !== channel || this.closed) return false;
+    // A client that resumed from an id this instance's feed has not reached yet (it saw it on
+    // another instance) would get those messages again from a native topic, which drops no
+    // duplicate: it stays on the per-session path, which does.
+    if (sub.lastId > feedPosition) return false;
     topics.subscribe(this.topic(channel));
     sub.native = true;
     return true;

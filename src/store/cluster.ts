@@ -58,6 +58,10 @@ export interface Cluster {
   channels(options: { prefix?: string; limit: number; after?: string }): Promise<Page<ChannelInfo>>;
   /** The users subscribed to a channel, and the last message id that state includes (join/leave events after it follow). */
   members(channel: string): Promise<{ uids: string[]; at: number }>;
+  /** Records where the other instances reach this one (MESH_ADVERTISE_URL). */
+  advertise(url: string): Promise<void>;
+  /** Where a live instance said it can be reached; null for an unknown or dead one. */
+  instanceUrl(instance: string): Promise<string | null>;
   /** Removes this instance's rows (leave events follow) and stops. */
   close(): Promise<void>;
 }
@@ -92,6 +96,7 @@ export class SqlCluster implements Cluster {
   #timer: ReturnType<typeof setInterval> | null = null;
   /** Since when every heartbeat succeeded (null: the last one failed). */
   #aliveSince: number | null = null;
+  #url: string | null = null;
   #closed = false;
 
   constructor(db: SqlDriver, options: ClusterOptions) {
@@ -191,11 +196,21 @@ export class SqlCluster implements Cluster {
     }
   }
 
+  async advertise(url: string): Promise<void> {
+    this.#url = url;
+    await this.#db.query('update mesh_instance set url = $2 where id = $1', [this.#o.instance, url]);
+  }
+
+  async instanceUrl(instance: string): Promise<string | null> {
+    const rows = await this.#read('select url from mesh_instance i where i.id = $1 and i.seen_at > now() - $LIVE::interval', [instance]);
+    return (rows[0]?.url as string | null | undefined) ?? null;
+  }
+
   async #heartbeat(): Promise<void> {
     const rows = await this.#db.query(
-      `insert into mesh_instance (id, region) values ($1, $2)
-       on conflict (id) do update set seen_at = now() returning (xmax = 0) as created`,
-      [this.#o.instance, this.#o.region ?? null],
+      `insert into mesh_instance (id, region, url) values ($1, $2, $3)
+       on conflict (id) do update set seen_at = now(), url = coalesce(excluded.url, mesh_instance.url) returning (xmax = 0) as created`,
+      [this.#o.instance, this.#o.region ?? null, this.#url],
     );
     const recreated = rows[0]?.created === true && this.#aliveSince !== null;
     this.#aliveSince ??= Date.now();

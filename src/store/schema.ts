@@ -258,6 +258,14 @@ export const MIGRATIONS: readonly Migration[] = [
       $$;
     `,
   },
+  {
+    version: 6,
+    sql: `
+      -- Where an instance can be reached by the others: an SSE uplink POST that lands
+      -- on another instance is relayed there.
+      alter table mesh_instance add column url text;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -13,6 +13,7 @@ import type { Gateway } from '../core/gateway.ts';
 import type { DeliveryFormat, Message } from '../core/message.ts';
 import { type Reply, decodeFrame, encodeReply, failed } from '../core/protocol.ts';
 import { boundedText } from '../core/request-body.ts';
+import { relayUplink, type UplinkRelay } from './uplink-relay.ts';
 import type { Session, SessionSink } from '../core/session.ts';
 import type { EventBody, RuntimeAdapter } from '../runtime/adapter.ts';
 
@@ -22,6 +23,8 @@ export interface SseOptions {
   retryMs: number;
   /** Largest uplink body, in bytes. */
   maxFrame: number;
+  /** Passes a POST for another instance's stream to that instance (absent: 404). */
+  relay?: UplinkRelay;
 }
 
 const MAX_FRAMES_PER_POST = 100;
@@ -149,7 +152,7 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
     const session = (sink.session = gateway.open(sink, { format, ackMode: false, transport: 'sse' }));
     try {
       raiseIfFailed(await gateway.run(session, { op: 'auth', token }));
-      sink.writeText(`retry: ${options.retryMs}\n${sseEvent('session', JSON.stringify({ session: session.id, uid: session.uid, connection: session.id }))}`);
+      sink.writeText(`retry: ${options.retryMs}\n${sseEvent('session', JSON.stringify({ session: session.id, uid: session.uid, connection: session.id, ...gateway.whereabouts }))}`);
       if (channels.length > 0) raiseIfFailed(await gateway.run(session, { op: 'subscribe', channels, since }));
     } catch (err) {
       sink.finish();
@@ -169,8 +172,13 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
   });
 
   app.post('/:session', async (c) => {
-    const session = gateway.session(c.req.param('session'));
-    if (!session || session.transport !== 'sse' || session.closed) throw new MeshError('ERR_NOT_FOUND', 'no such session: it was closed, or lives on another instance');
+    const id = c.req.param('session');
+    const session = gateway.session(id);
+    if (!session || session.transport !== 'sse' || session.closed) {
+      const relayed = session === undefined && options.relay ? await relayUplink(c, options.relay, id, options.maxFrame * MAX_FRAMES_PER_POST) : null;
+      if (relayed) return relayed;
+      throw new MeshError('ERR_NOT_FOUND', 'no such session: it was closed, or its instance is gone');
+    }
     const token = tokenOf(c, options.cookieName);
     if (!token) throw new MeshError('ERR_NOT_AUTH', 'no token: send Authorization: Bearer, ?token= or the cookie');
     const caller = await auth.verify(token);

@@ -57,3 +57,45 @@ export function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     });
   });
 }
+
+/**
+ * Proxies 127.0.0.1:<random port> to `targetPort`, holding every chunk `delayMs` in each
+ * direction (in order): a database in another region.
+ */
+export function startLatencyProxy(targetPort: number, delayMs: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const delayed = (from: Socket, to: Socket) => {
+    let last = 0;
+    from.on('data', (chunk) => {
+      const at = Math.max(Date.now() + delayMs, last);
+      last = at;
+      setTimeout(() => to.write(chunk), at - Date.now()); // the distance itself
+    });
+  };
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: '127.0.0.1', port: targetPort });
+    delayed(client, upstream);
+    delayed(upstream, client);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: (server.address() as { port: number }).port,
+        close: () =>
+          new Promise<void>((done) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => done());
+          }),
+      }),
+    );
+  });
+}
