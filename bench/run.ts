@@ -33,6 +33,17 @@ const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : quick ? 1 : 3;
 const onlyArg = args.indexOf('--only');
 const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',') : ['fanout', 'cross', 'durable', 'idle'];
 
+/** pgmesh on each runtime over DATABASE_URL, on the embedded Postgres, and on PGlite: the durable and idle scenarios' rows. */
+const PGMESH_STORES: SystemName[] = [
+  'pgmesh-bun',
+  'pgmesh-node',
+  'pgmesh-deno',
+  'pgmesh-bun-embedded',
+  'pgmesh-node-embedded',
+  'pgmesh-deno-embedded',
+  'pgmesh-bun-pglite',
+];
+
 // This machine allows 20,000 open files per process: 19,000 idle sockets is the most one server can hold here.
 const PLAN = quick
   ? {
@@ -65,30 +76,10 @@ const PLAN = quick
       crossLadder: [5000, 10_000, 20_000, 40_000, 80_000],
       crossLadderSeconds: 30,
       durableSeconds: 10,
-      durableSystems: [
-        'pgmesh-bun',
-        'pgmesh-node',
-        'pgmesh-deno',
-        'pgmesh-bun-embedded',
-        'pgmesh-node-embedded',
-        'pgmesh-deno-embedded',
-        'pgmesh-bun-pglite',
-        'bun-ceiling',
-        'ws-ceiling',
-      ] as SystemName[],
+      durableSystems: [...PGMESH_STORES, 'bun-ceiling', 'ws-ceiling'] as SystemName[],
       idleWs: 19_000,
       idleSse: 5000,
-      idleSystems: [
-        'pgmesh-bun',
-        'pgmesh-node',
-        'pgmesh-deno',
-        'pgmesh-bun-embedded',
-        'pgmesh-node-embedded',
-        'pgmesh-deno-embedded',
-        'pgmesh-bun-pglite',
-        'socketio',
-        'bun-ceiling',
-      ] as SystemName[],
+      idleSystems: [...PGMESH_STORES, 'socketio', 'bun-ceiling'] as SystemName[],
     };
 
 // --systems a,b: run every scenario over these systems instead of the plan's (the cross-instance
