@@ -3,9 +3,9 @@
  * WebSocket routes are registered before any header-setting middleware (which
  * would throw "Headers are immutable" on an upgrade).
  */
-import { Hono, type MiddlewareHandler } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
-import { MeshError } from './core/errors.ts';
+import { MeshError, asMeshError } from './core/errors.ts';
 import type { Config } from './config.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
 import type { Store } from './store/store.ts';
@@ -24,6 +24,10 @@ import { connectionsRoutes } from './api/connections.ts';
 import { channelsRoutes } from './api/channels.ts';
 import { openApiRoute } from './api/openapi.ts';
 import type { Cluster } from './store/cluster.ts';
+import { clientAddressOf } from './api/client-address.ts';
+import { metricsRoute } from './api/metrics.ts';
+import type { Metrics } from './metrics.ts';
+import type { Log } from './log.ts';
 
 export const WS_PATH = '/v1/ws';
 
@@ -43,19 +47,30 @@ export interface AppParts {
   auth: Authenticator;
   instance: string;
   devSecret: string | undefined;
+  metrics: Metrics;
+  log: Log;
 }
 
 /** Builds the HTTP application. */
-export function buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret }: AppParts): Hono {
+export function buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log }: AppParts): Hono {
   const app = new Hono();
-  app.onError((err, c) => errorResponse(c, err));
-  app.notFound((c) => errorResponse(c, new MeshError('ERR_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
+  const clientAddress = clientAddressOf(runtime, { onFly: config.FLY_MACHINE_ID !== undefined, trustedProxies: config.MESH_TRUSTED_PROXIES });
+  // Every error an HTTP caller gets passes here: counted by code, and logged when it is a bug of ours.
+  const answerError = (c: Context, err: unknown) => {
+    const e = asMeshError(err);
+    metrics.errorReported(e.code);
+    // A bug, not a refusal (an outage's 503s are counted, and the outage is logged once by the store).
+    if (e.code === 'ERR_INTERNAL') log.error('request failed', { method: c.req.method, path: c.req.path, ip: clientAddress(c), req: c.req.header('x-request-id'), err });
+    return errorResponse(c, e);
+  };
+  app.onError((err, c) => answerError(c, err));
+  app.notFound((c) => answerError(c, new MeshError('ERR_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
 
   const ws = config.MESH_DISABLE_WS
     ? () => {
         throw new MeshError('ERR_FORBIDDEN', 'WebSocket is disabled on this server: use /v1/sse');
       }
-    : websocketRoute(gateway, runtime, { maxFrame: config.MESH_MAX_FRAME });
+    : websocketRoute(gateway, runtime, { maxFrame: config.MESH_MAX_FRAME, clientAddress });
   // A draining instance takes no new realtime connection: the client retries, and lands elsewhere.
   const notDraining: MiddlewareHandler = async (c, next) => {
     if (readiness.draining) throw new MeshError('ERR_DRAINING');
@@ -85,6 +100,7 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
       heartbeatMs: config.MESH_SSE_HEARTBEAT,
       retryMs: config.MESH_SSE_RETRY,
       maxFrame: config.MESH_MAX_FRAME,
+      clientAddress,
       // fly-replay names machines: usable only while the instance ids are the machine ids (the default on Fly).
       relay: { instance, onFly: config.FLY_MACHINE_ID !== undefined && config.FLY_MACHINE_ID === instance, ownerUrl: (owner) => cluster.instanceUrl(owner) },
     }),
@@ -113,6 +129,10 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
     if (reasons.length === 0) return c.json({ ready: true });
     return c.json({ ready: false, reasons, code: readiness.draining ? 'ERR_DRAINING' : 'ERR_UNAVAILABLE' }, 503);
   });
+
+  // For Prometheus with the API key as its bearer token (or a scraper on this machine); MESH_METRICS_PORT serves it keyless.
+  app.use('/metrics', serverApiGuard(config.MESH_API_KEY, runtime));
+  app.route('/', metricsRoute(metrics.registry));
 
   // The API's own description is public: it holds nothing but the shape of the routes.
   app.route('/v1/mesh', openApiRoute());

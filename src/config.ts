@@ -3,6 +3,7 @@
  * defaults. A bad value stops the start with one line naming the setting.
  */
 import { z } from 'zod';
+import { isAddressRange } from './api/client-address.ts';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZES: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20 };
@@ -43,6 +44,15 @@ const origins = z.string().transform((text, ctx) => {
   const bad = list.find((o) => !/^https?:\/\/[^/\s]+$/i.test(o));
   if (bad !== undefined) {
     ctx.addIssue({ code: 'custom', message: `"${bad}" is not an origin like https://app.example.com` });
+    return z.NEVER;
+  }
+  return list;
+});
+const proxies = z.string().transform((text, ctx) => {
+  const list = text.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  const bad = list.find((p) => !isAddressRange(p));
+  if (bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${bad}" is not an IP address or range like 10.0.0.0/8 or fd00::/8` });
     return z.NEVER;
   }
   return list;
@@ -102,6 +112,12 @@ export const ConfigSchema = z.object({
   /** On SIGTERM/SIGINT the instance closes its clients spread over this long (1012, reconnect elsewhere), then exits: keep Fly's kill_timeout above it. */
   MESH_DRAIN_TIME: duration.default(10_000),
   MESH_LOG: z.enum(['debug', 'info', 'warn', 'silent']).default('info'),
+  /** JSON lines (for log shippers), pretty (for people), or auto: pretty when stderr is a terminal. */
+  MESH_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  /** Proxies in front of pgmesh (addresses or CIDR ranges) whose X-Forwarded-For names the client. Not needed on Fly (Fly-Client-IP). */
+  MESH_TRUSTED_PROXIES: proxies.default([]),
+  /** Also serve GET /metrics, with no key, on this port alone (for a scraper on a private network: Fly's [metrics]). */
+  MESH_METRICS_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).optional(),
   /** Set by Fly: this machine's id (the default MESH_INSTANCE_ID); an SSE uplink POST for another machine's stream is answered with fly-replay. */
   FLY_MACHINE_ID: z.string().regex(/^[\w-]{1,40}$/, 'a machine id').optional(),
   /** Set by Fly: this machine's private IPv6 address (the default MESH_ADVERTISE_URL). */

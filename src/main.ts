@@ -13,8 +13,8 @@ try {
   // Before the "listening" line: a signal sent as soon as it appears must find the drain in place
   // (the default action would kill the process and orphan the embedded Postgres).
   runtime.onShutdownSignal(async (signal) => {
-    console.error(`pgmesh: ${signal}, draining`);
-    await mesh.drain().catch((err) => console.error('pgmesh: drain failed:', err));
+    mesh.log.info('shutdown signal: draining', { signal });
+    await mesh.drain().catch((err: unknown) => mesh.log.error('drain failed', { err }));
     process.exit(0);
   });
   // The one line on stdout: tests and scripts read the port from it.

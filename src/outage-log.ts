@@ -24,10 +24,10 @@ export class OutageLog {
     if (this.#since === null) {
       this.#since = now;
       this.#lastSaid = now;
-      this.log.error(`${this.what} failing:`, err);
+      this.log.error(`${this.what} failing`, { err });
     } else if (now - this.#lastSaid >= this.reminderMs) {
       this.#lastSaid = now;
-      this.log.error(`${this.what} still failing after ${seconds(now - this.#since)} (${this.#failures} failures); last:`, err instanceof Error ? err.message : err);
+      this.log.error(`${this.what} still failing after ${seconds(now - this.#since)} (${this.#failures} failures)`, { last: err instanceof Error ? err.message : String(err) });
     }
   };
 

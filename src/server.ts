@@ -10,7 +10,9 @@ import { CloseCode } from './core/session.ts';
 import { Hub } from './core/hub.ts';
 import type { Config } from './config.ts';
 import { buildApp, type Readiness } from './app.ts';
-import { createLog, type Log } from './log.ts';
+import { createLog, formatFor, type Log } from './log.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { metricsRoute } from './api/metrics.ts';
 import { OutageLog } from './outage-log.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
 import { loadRuntime } from './runtime/detect.ts';
@@ -26,6 +28,8 @@ export interface RunningMesh {
   store: Store;
   cluster: Cluster;
   hub: Hub;
+  metrics: Metrics;
+  log: Log;
   /** Closes every connection (1001), flushes cursors, closes the store. */
   stop(): Promise<void>;
   /**
@@ -53,8 +57,9 @@ export interface StartOptions {
 /** Starts an instance; resolves once it is listening. */
 export async function startMesh(config: Config, options: StartOptions = {}): Promise<RunningMesh> {
   const instance = config.MESH_INSTANCE_ID ?? `${hostname()}-${process.pid}`;
-  const log = options.log ?? createLog(config.MESH_LOG, instance);
+  const log = options.log ?? createLog({ level: config.MESH_LOG, format: formatFor(config.MESH_LOG_FORMAT), instance, region: config.MESH_REGION });
   const runtime = options.runtime ?? (await loadRuntime());
+  const metrics = createMetrics({ instance, region: config.MESH_REGION, runtime: runtime.name });
   const database = new OutageLog('database', log);
   const opened = await openStore({
     databaseUrl: config.DATABASE_URL,
@@ -67,11 +72,13 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     maxMessage: config.MESH_MAX_MESSAGE,
     onError: database.failed,
     onHealthy: database.healthy,
+    observer: metrics.store,
   });
   const store = opened.store;
   await store.start();
 
   const hub = new Hub();
+  metrics.watch(hub, store);
   store.onMessages((batch) => hub.deliver(batch));
   const cluster = opened.cluster({
     instance,
@@ -99,26 +106,25 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     instance,
     region: config.MESH_REGION,
     authTimeoutMs: config.MESH_AUTH_TIMEOUT,
-    observer: everyOf([presenceOf(cluster), ...(options.observers ?? [])]),
+    observer: everyOf([presenceOf(cluster), lifecycleLog(log), ...(options.observers ?? [])]),
     members: cluster,
     maxMessage: config.MESH_MAX_MESSAGE,
     maxBuffered: config.MESH_MAX_BUFFERED,
     expiryHorizonMs: options.expiryHorizonMs,
-    onError: (err) => log.error('op failed:', err),
+    onError: (err) => log.error('op failed', { err }),
+    onErrorReply: metrics.errorReported,
   });
   hub.onCommand((message) => {
     const command = readCommand(message.data);
     if (command) gateway.command(command);
-    else log.warn(`ignored command ${message.id}: not one this version knows`);
+    else log.warn('ignored a command this version does not know', { id: message.id });
   });
   const readiness: Readiness = { draining: false };
-  const app = buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret });
-  const server = await runtime.serve(app.fetch, {
-    port: config.PORT,
-    hostname: config.HOST,
-    maxFrame: config.MESH_MAX_FRAME,
-    maxBuffered: config.MESH_MAX_BUFFERED,
-  });
+  const app = buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log });
+  const listen = { hostname: config.HOST, maxFrame: config.MESH_MAX_FRAME, maxBuffered: config.MESH_MAX_BUFFERED };
+  const server = await runtime.serve(app.fetch, { ...listen, port: config.PORT });
+  // The scraper's own port: /metrics only, no key (it is meant for a private network).
+  const metricsServer = config.MESH_METRICS_PORT === undefined ? null : await runtime.serve(metricsRoute(metrics.registry).fetch, { ...listen, port: config.MESH_METRICS_PORT });
   const expiries = setInterval(() => gateway.armDueExpiries(), gateway.expirySweepMs);
   await cluster.advertise(config.MESH_ADVERTISE_URL ?? (config.FLY_PRIVATE_IP ? `http://[${config.FLY_PRIVATE_IP}]:${server.port}` : `http://127.0.0.1:${server.port}`));
   let backlogs: ReturnType<typeof setInterval> | undefined;
@@ -128,13 +134,14 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   }
   if (!config.MESH_API_KEY) log.warn('MESH_API_KEY is not set: the server API answers loopback callers only');
   const where = config.DATABASE_URL ? 'DATABASE_URL' : store.kind === 'postgres' ? `an embedded Postgres server in ${config.MESH_DATA_DIR}` : `PGlite in ${config.MESH_DATA_DIR}`;
-  log.info(`store: ${where}; runtime: ${runtime.name}`);
+  log.info('started', { store: where, runtime: runtime.name, port: server.port, metricsPort: metricsServer?.port });
 
   const stop = async () => {
     clearInterval(backlogs);
     clearInterval(expiries);
     for (const session of hub.sessions()) session.close(CloseCode.GOING_AWAY, 'server shutting down');
     await server.stop();
+    await metricsServer?.stop();
     await cluster.close();
     await store.close();
   };
@@ -145,11 +152,13 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     store,
     cluster,
     hub,
+    metrics,
+    log,
     stop,
     async drain() {
       readiness.draining = true;
       const sessions = [...hub.sessions()];
-      log.info(`draining: closing ${sessions.length} connections over ${config.MESH_DRAIN_TIME} ms`);
+      log.info('draining', { connections: sessions.length, overMs: config.MESH_DRAIN_TIME });
       const steps = Math.max(1, Math.floor(config.MESH_DRAIN_TIME / DRAIN_STEP_MS));
       const perStep = Math.ceil(sessions.length / steps);
       for (let at = 0; at < sessions.length; at += perStep) {
@@ -167,6 +176,16 @@ function devSecretIfNoAuth(config: Config, log: Log): string | undefined {
   if (config.JWT_SECRET || config.JWKS_URL || config.AUTH_URL) return undefined;
   log.warn('no JWT_SECRET, JWKS_URL or AUTH_URL: demo mode, tokens from GET /v1/dev/token (loopback only)');
   return Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** One line when a connection authenticates and one when it closes, with its id and the client's address. */
+function lifecycleLog(log: Log): SessionObserver {
+  return {
+    authenticated: (s) => log.info('connection authenticated', { conn: s.id, uid: s.uid, transport: s.transport, ip: s.address }),
+    subscribed: () => {},
+    unsubscribed: () => {},
+    closed: (s) => log.info('connection closed', { conn: s.id, uid: s.uid, transport: s.transport, ip: s.address, seconds: Math.round((Date.now() - s.connectedAt) / 1000) }),
+  };
 }
 
 /** Keeps the cluster's presence rows in step with the sessions of this instance. */

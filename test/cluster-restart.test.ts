@@ -6,6 +6,7 @@
 import { describe, expect, test } from 'bun:test';
 import { collect, startCluster } from './harness/cluster.ts';
 import { postgresServer } from './harness/postgres.ts';
+import { logLines } from './harness/process.ts';
 import { pollUntil } from './harness/waiter.ts';
 
 const server = await postgresServer();
@@ -49,9 +50,9 @@ describe('Postgres restart during a publish stream', () => {
     const before = acked.length;
     await ackedAtLeast(before + 100);
     await pollUntil(async () => A.stderr().slice(logBefore).includes('database back after'), 15_000, 'A logs the recovery');
-    const outageLog = A.stderr().slice(logBefore).split('\n').filter((line) => line.startsWith('pgmesh['));
-    expect(outageLog.filter((line) => line.includes('database failing'))).toHaveLength(1);
-    expect(outageLog.filter((line) => line.includes('database back after'))).toHaveLength(1);
+    const outageLog = logLines(A.stderr().slice(logBefore)).filter((line) => line.level !== 'info');
+    expect(outageLog.filter((line) => line.msg === 'database failing')).toHaveLength(1);
+    expect(outageLog.filter((line) => line.msg.startsWith('database back after'))).toHaveLength(1);
     expect(outageLog.length).toBeLessThanOrEqual(4);
     running = false;
     await publisher;

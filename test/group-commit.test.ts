@@ -71,4 +71,41 @@ describe('GroupCommit', () => {
     r.release();
     await waiting;
   });
+
+  test('with overlapAfterMs, a group that has waited that long goes behind the one in flight, up to maxInFlight', async () => {
+    const calls: { items: string[]; release: () => void }[] = [];
+    let next = 1;
+    let called: (() => void) | null = null;
+    const commit = (items: string[]) =>
+      new Promise<number[]>((resolve) => {
+        // Ids are handed out in call order, as the store's one pipelined connection does.
+        const ids = items.map(() => next++);
+        calls.push({ items, release: () => resolve(ids) });
+        called?.();
+      });
+    const nextCall = () => new Promise<void>((resolve) => (called = resolve));
+    const gc = new GroupCommit<string>({ commit, maxItems: 100, maxBytes: 1 << 20, maxQueued: 1000, size: (s) => s.length, maxInFlight: 2, overlapAfterMs: 30 });
+    const started = performance.now();
+    const first = gc.add(['a'], overflow);
+    const secondCall = nextCall();
+    const second = gc.add(['b'], overflow);
+    const third = gc.add(['c'], overflow);
+    expect(calls.map((c) => c.items)).toEqual([['a']]);
+    await secondCall;
+    // It waited for the first group, then went with everything that had come meanwhile.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(29);
+    expect(calls.map((c) => c.items)).toEqual([['a'], ['b', 'c']]);
+    const fourth = gc.add(['d'], overflow);
+    // Two in flight: the fourth waits for a free place, however long it has waited.
+    const thirdCall = nextCall();
+    calls[1]!.release();
+    expect(await second).toEqual([2]);
+    expect(await third).toEqual([3]);
+    await thirdCall;
+    expect(calls.map((c) => c.items)).toEqual([['a'], ['b', 'c'], ['d']]);
+    calls[0]!.release();
+    calls[2]!.release();
+    expect(await first).toEqual([1]);
+    expect(await fourth).toEqual([4]);
+  });
 });

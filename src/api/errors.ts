@@ -3,7 +3,7 @@ import type { Context } from 'hono';
 import { asMeshError } from '../core/errors.ts';
 
 /** The JSON error response for anything thrown on an HTTP route. */
-export function errorResponse(c: Context, err: unknown): Response {
+export function errorResponse(c: Context, err: unknown, headers?: Record<string, string>): Response {
   const e = asMeshError(err);
-  return c.json({ success: false, code: e.code, error: e.message }, e.http);
+  return c.json({ success: false, code: e.code, error: e.message }, e.http, headers);
 }

@@ -8,7 +8,7 @@
 import type { Authenticator } from './auth.ts';
 import { ALL_CHANNEL, canPublish, canSubscribe, isOwnChannel, presenceChannel, resolveChannel, userChannel } from './channels.ts';
 import type { CommandTarget, MeshCommand } from './commands.ts';
-import { MeshError, asMeshError } from './errors.ts';
+import { MeshError, asMeshError, type MeshErrorCode } from './errors.ts';
 import type { Hub } from './hub.ts';
 import type { DeliveryFormat } from './message.ts';
 import type { MessageLog } from './message-log.ts';
@@ -48,6 +48,8 @@ export interface GatewayOptions {
   /** Answers `"presence": true` subscribes; without it they are refused. */
   members?: MemberList;
   onError?: (err: unknown) => void;
+  /** Told the code of every error reply a client gets (metrics). */
+  onErrorReply?: (code: MeshErrorCode) => void;
 }
 
 export interface OpenOptions {
@@ -55,6 +57,8 @@ export interface OpenOptions {
   transport: TransportName;
   /** The client acks explicitly: its cursors move on `ack` only, not on delivery. */
   ackMode: boolean;
+  /** The client's address (for logs and limits). */
+  address?: string;
 }
 
 const HISTORY_PAGE = 1000;
@@ -84,7 +88,7 @@ export class Gateway {
 
   /** Creates and registers the session of a new connection. */
   open(sink: SessionSink, options: OpenOptions): Session {
-    const session = new Session(sink, { id: this.#newId(), format: options.format, transport: options.transport, ackMode: options.ackMode }, this.#policy);
+    const session = new Session(sink, { id: this.#newId(), format: options.format, transport: options.transport, ackMode: options.ackMode, address: options.address }, this.#policy);
     this.#o.hub.attach(session);
     session.setTimer('auth', this.#o.authTimeoutMs);
     return session;
@@ -106,13 +110,19 @@ export class Gateway {
     return this.#o.hub.session(id);
   }
 
+  /** An error reply, counted: every error a client is told goes through here. */
+  fail(op: string, rid: unknown, error: MeshError): Reply {
+    this.#o.onErrorReply?.(error.code);
+    return failed(op, rid, error);
+  }
+
   /** Runs one text frame from a client and writes its reply to the session. */
   receive(session: Session, text: string): void {
     let frame: unknown;
     try {
       frame = decodeFrame(text);
     } catch (err) {
-      session.reply(failed('error', undefined, asMeshError(err)));
+      session.reply(this.fail('error', undefined, asMeshError(err)));
       return;
     }
     void this.handle(session, frame).then((reply) => session.reply(reply));
@@ -124,7 +134,7 @@ export class Gateway {
     try {
       command = parseCommand(frame);
     } catch (err) {
-      return Promise.resolve(failed(replyOp(frame), ridOf(frame), asMeshError(err)));
+      return Promise.resolve(this.fail(replyOp(frame), ridOf(frame), asMeshError(err)));
     }
     return this.run(session, command);
   }
@@ -132,10 +142,10 @@ export class Gateway {
   /** Queues a validated command behind the session's earlier ones. */
   run(session: Session, command: Command): Promise<Reply> {
     const name = replyName(command);
-    if (session.closed) return Promise.resolve(failed(name, command.rid, new MeshError('ERR_CLOSED')));
+    if (session.closed) return Promise.resolve(this.fail(name, command.rid, new MeshError('ERR_CLOSED')));
     if (session.queued >= MAX_QUEUED_OPS) {
       session.close(CloseCode.FLOOD, 'too many ops in flight');
-      return Promise.resolve(failed(name, command.rid, new MeshError('ERR_FLOOD')));
+      return Promise.resolve(this.fail(name, command.rid, new MeshError('ERR_FLOOD')));
     }
     session.queued++;
     const done = session.queue.then(async (): Promise<Reply> => {
@@ -144,7 +154,7 @@ export class Gateway {
       } catch (err) {
         const e = asMeshError(err);
         if (e.code === 'ERR_INTERNAL') this.#o.onError?.(err);
-        return failed(name, command.rid, e);
+        return this.fail(name, command.rid, e);
       } finally {
         // The last op out leaves the queue as it found it: an idle connection holds no promise of its own.
         if (--session.queued === 0) session.queue = NOTHING_QUEUED;

@@ -26,6 +26,8 @@ export class Hub {
   #onCommand: ((message: Message) => void) | undefined;
   /** format -> how many sessions are in the native `$all` topic. */
   readonly #allNative = new Map<DeliveryFormat, number>();
+  /** Messages handed to local subscribers so far, one per subscriber (a running total, for metrics). */
+  delivered = 0;
 
   /** Hands `$cmd` messages to `run`, at their place in the feed (so what follows them sees their effect). */
   onCommand(run: (message: Message) => void): void {
@@ -112,10 +114,14 @@ export class Hub {
         continue;
       }
       const subscribers = this.#channels.get(message.channel);
-      if (subscribers !== undefined) for (const session of subscribers) session.deliver(message);
+      if (subscribers !== undefined) {
+        for (const session of subscribers) session.deliver(message);
+        this.delivered += subscribers.size;
+      }
       const native = this.#native.get(message.channel);
       if (native === undefined) continue;
       for (const [format, sessions] of native) {
+        this.delivered += sessions.size;
         // A topic publish reaches every socket on it: a message that must skip some goes socket by socket.
         if (message.exclude === null) this.#broadcast!(nativeTopic(format, message.channel), message.frame(format));
         else for (const session of sessions) session.deliver(message);
@@ -124,6 +130,7 @@ export class Hub {
   }
 
   #deliverAll(message: Message): void {
+    this.delivered += this.#sessions.size;
     for (const format of this.#allNative.keys()) {
       if (message.exclude === null) this.#broadcast!(nativeTopic(format, ALL_CHANNEL), message.frame(format));
     }

@@ -10,7 +10,7 @@
 import type { Identity } from './auth.ts';
 import type { DeliveryFormat, Message } from './message.ts';
 import type { Reply } from './protocol.ts';
-import { ALL_CHANNEL } from './channels.ts';
+import { ALL_CHANNEL, RESERVED_PREFIX } from './channels.ts';
 
 export type TransportName = 'websocket' | 'sse';
 
@@ -82,6 +82,8 @@ export interface SessionOptions {
   transport: TransportName;
   /** The client acks explicitly: its cursors move on `ack` only, not on delivery. */
   ackMode: boolean;
+  /** The client's address, as the deployment's proxies tell it. */
+  address?: string;
 }
 
 /** What every session of a gateway shares: one object, not a copy per connection. */
@@ -109,6 +111,7 @@ export class Session {
   readonly format: DeliveryFormat;
   readonly transport: TransportName;
   readonly ackMode: boolean;
+  readonly address: string | undefined;
   readonly connectedAt = Date.now();
   identity: Identity | null = null;
   closed = false;
@@ -130,12 +133,20 @@ export class Session {
     this.format = options.format;
     this.transport = options.transport;
     this.ackMode = options.ackMode;
+    this.address = options.address;
     this.#sink = sink;
     this.#policy = policy;
   }
 
   get uid(): string | undefined {
     return this.identity?.uid;
+  }
+
+  /** How many channels it is subscribed to (not counting pgmesh's own `$` ones). */
+  get subscriptionCount(): number {
+    let n = 0;
+    for (const channel of this.#subs.keys()) if (!channel.startsWith(RESERVED_PREFIX)) n++;
+    return n;
   }
 
   /** Channels this session is subscribed to (as stored). */
@@ -145,7 +156,7 @@ export class Session {
 
   /** The channels a user sees themselves subscribed to (not pgmesh's own `$` ones), as stored. */
   visibleChannels(): string[] {
-    return [...this.#subs.keys()].filter((c) => !c.startsWith('$'));
+    return [...this.#subs.keys()].filter((c) => !c.startsWith(RESERVED_PREFIX));
   }
 
   isSubscribed(channel: string): boolean {

@@ -22,6 +22,12 @@ export interface ListenEvents {
 
 export interface SqlDriver extends SqlQuery {
   readonly kind: 'postgres' | 'pglite';
+  /**
+   * Runs one statement after every statement queued here before it has finished at the
+   * server, without waiting for their answers to come back: statements queued in order
+   * commit in that order, and a far database costs one round trip for all of them.
+   */
+  queryInOrder(text: string, params?: readonly unknown[]): Promise<Row[]>;
   /** Runs `fn` in one transaction on one connection. */
   transaction<T>(fn: (tx: SqlQuery) => Promise<T>): Promise<T>;
   /** LISTENs on `channel` from now on, reconnecting by itself; resolves once first listening. */

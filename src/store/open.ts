@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Store } from './store.ts';
+import type { Store, StoreObserver } from './store.ts';
 import type { PostgresOptions } from './postgres.ts';
 import { SqlStore } from './sql-store.ts';
 import { SqlCluster, type Cluster, type ClusterOptions } from './cluster.ts';
@@ -58,6 +58,7 @@ export interface StoreSettings {
   maxMessage: number;
   onError?: (err: unknown) => void;
   onHealthy?: () => void;
+  observer?: StoreObserver;
 }
 
 /** The message store, and the cluster state kept in the same database. */
@@ -79,7 +80,7 @@ export async function openStore(settings: StoreSettings): Promise<OpenStore> {
     driver = await openEmbeddedServer(settings.dataDir, postgresOptions);
   }
   return {
-    store: new SqlStore(driver, { retentionMs: settings.retentionMs, groupCommit: settings.groupCommit, maxMessage: settings.maxMessage, onError: settings.onError, onHealthy: settings.onHealthy }),
+    store: new SqlStore(driver, { retentionMs: settings.retentionMs, groupCommit: settings.groupCommit, maxMessage: settings.maxMessage, onError: settings.onError, onHealthy: settings.onHealthy, observer: settings.observer }),
     cluster: (options) => new SqlCluster(driver, options),
   };
 }

@@ -23,9 +23,12 @@ export async function openPglite(dataDir: string): Promise<SqlDriver> {
     query: async (text, params) => (await q.query<Row>(text, params as unknown[] | undefined)).rows,
     exec: async (text) => void (await q.exec(text)),
   });
+  const direct = asQuery(db);
   return {
     kind: 'pglite',
-    ...asQuery(db),
+    ...direct,
+    // PGlite runs its queries one at a time, in the order they were made.
+    queryInOrder: direct.query,
     transaction: (fn) => db.transaction((tx) => fn(asQuery(tx))),
     // In-process: the listener cannot be cut off from the database, so onLost never fires.
     listen: async (channel, events) => {

@@ -36,25 +36,29 @@ const NEVER_SENT = new Set(['ECONNREFUSED', 'CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI
 /** Connects to a Postgres server. */
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<SqlDriver> {
   const name = (options.applicationName ?? 'pgmesh').slice(0, 56);
-  const makePool = () =>
+  const makePool = (max: number) =>
     postgres(url, {
-      max: options.max ?? 8,
+      max,
       path: options.socket,
       onnotice: () => {},
       connect_timeout: CONNECT_TIMEOUT_S,
       keep_alive: 10,
       connection: { application_name: name, statement_timeout: STATEMENT_TIMEOUT_MS },
     });
-  let pool = makePool();
+  let pool = makePool(options.max ?? 8);
+  // A pool of one connection is an ordered lane: postgres.js pipelines a busy connection's
+  // queries, and the server runs one connection's statements one after another.
+  let lane = makePool(1);
   // A half-open socket makes a query hang until TCP gives up (many minutes). So every
   // query has a deadline, and a missed deadline — or a dead LISTEN session, which
   // usually means the network path died — replaces the pool. The old one is retired
   // gracefully: queries in flight on its healthy connections finish (a LISTEN drop on a
   // healthy database fails nothing); after RETIRE_GRACE_S what still hangs is destroyed.
   const resetPool = () => {
-    const old = pool;
-    pool = makePool();
-    void old.end({ timeout: RETIRE_GRACE_S }).catch(() => {});
+    const old = [pool, lane];
+    pool = makePool(options.max ?? 8);
+    lane = makePool(1);
+    for (const retired of old) void retired.end({ timeout: RETIRE_GRACE_S }).catch(() => {});
   };
   const asQuery = (q: () => postgres.Sql | postgres.TransactionSql, deadlineMs: number | null): SqlQuery => ({
     query: async (text, params) => {
@@ -71,6 +75,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   return {
     kind: 'postgres',
     ...asQuery(() => pool, QUERY_DEADLINE_MS),
+    queryInOrder: asQuery(() => lane, QUERY_DEADLINE_MS).query,
     transaction: async (fn) => (await pool.begin((tx) => fn(asQuery(() => tx, null)))) as Awaited<ReturnType<typeof fn>>,
     listen: async (channel, events) => {
       const listener = new Listener(url, channel, {
@@ -85,7 +90,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     },
     close: async () => {
       await Promise.all(listeners.map((l) => l.stop()));
-      await pool.end({ timeout: 5 });
+      await Promise.all([pool.end({ timeout: 5 }), lane.end({ timeout: 5 })]);
     },
   };
 }

@@ -5,7 +5,7 @@
  */
 import { MeshError } from '../core/errors.ts';
 import { Message } from '../core/message.ts';
-import type { FeedListener, NewMessage, Store } from './store.ts';
+import type { FeedListener, NewMessage, Store, StoreObserver } from './store.ts';
 import { OutcomeUnknown, type Row, type SqlDriver, type SqlQuery } from './driver.ts';
 import { Feed } from './feed.ts';
 import { CursorBatch } from './cursor-batch.ts';
@@ -35,6 +35,8 @@ export interface SqlStoreOptions {
   /** How long to keep asking whether a publish whose answer was lost committed. */
   resolveBudgetMs?: number;
   onError?: (err: unknown) => void;
+  /** Told of publishes, commits, notifications and cursor writes (metrics). */
+  observer?: StoreObserver;
 }
 
 interface Notification {
@@ -43,6 +45,8 @@ interface Notification {
   m?: [string, string, string | null, string[] | null][];
   /** mesh_publish() wrote to the inbox. */
   inbox?: 1;
+  /** When it committed, in ms since the epoch by the database's clock. */
+  at?: number;
 }
 
 const encoder = new TextEncoder();
@@ -63,12 +67,14 @@ export class SqlStore implements Store {
   #closed = false;
   #pending = new Set<Promise<void>>();
   #onError: (err: unknown) => void;
+  readonly #observer: StoreObserver | undefined;
 
   constructor(db: SqlDriver, options: SqlStoreOptions) {
     this.kind = db.kind;
     this.#db = db;
     this.#options = options;
     this.#onError = options.onError ?? ((err) => console.error('pgmesh store:', err));
+    this.#observer = options.observer;
     this.#feed = new Feed((after, upTo) => this.#readRange(after, upTo), (err) => this.#report(err));
     this.#commits = new GroupCommit<NewMessage>({
       commit: (items) => this.#commit(items),
@@ -76,6 +82,9 @@ export class SqlStore implements Store {
       maxBytes: 4 * 1024 * 1024,
       maxQueued: options.maxQueued ?? 100_000,
       size: (m) => m.data.length + m.channel.length + 16,
+      // Publishes go down one pipelined connection (queryInOrder), so groups may overlap.
+      maxInFlight: 32,
+      overlapAfterMs: 10,
     });
   }
 
@@ -173,8 +182,17 @@ export class SqlStore implements Store {
   }
 
   publish(messages: readonly NewMessage[]): Promise<number[]> {
-    if (this.#options.groupCommit === false) return this.#commit([...messages]);
-    return this.#commits.add(messages, () => new MeshError('ERR_UNAVAILABLE', 'store unavailable: too many publishes waiting for the database'));
+    const committed =
+      this.#options.groupCommit === false
+        ? this.#commit([...messages])
+        : this.#commits.add(messages, () => new MeshError('ERR_UNAVAILABLE', 'store unavailable: too many publishes waiting for the database'));
+    const observer = this.#observer;
+    if (observer === undefined) return committed;
+    const started = performance.now();
+    return committed.then((ids) => {
+      observer.published(ids.length, (performance.now() - started) / 1000);
+      return ids;
+    });
   }
 
   async #commit(items: NewMessage[]): Promise<number[]> {
@@ -183,12 +201,13 @@ export class SqlStore implements Store {
     const token = crypto.randomUUID();
     let to: number;
     try {
-      const rows = await this.#db.query(PUBLISH_SQL, [bodies, items.length, inline, token]);
+      const rows = await this.#db.queryInOrder(PUBLISH_SQL, [bodies, items.length, inline, token]);
       to = Number(rows[0]!.last_id);
     } catch (err) {
       if (!(err instanceof OutcomeUnknown)) throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: publish not committed', { cause: err });
       to = await this.#resolve(token, err);
     }
+    this.#observer?.committed(items.length);
     const from = to - items.length + 1;
     // Hand our own batch to the feed now rather than waiting for its NOTIFY to come back.
     this.#feed.offer(from, to, items.map((m, i) => new Message(from + i, m.channel, m.data, m.sender, m.exclude?.length ? m.exclude : null)), true);
@@ -231,6 +250,7 @@ export class SqlStore implements Store {
     }
     const { from, to } = n;
     if (typeof from !== 'number' || typeof to !== 'number') return;
+    if (typeof n.at === 'number') this.#observer?.arrived(to - from + 1, (Date.now() - n.at) / 1000);
     const messages = n.m ? n.m.map(([channel, data, sender, exclude], i) => new Message(from + i, channel, data, sender, exclude ?? null)) : null;
     this.#feed.offer(from, to, messages, false);
   }
@@ -289,6 +309,7 @@ export class SqlStore implements Store {
   flushCursors(): Promise<void> {
     return this.#cursors.flush(async (moves) => {
       await this.#db.query(CURSOR_UPSERT_SQL, [JSON.stringify(moves.map((m) => [m.uid, m.channel, m.id]))]);
+      this.#observer?.cursorsWritten(moves.length);
     });
   }
 

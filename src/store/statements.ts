@@ -8,6 +8,9 @@ export const NOTIFY_CHANNEL = 'pgmesh';
 /** Rows per read when catching up or sequencing the inbox. */
 export const PAGE = 1000;
 
+// The notification's "at": when the statement ran, just before its commit (for the backplane-lag metric).
+const COMMIT_TIME = `',"at":' || (extract(epoch from clock_timestamp()) * 1000)::int8`;
+
 // One statement, one round trip: take ids from the counter (which serialises
 // publishers until commit), insert the batch, notify. $1 is a JSON array of
 // [channel, data, sender, exclude] entries; $4 a token naming this statement in
@@ -27,7 +30,7 @@ export const PUBLISH_SQL = `
     insert into mesh_publish_log (token, last_id, n) select $4::uuid, seq.last_id, $2::int4 from seq
   )
   select seq.last_id as last_id,
-    pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - $2::int8 + 1) || ',"to":' || seq.last_id
+    pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - $2::int8 + 1) || ',"to":' || seq.last_id || ${COMMIT_TIME}
       || coalesce(',"m":' || case when $3::boolean then $1::text end, '') || '}')
   from seq`;
 
@@ -50,7 +53,7 @@ export const SEQUENCE_INBOX_SQL = `
     select seq.last_id - seq.n + numbered.ord, numbered.channel, numbered.data, null from numbered, seq
   )
   select seq.last_id as last_id, seq.n as n,
-    pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - seq.n + 1) || ',"to":' || seq.last_id || '}')
+    pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - seq.n + 1) || ',"to":' || seq.last_id || ${COMMIT_TIME} || '}')
   from seq`;
 
 export const CURSOR_UPSERT_SQL = `

@@ -11,6 +11,18 @@ export type { NewMessage };
 /** Receives committed messages, contiguous and in id order. */
 export type FeedListener = (batch: readonly Message[]) => void;
 
+/** Told what the store does, for metrics; called once per publish call, commit, notification or flush. */
+export interface StoreObserver {
+  /** A publish of `count` messages committed, `seconds` after it reached the store. */
+  published(count: number, seconds: number): void;
+  /** One commit carried `size` messages. */
+  committed(size: number): void;
+  /** A notification brought `count` messages, `lagSeconds` after their commit (by the database's clock). */
+  arrived(count: number, lagSeconds: number): void;
+  /** Per-user cursor rows written. */
+  cursorsWritten(rows: number): void;
+}
+
 export interface Store extends MessageLog {
   /** Which implementation this is, for logs and /healthz. */
   readonly kind: 'postgres' | 'pglite';

@@ -11,7 +11,8 @@ import { bearerToken, type Authenticator } from '../core/auth.ts';
 import { MeshError } from '../core/errors.ts';
 import type { Gateway } from '../core/gateway.ts';
 import type { DeliveryFormat, Message } from '../core/message.ts';
-import { type Reply, decodeFrame, encodeReply, failed } from '../core/protocol.ts';
+import { type Reply, decodeFrame, encodeReply } from '../core/protocol.ts';
+import type { ClientAddress } from '../api/client-address.ts';
 import { boundedText } from '../core/request-body.ts';
 import { relayUplink, type UplinkRelay } from './uplink-relay.ts';
 import type { Session, SessionSink } from '../core/session.ts';
@@ -25,6 +26,8 @@ export interface SseOptions {
   maxFrame: number;
   /** Passes a POST for another instance's stream to that instance (absent: 404). */
   relay?: UplinkRelay;
+  /** The client's address behind the deployment's proxies. */
+  clientAddress?: ClientAddress;
 }
 
 const MAX_FRAMES_PER_POST = 100;
@@ -149,7 +152,7 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
     const format: DeliveryFormat = c.req.query('format') === 'envelope' ? 'envelope' : 'raw';
     // A client gone while we authenticate is noticed too: the runtime's body tells (see EventBody).
     const sink = new EventStream(format, streams, gateway, runtime, c.req.raw);
-    const session = (sink.session = gateway.open(sink, { format, ackMode: false, transport: 'sse' }));
+    const session = (sink.session = gateway.open(sink, { format, ackMode: false, transport: 'sse', address: options.clientAddress?.(c) }));
     try {
       raiseIfFailed(await gateway.run(session, { op: 'auth', token }));
       sink.writeText(`retry: ${options.retryMs}\n${sseEvent('session', JSON.stringify({ session: session.id, uid: session.uid, connection: session.id, ...gateway.whereabouts }))}`);
@@ -192,7 +195,7 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
     for (const frame of frames) {
       if (typeof frame === 'object' && frame !== null && (frame as { op?: unknown }).op === 'auth') {
         const refused = new MeshError('ERR_FORBIDDEN', 'the stream is authenticated when it opens: use refresh');
-        replies.push(encodeReply(failed('auth', (frame as { rid?: unknown }).rid, refused)));
+        replies.push(encodeReply(gateway.fail('auth', (frame as { rid?: unknown }).rid, refused)));
         continue;
       }
       replies.push(encodeReply(await gateway.handle(session, frame)));

@@ -9,6 +9,7 @@
 import type { Context } from 'hono';
 import { MeshError } from '../core/errors.ts';
 import { boundedText } from '../core/request-body.ts';
+import { errorResponse } from '../api/errors.ts';
 
 export interface UplinkRelay {
   /** This instance's id. */
@@ -36,7 +37,7 @@ export async function relayUplink(c: Context, relay: UplinkRelay, session: strin
   if (c.req.header(RELAYED_BY) !== undefined || c.req.header('fly-replay-src') !== undefined) return null;
   if (relay.onFly) {
     const gone = new MeshError('ERR_NOT_FOUND', `session ${session} lives on ${owner}: replayed there by Fly's proxy`);
-    return c.json({ success: false, code: gone.code, error: gone.message }, 404, { 'fly-replay': `instance=${owner}` });
+    return errorResponse(c, gone, { 'fly-replay': `instance=${owner}` });
   }
   const url = await relay.ownerUrl(owner);
   if (url === null) return null;

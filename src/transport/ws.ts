@@ -8,12 +8,15 @@ import type { MiddlewareHandler } from 'hono';
 import { MeshError } from '../core/errors.ts';
 import type { Gateway } from '../core/gateway.ts';
 import type { DeliveryFormat, Message } from '../core/message.ts';
-import { type Reply, encodeReply, failed } from '../core/protocol.ts';
+import { type Reply, encodeReply } from '../core/protocol.ts';
 import { CloseCode, type Session, type SessionSink } from '../core/session.ts';
 import type { RawSocket, RuntimeAdapter } from '../runtime/adapter.ts';
+import type { ClientAddress } from '../api/client-address.ts';
 
 export interface WsOptions {
   maxFrame: number;
+  /** The client's address behind the deployment's proxies. */
+  clientAddress?: ClientAddress;
 }
 
 const encoder = new TextEncoder();
@@ -51,17 +54,18 @@ export function websocketRoute(gateway: Gateway, runtime: RuntimeAdapter, option
     const format = query.get('format') === 'envelope' ? 'envelope' : 'raw';
     const ackMode = ['1', 'true'].includes(query.get('ack') ?? '');
     const token = query.get('token');
+    const address = options.clientAddress?.(c);
     let session: Session | undefined;
     return {
       onOpen(_event, ws) {
-        const s = (session = gateway.open(new SocketSink(runtime.socket(ws), format), { format, ackMode, transport: 'websocket' }));
+        const s = (session = gateway.open(new SocketSink(runtime.socket(ws), format), { format, ackMode, transport: 'websocket', address }));
         if (token) void gateway.run(s, { op: 'auth', token }).then((reply) => s.reply(reply));
       },
       onMessage(event) {
         if (session === undefined) return;
         const data = event.data;
         if (typeof data !== 'string') {
-          session.reply(failed('error', undefined, new MeshError('ERR_BINARY_FRAME', 'binary frames are not supported: send JSON text')));
+          session.reply(gateway.fail('error', undefined, new MeshError('ERR_BINARY_FRAME', 'binary frames are not supported: send JSON text')));
           return;
         }
         if (tooBig(data, options.maxFrame)) {

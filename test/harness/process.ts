@@ -23,6 +23,23 @@ export function command(runtime: RuntimeName): string[] {
   return [join(BIN, 'deno'), 'run', '-A', main];
 }
 
+/** One line of an instance's log (MESH_LOG_FORMAT=json when not in a terminal). */
+export interface LogLine {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  msg: string;
+  instance: string;
+  region?: string;
+  [field: string]: unknown;
+}
+
+/** The JSON log lines of a stderr capture (other lines, from a runtime itself, are left out). */
+export function logLines(stderr: string): LogLine[] {
+  return stderr
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as LogLine);
+}
+
 export interface MeshProcess {
   url: string;
   port: number;
@@ -33,11 +50,11 @@ export interface MeshProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts pgmesh on `runtime` (or with an explicit command line) with `env` on a free port. */
-export function startProcess(runtime: RuntimeName, env: Record<string, string> = {}, timeoutMs = 60_000, commandLine?: string[]): Promise<MeshProcess> {
+/** Starts pgmesh on `runtime` (or with an explicit command line, run in `cwd`) with `env` on a free port. */
+export function startProcess(runtime: RuntimeName, env: Record<string, string> = {}, timeoutMs = 60_000, commandLine?: string[], cwd = ROOT): Promise<MeshProcess> {
   const [cmd, ...args] = commandLine ?? command(runtime);
   const child = spawn(cmd!, args, {
-    cwd: ROOT,
+    cwd,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, MESH_DATA_DIR: 'memory://', MESH_LOG: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // A wrapper (npm, deno task) runs the server as its child: a group of their own lets the test end both.

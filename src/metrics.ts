@@ -1,0 +1,129 @@
+/**
+ * What an instance shows Prometheus at GET /metrics. Every metric is defined here.
+ * The hot paths only add to plain numbers or observe a histogram once per group,
+ * notification or call; gauges read the instance's state when scraped.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Hub } from './core/hub.ts';
+import type { Store, StoreObserver } from './store/store.ts';
+
+export interface MetricsLabels {
+  instance: string;
+  region: string | undefined;
+  runtime: string;
+}
+
+/** The instance's registry, and the observers the store and the HTTP side report to. */
+export interface Metrics {
+  registry: Registry;
+  store: StoreObserver;
+  /** An error answered to a client or caller (reply frame or HTTP body), by its stable code. */
+  errorReported(code: string): void;
+  /** Adds the gauges read from the running instance (once its hub and store exist). */
+  watch(hub: Hub, store: Store): void;
+}
+
+const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Creates the metrics of one instance. */
+export function createMetrics({ instance, region, runtime }: MetricsLabels): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ instance, region: region ?? '' });
+  collectDefaultMetrics({ register: registry });
+
+  const published = new Counter({ name: 'pgmesh_messages_published_total', help: 'Messages this instance committed to the outbox.', registers: [registry] });
+  const publishSeconds = new Histogram({
+    name: 'pgmesh_publish_seconds',
+    help: 'From a publish reaching the store to its commit: group-commit wait plus the commit.',
+    buckets: SECONDS,
+    registers: [registry],
+  });
+  const groupSize = new Histogram({
+    name: 'pgmesh_commit_group_size',
+    help: 'Messages per commit (group commit puts concurrent publishes into one).',
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+    registers: [registry],
+  });
+  const lag = new Histogram({
+    name: 'pgmesh_backplane_lag_seconds',
+    help: 'From commit (on any instance) to the notification reaching this one, per notification.',
+    buckets: SECONDS,
+    registers: [registry],
+  });
+  const received = new Counter({ name: 'pgmesh_messages_received_total', help: 'Messages that reached this instance through LISTEN/NOTIFY.', registers: [registry] });
+  const cursorWrites = new Counter({ name: 'pgmesh_cursor_writes_total', help: 'Per-user cursor rows written (offline delivery positions).', registers: [registry] });
+  const errors = new Counter({ name: 'pgmesh_errors_total', help: 'Errors answered to clients and callers, by stable code.', labelNames: ['code'], registers: [registry] });
+
+  return {
+    registry,
+    store: {
+      published: (count, seconds) => {
+        published.inc(count);
+        publishSeconds.observe(seconds);
+      },
+      committed: (size) => groupSize.observe(size),
+      arrived: (count, lagSeconds) => {
+        received.inc(count);
+        lag.observe(Math.max(0, lagSeconds));
+      },
+      cursorsWritten: (rows) => cursorWrites.inc(rows),
+    },
+    errorReported: (code) => errors.inc({ code }),
+    watch(hub, store) {
+      new Gauge({
+        name: 'pgmesh_info',
+        help: 'Always 1; the labels say what runs.',
+        labelNames: ['runtime', 'store'],
+        registers: [registry],
+        collect() {
+          this.set({ runtime, store: store.kind }, 1);
+        },
+      });
+      new Gauge({
+        name: 'pgmesh_connections',
+        help: 'Client connections held by this instance, by transport.',
+        labelNames: ['transport'],
+        registers: [registry],
+        collect() {
+          const counts = { websocket: 0, sse: 0 };
+          for (const session of hub.sessions()) counts[session.transport === 'sse' ? 'sse' : 'websocket']++;
+          for (const [transport, n] of Object.entries(counts)) this.set({ transport }, n);
+        },
+      });
+      new Gauge({
+        name: 'pgmesh_subscriptions',
+        help: 'Channel subscriptions of the connections on this instance.',
+        registers: [registry],
+        collect() {
+          let n = 0;
+          for (const session of hub.sessions()) n += session.subscriptionCount;
+          this.set(n);
+        },
+      });
+      new Gauge({
+        name: 'pgmesh_listen_up',
+        help: '1 while the LISTEN connection is up; 0 while the instance polls the table instead.',
+        registers: [registry],
+        collect() {
+          this.set(store.listening ? 1 : 0);
+        },
+      });
+      fromTally(registry, 'pgmesh_messages_delivered_total', 'Messages handed to local subscribers (one per subscriber).', () => hub.delivered);
+    },
+  };
+}
+
+/** A counter whose value is a running total kept elsewhere (read when scraped, never reset). */
+function fromTally(registry: Registry, name: string, help: string, total: () => number): void {
+  let reported = 0;
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const now = total();
+      this.inc(now - reported);
+      reported = now;
+    },
+  });
+}
