@@ -49,6 +49,10 @@ describe('fly.toml', () => {
     expect(fly.deploy.strategy).toBe('rolling');
   });
 
+  test("keeps idle streams: the proxy's idle timeout is well above the SSE heartbeat", () => {
+    expect(fly.http_service.http_options.idle_timeout * 1000).toBeGreaterThanOrEqual(4 * settings.MESH_SSE_HEARTBEAT);
+  });
+
   test('lets the drain finish: the kill signal is one the server drains on, and kill_timeout outlasts MESH_DRAIN_TIME', () => {
     expect(['SIGINT', 'SIGTERM']).toContain(fly.kill_signal);
     // The drain, then closing the store (a few seconds at most).
