@@ -111,6 +111,12 @@ export const ConfigSchema = z.object({
   MESH_ADVERTISE_URL: url.optional(),
   /** On SIGTERM/SIGINT the instance closes its clients spread over this long (1012, reconnect elsewhere), then exits: keep Fly's kill_timeout above it. */
   MESH_DRAIN_TIME: duration.default(10_000),
+  /** Where client `rpc` ops are POSTed (signed with MESH_WEBHOOK_SECRET); the answer goes back to the client. */
+  MESH_RPC_URL: url.optional(),
+  /** How long a client's `rpc` waits for the backend before ERR_RPC_TIMEOUT. */
+  MESH_RPC_TIMEOUT: duration.default(5_000),
+  /** Signs every request pgmesh sends the backend (Pgmesh-Signature: t=…,v1=HMAC-SHA256). */
+  MESH_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   MESH_LOG: z.enum(['debug', 'info', 'warn', 'silent']).default('info'),
   /** JSON lines (for log shippers), pretty (for people), or auto: pretty when stderr is a terminal. */
   MESH_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
@@ -145,5 +151,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const issue = parsed.error.issues[0]!;
     throw new ConfigError(`invalid setting ${String(issue.path[0])}: ${issue.message}`);
   }
+  // A backend must be able to tell pgmesh's requests from anyone's.
+  if (parsed.data.MESH_RPC_URL && !parsed.data.MESH_WEBHOOK_SECRET) throw new ConfigError('invalid setting MESH_WEBHOOK_SECRET: required to sign the calls to MESH_RPC_URL');
   return parsed.data;
 }

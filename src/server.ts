@@ -13,6 +13,7 @@ import { buildApp, type Readiness } from './app.ts';
 import { createLog, formatFor, type Log } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { metricsRoute } from './api/metrics.ts';
+import { RpcClient } from './hooks/rpc-client.ts';
 import { OutageLog } from './outage-log.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
 import { loadRuntime } from './runtime/detect.ts';
@@ -113,6 +114,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     expiryHorizonMs: options.expiryHorizonMs,
     onError: (err) => log.error('op failed', { err }),
     onErrorReply: metrics.errorReported,
+    backend: config.MESH_RPC_URL ? new RpcClient({ url: config.MESH_RPC_URL, secret: config.MESH_WEBHOOK_SECRET!, timeoutMs: config.MESH_RPC_TIMEOUT, instance }) : undefined,
   });
   hub.onCommand((message) => {
     const command = readCommand(message.data);

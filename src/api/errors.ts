@@ -5,5 +5,5 @@ import { asMeshError } from '../core/errors.ts';
 /** The JSON error response for anything thrown on an HTTP route. */
 export function errorResponse(c: Context, err: unknown, headers?: Record<string, string>): Response {
   const e = asMeshError(err);
-  return c.json({ success: false, code: e.code, error: e.message }, e.http, headers);
+  return c.json({ success: false, code: e.code, error: e.message, ...e.detail }, e.http, headers);
 }

@@ -27,6 +27,9 @@ const KINDS = {
   ERR_NOT_FOUND: { num: 40, http: 404, text: 'not found' },
   ERR_CLOSED: { num: 41, http: 410, text: 'connection closed' },
   ERR_FLOOD: { num: 42, http: 429, text: 'too many ops in flight' },
+  ERR_RPC_REFUSED: { num: 50, http: 422, text: 'the backend refused the call' },
+  ERR_RPC_TIMEOUT: { num: 51, http: 504, text: 'the backend did not answer in time' },
+  ERR_RPC_UNAVAILABLE: { num: 52, http: 502, text: 'the backend could not answer' },
 } as const;
 
 export type MeshErrorCode = keyof typeof KINDS;
@@ -34,17 +37,20 @@ export type MeshErrorCode = keyof typeof KINDS;
 /** A typed, coded error: what a client or caller is told, and how. */
 export class MeshError extends Error {
   readonly code: MeshErrorCode;
-  constructor(code: MeshErrorCode, message?: string, options?: { cause?: unknown }) {
+  /** More fields for the error frame or body (the backend's own error, for ERR_RPC_REFUSED). */
+  readonly detail: Record<string, unknown> | undefined;
+  constructor(code: MeshErrorCode, message?: string, options?: { cause?: unknown; detail?: Record<string, unknown> }) {
     super(message ?? KINDS[code].text, options);
     this.name = 'MeshError';
     this.code = code;
+    this.detail = options?.detail;
   }
   /** The numeric code carried in WebSocket/SSE reply frames. */
   get num(): number {
     return KINDS[this.code].num;
   }
   /** The HTTP status this error answers with. */
-  get http(): 400 | 401 | 403 | 404 | 410 | 413 | 415 | 429 | 500 | 503 | 504 {
+  get http(): 400 | 401 | 403 | 404 | 410 | 413 | 415 | 422 | 429 | 500 | 502 | 503 | 504 {
     return KINDS[this.code].http;
   }
 }

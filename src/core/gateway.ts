@@ -6,6 +6,7 @@
  * one session run one at a time, in order.
  */
 import type { Authenticator } from './auth.ts';
+import type { Backend } from './backend.ts';
 import { ALL_CHANNEL, canPublish, canSubscribe, isOwnChannel, presenceChannel, resolveChannel, userChannel } from './channels.ts';
 import type { CommandTarget, MeshCommand } from './commands.ts';
 import { MeshError, asMeshError, type MeshErrorCode } from './errors.ts';
@@ -50,6 +51,8 @@ export interface GatewayOptions {
   onError?: (err: unknown) => void;
   /** Told the code of every error reply a client gets (metrics). */
   onErrorReply?: (code: MeshErrorCode) => void;
+  /** Answers `rpc` ops (MESH_RPC_URL); without it they are refused. */
+  backend?: Backend;
 }
 
 export interface OpenOptions {
@@ -233,6 +236,8 @@ export class Gateway {
         return this.#publish(session, command);
       case 'ack':
         return this.#ack(session, command);
+      case 'rpc':
+        return this.#rpc(session, command);
     }
   }
 
@@ -371,6 +376,17 @@ export class Gateway {
     }
     const [id] = await this.#o.log.publish([{ channel, data, sender: identity.uid }]);
     return ok(command.via, command.rid, { id, channel });
+  }
+
+  async #rpc(session: Session, command: Extract<Command, { op: 'rpc' }>): Promise<Reply> {
+    const identity = need(session);
+    if (this.#o.backend === undefined) throw new MeshError('ERR_RPC_UNAVAILABLE', 'this server has no backend for rpc (MESH_RPC_URL)');
+    const answer = await this.#o.backend.rpc({ method: command.method, data: command.data ?? null, uid: identity.uid, connection: session.id });
+    const tooBig = answer.publish.find((m) => m.data.length > this.#o.maxMessage || encoder.encode(m.data).length > this.#o.maxMessage);
+    if (tooBig) throw new MeshError('ERR_RPC_UNAVAILABLE', `the backend answered ${command.method} with a message on ${tooBig.channel} larger than ${this.#o.maxMessage} bytes`);
+    // The backend speaks for the caller: its messages go out as the caller's, before the reply.
+    if (answer.publish.length > 0) await this.#o.log.publish(answer.publish.map((m) => ({ channel: m.channel, data: m.data, sender: identity.uid })));
+    return ok('rpc', command.rid, { result: answer.result });
   }
 
   async #ack(session: Session, command: Extract<Command, { op: 'ack' }>): Promise<Reply> {

@@ -38,6 +38,13 @@ export const PublishCommand = z.object({
 });
 export const AckCommand = z.object({ op: z.literal('ack'), id: cursorId, channel: channel.optional(), rid });
 export const PingCommand = z.object({ op: z.literal('ping'), rid });
+/** A call the application's backend answers (MESH_RPC_URL). */
+export const RpcCommand = z.object({
+  op: z.literal('rpc'),
+  method: z.string({ error: 'method must be a string' }).min(1, 'method is empty').max(128, 'method name too long'),
+  data: z.unknown().optional(),
+  rid,
+});
 
 export const Command = z.discriminatedUnion('op', [
   AuthCommand,
@@ -47,6 +54,7 @@ export const Command = z.discriminatedUnion('op', [
   PublishCommand,
   AckCommand,
   PingCommand,
+  RpcCommand,
 ]);
 export type Command = z.infer<typeof Command>;
 
@@ -80,6 +88,8 @@ function lift(frame: Fields): Fields | undefined {
       return { op: 'ack', id: pick('id', 0), channel: frame.channel, rid };
     case 'ping':
       return { op: 'ping', rid };
+    case 'rpc':
+      return { op: 'rpc', method: pick('method', 0), data: pick('data', 1), rid };
     default:
       return undefined;
   }
@@ -132,5 +142,5 @@ export function encodeReply(reply: Reply): string {
   if (reply.kind === 'pong') return JSON.stringify({ op: 'pong', ...rid });
   if (reply.kind === 'ok') return JSON.stringify({ op: reply.op, success: true, result: true, ...reply.fields, ...rid });
   const e = reply.error;
-  return JSON.stringify({ op: reply.op, success: false, error: e.message, code: e.num, msg: e.message, reason: e.code, ...rid });
+  return JSON.stringify({ op: reply.op, success: false, error: e.message, code: e.num, msg: e.message, reason: e.code, ...e.detail, ...rid });
 }
