@@ -28,6 +28,7 @@ import { clientAddressOf } from './api/client-address.ts';
 import { metricsRoute } from './api/metrics.ts';
 import type { Metrics } from './metrics.ts';
 import type { Log } from './log.ts';
+import type { WebhookStats } from './hooks/webhook-sender.ts';
 
 export const WS_PATH = '/v1/ws';
 
@@ -49,10 +50,12 @@ export interface AppParts {
   devSecret: string | undefined;
   metrics: Metrics;
   log: Log;
+  /** The webhook sender's counts, with MESH_WEBHOOK_URL. */
+  webhooks?: () => WebhookStats;
 }
 
 /** Builds the HTTP application. */
-export function buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log }: AppParts): Hono {
+export function buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log, webhooks }: AppParts): Hono {
   const app = new Hono();
   const clientAddress = clientAddressOf(runtime, { onFly: config.FLY_MACHINE_ID !== undefined, trustedProxies: config.MESH_TRUSTED_PROXIES });
   // Every error an HTTP caller gets passes here: counted by code, and logged when it is a bug of ours.
@@ -136,21 +139,21 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
 
   // The API's own description is public: it holds nothing but the shape of the routes.
   app.route('/v1/mesh', openApiRoute());
-  app.route('/v1/mesh', serverApi({ config, runtime, store, cluster, hub, instance }));
+  app.route('/v1/mesh', serverApi({ config, runtime, store, cluster, hub, instance, webhooks }));
 
   app.route('/', demoRoutes(runtime, devSecret));
   return app;
 }
 
 /** The server API's routes behind its guard; `api.routes` is what the OpenAPI document is checked against. */
-export function serverApi({ config, runtime, store, cluster, hub, instance }: Pick<AppParts, 'config' | 'runtime' | 'store' | 'cluster' | 'hub' | 'instance'>): Hono {
+export function serverApi({ config, runtime, store, cluster, hub, instance, webhooks }: Pick<AppParts, 'config' | 'runtime' | 'store' | 'cluster' | 'hub' | 'instance' | 'webhooks'>): Hono {
   const api = new Hono();
   api.use('*', serverApiGuard(config.MESH_API_KEY, runtime));
   api.route('/', publishRoute(store, config.MESH_MAX_MESSAGE));
   api.route('/', usersRoutes(store, cluster));
   api.route('/', connectionsRoutes(store));
   api.route('/', channelsRoutes(store, cluster));
-  api.route('/', statsRoute(hub, store, instance));
+  api.route('/', statsRoute(hub, store, instance, webhooks));
   return api;
 }
 

@@ -115,6 +115,14 @@ export const ConfigSchema = z.object({
   MESH_RPC_URL: url.optional(),
   /** How long a client's `rpc` waits for the backend before ERR_RPC_TIMEOUT. */
   MESH_RPC_TIMEOUT: duration.default(5_000),
+  /** Where webhook events (connect, disconnect, user_online, channel_vacated, …) are POSTed, signed, in batches. */
+  MESH_WEBHOOK_URL: url.optional(),
+  /** How long a webhook POST may take before it counts as failed (and is retried). */
+  MESH_WEBHOOK_TIMEOUT: duration.default(10_000),
+  /** How long an undelivered webhook event is retried (with growing waits, up to 5 minutes apart) before it is given up. */
+  MESH_WEBHOOK_RETRY_FOR: duration.default(24 * 3_600_000),
+  /** Events waiting past which new ones are dropped and counted, not written (a backend gone for days must not fill the disk). */
+  MESH_WEBHOOK_BACKLOG: z.coerce.number({ error: 'must be a number' }).int().min(1).default(100_000),
   /** Signs every request pgmesh sends the backend (Pgmesh-Signature: t=…,v1=HMAC-SHA256). */
   MESH_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   MESH_LOG: z.enum(['debug', 'info', 'warn', 'silent']).default('info'),
@@ -153,5 +161,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   // A backend must be able to tell pgmesh's requests from anyone's.
   if (parsed.data.MESH_RPC_URL && !parsed.data.MESH_WEBHOOK_SECRET) throw new ConfigError('invalid setting MESH_WEBHOOK_SECRET: required to sign the calls to MESH_RPC_URL');
+  if (parsed.data.MESH_WEBHOOK_URL && !parsed.data.MESH_WEBHOOK_SECRET) throw new ConfigError('invalid setting MESH_WEBHOOK_SECRET: required to sign the webhooks to MESH_WEBHOOK_URL');
   return parsed.data;
 }

@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Hub } from './core/hub.ts';
 import type { Store, StoreObserver } from './store/store.ts';
+import type { WebhookStats } from './hooks/webhook-sender.ts';
 
 export interface MetricsLabels {
   instance: string;
@@ -21,6 +22,8 @@ export interface Metrics {
   errorReported(code: string): void;
   /** Adds the gauges read from the running instance (once its hub and store exist). */
   watch(hub: Hub, store: Store): void;
+  /** Adds the webhook sender's counts (with MESH_WEBHOOK_URL). */
+  watchWebhooks(stats: () => WebhookStats): void;
 }
 
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -69,6 +72,19 @@ export function createMetrics({ instance, region, runtime }: MetricsLabels): Met
       cursorsWritten: (rows) => cursorWrites.inc(rows),
     },
     errorReported: (code) => errors.inc({ code }),
+    watchWebhooks(stats) {
+      new Gauge({
+        name: 'pgmesh_webhooks_pending',
+        help: 'Webhook events waiting in the queue (all instances), as last counted.',
+        registers: [registry],
+        collect() {
+          this.set(stats().pending);
+        },
+      });
+      fromTally(registry, 'pgmesh_webhooks_sent_total', 'Webhook events this instance delivered (2xx).', () => stats().sent);
+      fromTally(registry, 'pgmesh_webhook_failures_total', 'Webhook POSTs that failed and will be retried.', () => stats().failures);
+      fromTally(registry, 'pgmesh_webhooks_dropped_total', 'Webhook events given up: expired after MESH_WEBHOOK_RETRY_FOR, or not written with the backlog full.', () => stats().expired + stats().dropped);
+    },
     watch(hub, store) {
       new Gauge({
         name: 'pgmesh_info',

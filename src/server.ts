@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { Authenticator } from './core/auth.ts';
 import { Gateway, type SessionObserver } from './core/gateway.ts';
-import { CloseCode } from './core/session.ts';
+import { CloseCode, disconnectReason } from './core/session.ts';
 import { Hub } from './core/hub.ts';
 import type { Config } from './config.ts';
 import { buildApp, type Readiness } from './app.ts';
@@ -14,6 +14,7 @@ import { createLog, formatFor, type Log } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { metricsRoute } from './api/metrics.ts';
 import { RpcClient } from './hooks/rpc-client.ts';
+import { WebhookSender } from './hooks/webhook-sender.ts';
 import { OutageLog } from './outage-log.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
 import { loadRuntime } from './runtime/detect.ts';
@@ -81,6 +82,18 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   const hub = new Hub();
   metrics.watch(hub, store);
   store.onMessages((batch) => hub.deliver(batch));
+  const webhooks = config.MESH_WEBHOOK_URL
+    ? new WebhookSender({
+        queue: opened.webhooks(),
+        url: config.MESH_WEBHOOK_URL,
+        secret: config.MESH_WEBHOOK_SECRET!,
+        timeoutMs: config.MESH_WEBHOOK_TIMEOUT,
+        retry: { firstDelayMs: 1000, maxDelayMs: 5 * 60_000, expireMs: config.MESH_WEBHOOK_RETRY_FOR },
+        maxBacklog: config.MESH_WEBHOOK_BACKLOG,
+        log,
+      })
+    : null;
+  if (webhooks) metrics.watchWebhooks(() => webhooks.stats());
   const cluster = opened.cluster({
     instance,
     region: config.MESH_REGION,
@@ -88,8 +101,13 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     local: () => localConnections(hub),
     onError: database.failed,
     onHealthy: database.healthy,
+    ...(webhooks && {
+      hooks: () => webhooks.mode(),
+      onHooks: (count: number, mode: 'send' | 'drop') => (mode === 'send' ? webhooks.wake() : webhooks.dropped(count)),
+    }),
   });
   await cluster.start();
+  webhooks?.start();
 
   const devSecret = devSecretIfNoAuth(config, log);
   const auth = new Authenticator({
@@ -122,7 +140,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     else log.warn('ignored a command this version does not know', { id: message.id });
   });
   const readiness: Readiness = { draining: false };
-  const app = buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log });
+  const app = buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log, webhooks: webhooks ? () => webhooks.stats() : undefined });
   const listen = { hostname: config.HOST, maxFrame: config.MESH_MAX_FRAME, maxBuffered: config.MESH_MAX_BUFFERED };
   const server = await runtime.serve(app.fetch, { ...listen, port: config.PORT });
   // The scraper's own port: /metrics only, no key (it is meant for a private network).
@@ -144,6 +162,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     for (const session of hub.sessions()) session.close(CloseCode.GOING_AWAY, 'server shutting down');
     await server.stop();
     await metricsServer?.stop();
+    await webhooks?.stop();
     await cluster.close();
     await store.close();
   };
@@ -197,7 +216,7 @@ function presenceOf(cluster: Cluster): SessionObserver {
     subscribed: (s, channels) => cluster.subscribed(s.id, s.uid!, channels),
     unsubscribed: (s, channels) => cluster.unsubscribed(s.id, s.uid!, channels),
     closed: (s) => {
-      if (s.identity !== null) cluster.disconnected(s.id);
+      if (s.identity !== null) cluster.disconnected(s.id, disconnectReason(s));
     },
   };
 }

@@ -49,6 +49,22 @@ export const CloseCode = {
   FLOOD: 4029,
 } as const;
 
+const REASONS: Record<number, string> = {
+  [CloseCode.GOING_AWAY]: 'server_shutdown',
+  [CloseCode.SERVICE_RESTART]: 'server_shutdown',
+  [CloseCode.TOO_BIG]: 'frame_too_large',
+  [CloseCode.TOKEN_EXPIRED]: 'token_expired',
+  [CloseCode.AUTH_TIMEOUT]: 'auth_timeout',
+  [CloseCode.KICKED]: 'kicked',
+  [CloseCode.SLOW_CONSUMER]: 'slow_consumer',
+  [CloseCode.FLOOD]: 'flood',
+};
+
+/** Why a closed session went, as the disconnect webhook says it (`client_closed` when the client left). */
+export function disconnectReason(session: Session): string {
+  return session.closedWith === null ? 'client_closed' : (REASONS[session.closedWith] ?? 'server_closed');
+}
+
 /**
  * What a subscription is for: `plain` messages; `tracked` messages that move the user's
  * server-side cursor (their own channel, without explicit acks); `presence` the join and
@@ -115,6 +131,8 @@ export class Session {
   readonly connectedAt = Date.now();
   identity: Identity | null = null;
   closed = false;
+  /** The close code the server ended it with; null while open, or when the client left. */
+  closedWith: number | null = null;
   /** The tail of this session's op queue: ops run one at a time, in order. */
   queue: Promise<unknown> = NOTHING_QUEUED;
   /** Ops waiting or running. */
@@ -304,6 +322,7 @@ export class Session {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.closedWith = code;
     this.#stopTimers();
     this.#sink.close(code, reason);
   }

@@ -47,7 +47,8 @@ export interface Cluster {
   connected(id: string, uid: string, transport: string, connectedAt: number): void;
   subscribed(id: string, uid: string, channels: readonly string[]): void;
   unsubscribed(id: string, uid: string, channels: readonly string[]): void;
-  disconnected(id: string): void;
+  /** `reason` says why, in the disconnect webhook: client_closed, kicked, token_expired, … */
+  disconnected(id: string, reason: string): void;
   /** Writes what is waiting now. */
   flush(): Promise<void>;
   /** The live connections of a user, anywhere. */
@@ -76,13 +77,17 @@ export interface ClusterOptions {
   onError: (err: unknown) => void;
   /** A heartbeat went through (ends an outage that onError reported). */
   onHealthy?: () => void;
+  /** Webhooks: write the events of each change ('send'), count them only ('drop': the backlog is full), or neither (absent). */
+  hooks?: () => 'send' | 'drop';
+  /** How many webhook events a write produced (written, or dropped). */
+  onHooks?: (count: number, mode: 'send' | 'drop') => void;
 }
 
 const APPLY_SQL = `
-  select p.last_id, p.n,
+  select p.hooks, case when p.n > 0 then
     pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (p.last_id - p.n + 1) || ',"to":' || p.last_id
-      || case when octet_length(p.m) <= 7800 then ',"m":' || p.m else '' end || '}')
-  from mesh_presence_apply($1, $2, $3::interval) p`;
+      || case when octet_length(p.m) <= 7800 then ',"m":' || p.m else '' end || '}') end
+  from mesh_cluster_apply($1, $2, $3::interval) p`;
 
 const LIVE = `join mesh_instance i on i.id = c.instance and i.seen_at > now() - $LIVE::interval`;
 
@@ -135,8 +140,8 @@ export class SqlCluster implements Cluster {
     this.#schedule();
   }
 
-  disconnected(id: string): void {
-    this.#batch.disconnected(id);
+  disconnected(id: string, reason: string): void {
+    this.#batch.disconnected(id, reason);
     this.#schedule();
   }
 
@@ -179,7 +184,10 @@ export class SqlCluster implements Cluster {
   }
 
   async #apply(batch: object, reapAfterMs: number | null): Promise<void> {
-    await this.#db.query(APPLY_SQL, [JSON.stringify(batch), this.#o.instance, reapAfterMs === null ? null : `${reapAfterMs} milliseconds`]);
+    const hooks = this.#o.hooks?.();
+    const rows = await this.#db.query(APPLY_SQL, [JSON.stringify(hooks === undefined ? batch : { ...batch, hooks }), this.#o.instance, reapAfterMs === null ? null : `${reapAfterMs} milliseconds`]);
+    const count = Number(rows[0]?.hooks ?? 0);
+    if (hooks !== undefined && count > 0) this.#o.onHooks?.(count, hooks);
   }
 
   async #tick(): Promise<void> {

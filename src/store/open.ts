@@ -11,6 +11,7 @@ import { SqlStore } from './sql-store.ts';
 import { SqlCluster, type Cluster, type ClusterOptions } from './cluster.ts';
 import type { SqlDriver } from './driver.ts';
 import { takeLock } from './folder-lock.ts';
+import { SqlWebhookQueue, type WebhookQueue } from './webhooks.ts';
 
 /** The embedded server in `dataDir`, behind the folder lock; closing the driver stops the server. */
 async function openEmbeddedServer(dataDir: string, options: PostgresOptions): Promise<SqlDriver> {
@@ -66,6 +67,8 @@ export interface OpenStore {
   store: Store;
   /** Cluster state over the same connections; start it after the store (it needs the schema). */
   cluster(options: ClusterOptions): Cluster;
+  /** The webhook queue over the same connections (after the store has started). */
+  webhooks(): WebhookQueue;
 }
 
 /** Connects (or opens the data folder); call start() on the store, then on the cluster. */
@@ -82,5 +85,6 @@ export async function openStore(settings: StoreSettings): Promise<OpenStore> {
   return {
     store: new SqlStore(driver, { retentionMs: settings.retentionMs, groupCommit: settings.groupCommit, maxMessage: settings.maxMessage, onError: settings.onError, onHealthy: settings.onHealthy, observer: settings.observer }),
     cluster: (options) => new SqlCluster(driver, options),
+    webhooks: () => new SqlWebhookQueue(driver),
   };
 }

@@ -11,17 +11,19 @@ export interface ConnectionUp {
   connectedAt: number;
 }
 
-/** The JSON the SQL function mesh_presence_apply() takes. */
+/** The JSON the SQL function mesh_cluster_apply() takes. */
 export interface PresenceBatchJson {
   up: [string, string, string, number][];
-  down: string[];
+  /** Connection ids gone, each with why (for the disconnect webhook). */
+  down: [string, string][];
   sub: [string, string, string][];
   unsub: [string, string][];
 }
 
 export class PresenceBatch {
   #up = new Map<string, ConnectionUp>();
-  #down = new Set<string>();
+  /** connection -> why it went */
+  #down = new Map<string, string>();
   /** connection -> channel -> subscribed (true) or left (false), with the connection's uid. */
   #subs = new Map<string, { uid: string; channels: Map<string, boolean> }>();
 
@@ -43,11 +45,11 @@ export class PresenceBatch {
     this.#mark(id, uid, channels, false);
   }
 
-  disconnected(id: string): void {
+  disconnected(id: string, reason: string): void {
     // Whatever of it is still waiting is never written; a row written by an earlier flush is deleted.
     this.#up.delete(id);
     this.#subs.delete(id);
-    this.#down.add(id);
+    this.#down.set(id, reason);
   }
 
   #mark(id: string, uid: string, channels: readonly string[], on: boolean): void {
@@ -63,7 +65,7 @@ export class PresenceBatch {
     taken.#down = this.#down;
     taken.#subs = this.#subs;
     this.#up = new Map();
-    this.#down = new Set();
+    this.#down = new Map();
     this.#subs = new Map();
     return taken;
   }
@@ -78,7 +80,7 @@ export class PresenceBatch {
     for (const [id, { uid, channels }] of newer.#subs) {
       for (const [channel, on] of channels) this.#mark(id, uid, [channel], on);
     }
-    for (const id of newer.#down) this.disconnected(id);
+    for (const [id, reason] of newer.#down) this.disconnected(id, reason);
   }
 
   toJSON(): PresenceBatchJson {

@@ -266,6 +266,157 @@ export const MIGRATIONS: readonly Migration[] = [
       alter table mesh_instance add column url text;
     `,
   },
+  {
+    version: 7,
+    sql: `
+      -- Webhooks (MESH_WEBHOOK_URL): events for the application's backend, written in the
+      -- transaction that makes them true, sent and deleted by whichever instance claims
+      -- them first (claimed_until is its lease), retried with backoff until they expire.
+      create table mesh_webhook (
+        id bigserial primary key,
+        event jsonb not null,
+        created_at timestamptz not null default now(),
+        due_at timestamptz not null default now(),
+        attempts int4 not null default 0,
+        last_error text,
+        claimed_until timestamptz
+      );
+      create index mesh_webhook_due on mesh_webhook (due_at, id);
+
+      -- mesh_presence_apply() (kept for instances of the previous version during a rolling
+      -- deploy), plus: disconnect reasons ("down" entries may be [id, reason]), one result row
+      -- always, and with "hooks":"send" the webhook events of the batch, computed under the
+      -- same lock so a cluster-wide event (user_online, channel_vacated, …) is written once.
+      -- "hooks":"drop" computes and counts them without writing them (the backlog is full).
+      create function mesh_cluster_apply(batch text, me text, reap_after interval)
+      returns table (last_id int8, n int8, m text, hooks int8)
+      language plpgsql as $fn$
+      #variable_conflict use_column
+      declare
+        j json := batch::json;
+        gone text[];
+        retire boolean := coalesce((j->>'retire')::boolean, false);
+        hook_mode text := coalesce(j->>'hooks', 'off');
+      begin
+        perform pg_advisory_xact_lock(7361842002);
+        gone := array(select i.id from mesh_instance i where reap_after is not null and i.seen_at < now() - reap_after and i.id <> me);
+        if coalesce((j->>'reset')::boolean, false) or retire then
+          gone := gone || me;
+        end if;
+        return query
+        with
+        down_list as (
+          select case when json_typeof(e) = 'array' then e->>0 else e #>> '{}' end as id,
+                 case when json_typeof(e) = 'array' then e->>1 else 'client_closed' end as reason
+          from json_array_elements(j->'down') e
+        ),
+        explicit_unsub as (
+          select e->>0 as connection, e->>1 as channel from json_array_elements(j->'unsub') e
+        ),
+        ups as (
+          insert into mesh_connection (id, instance, uid, transport, connected_at)
+          select e->>0, me, e->>1, e->>2, to_timestamp((e->>3)::float8 / 1000) from json_array_elements(j->'up') e
+          on conflict (id) do update set uid = excluded.uid, transport = excluded.transport, connected_at = excluded.connected_at
+          returning id, uid, transport, (xmax = 0) as inserted
+        ),
+        downs as (
+          delete from mesh_connection c
+          where c.id in (select d.id from down_list d) or c.instance = any(gone)
+          returning c.id, c.uid, c.transport, c.instance,
+            coalesce((select d.reason from down_list d where d.id = c.id limit 1),
+              case when c.instance = me and retire then 'server_shutdown' else 'instance_lost' end) as reason
+        ),
+        subs as (
+          insert into mesh_subscription (connection, channel, uid)
+          select e->>0, e->>1, e->>2 from json_array_elements(j->'sub') e
+          on conflict do nothing
+          returning connection, channel, uid
+        ),
+        unsubs as (
+          delete from mesh_subscription s
+          where (s.connection, s.channel) in (select x.connection, x.channel from explicit_unsub x)
+             or s.connection in (select d.id from down_list d)
+             or s.connection in (select c.id from mesh_connection c where c.instance = any(gone))
+          returning s.connection, s.channel, s.uid
+        ),
+        instances as (
+          delete from mesh_instance i where i.id = any(gone) and (i.id <> me or retire)
+        ),
+        delta as (
+          select d.channel, d.uid, sum(d.k) as k
+          from (select s.channel, s.uid, 1 as k from subs s union all select u.channel, u.uid, -1 from unsubs u) d
+          group by d.channel, d.uid
+        ),
+        events as (
+          select case when b.before = 0 then 'join' else 'leave' end as event, delta.channel, delta.uid
+          from delta, lateral (select count(*) as before from mesh_subscription s where s.channel = delta.channel and s.uid = delta.uid) b
+          where (b.before = 0 and b.before + delta.k > 0) or (b.before > 0 and b.before + delta.k <= 0)
+        ),
+        numbered as (
+          select row_number() over (order by e.channel, e.uid) as ord, '$presence:' || e.channel as channel,
+            json_build_object('event', e.event, 'uid', e.uid)::text as data
+          from events e
+        ),
+        total as (select count(*)::int8 as n from numbered),
+        seq as (
+          update mesh_seq set last_id = mesh_seq.last_id + total.n from total where total.n > 0
+          returning mesh_seq.last_id, total.n
+        ),
+        stored as (
+          insert into mesh_message (id, channel, data, sender)
+          select seq.last_id - seq.n + numbered.ord, numbered.channel, numbered.data, null from numbered, seq
+        ),
+        bodies as (
+          select json_agg(json_build_array(numbered.channel, numbered.data, null) order by numbered.ord)::text as m from numbered
+        ),
+        -- Each table as it was before this statement (one snapshot), plus this batch's changes.
+        user_delta as (
+          select d.uid, sum(d.k) as k
+          from (select u.uid, 1 as k from ups u where u.inserted union all select w.uid, -1 from downs w) d
+          group by d.uid
+        ),
+        user_events as (
+          select case when b.before = 0 then 'user_online' else 'user_offline' end as type, ud.uid
+          from user_delta ud, lateral (select count(*) as before from mesh_connection c where c.uid = ud.uid) b
+          where (b.before = 0 and ud.k > 0) or (b.before > 0 and b.before + ud.k <= 0)
+        ),
+        channel_delta as (
+          select d.channel, sum(d.k) as k
+          from (select s.channel, 1 as k from subs s union all select u.channel, -1 from unsubs u) d
+          where left(d.channel, 1) <> '$'
+          group by d.channel
+        ),
+        channel_events as (
+          select case when b.before = 0 then 'channel_occupied' else 'channel_vacated' end as type, cd.channel
+          from channel_delta cd, lateral (select count(*) as before from mesh_subscription s where s.channel = cd.channel) b
+          where (b.before = 0 and cd.k > 0) or (b.before > 0 and b.before + cd.k <= 0)
+        ),
+        hook_events as (
+          select 1 as ord, jsonb_build_object('type', 'connect', 'connection', u.id, 'uid', u.uid, 'transport', u.transport, 'instance', me) as e
+            from ups u where u.inserted
+          union all select 2, jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_online'
+          union all select 3, jsonb_build_object('type', 'subscribe', 'connection', s.connection, 'uid', s.uid, 'channel', s.channel)
+            from subs s where left(s.channel, 1) <> '$'
+          union all select 4, jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_occupied'
+          union all select 5, jsonb_build_object('type', 'unsubscribe', 'connection', u.connection, 'uid', u.uid, 'channel', u.channel)
+            from unsubs u where left(u.channel, 1) <> '$' and (u.connection, u.channel) in (select x.connection, x.channel from explicit_unsub x)
+          union all select 6, jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_vacated'
+          union all select 7, jsonb_build_object('type', 'disconnect', 'connection', w.id, 'uid', w.uid, 'transport', w.transport, 'instance', w.instance, 'reason', w.reason)
+            from downs w
+          union all select 8, jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_offline'
+        ),
+        hooked as (
+          insert into mesh_webhook (event)
+          select h.e || jsonb_build_object('id', gen_random_uuid(), 'at', (extract(epoch from clock_timestamp()) * 1000)::int8)
+          from hook_events h where hook_mode = 'send'
+          order by h.ord
+        )
+        select seq.last_id, seq.n, bodies.m, case when hook_mode = 'off' then 0::int8 else (select count(*) from hook_events)::int8 end
+        from (select 1) one left join seq on true cross join bodies;
+      end;
+      $fn$;
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -1,0 +1,149 @@
+/**
+ * Sends the webhook queue to MESH_WEBHOOK_URL: a batch of up to 100 events per
+ * POST, `{"events":[…]}`, signed (Pgmesh-Signature). A 2xx answer deletes them;
+ * anything else, or no answer within the timeout, puts them back with a growing
+ * wait, until they expire. It runs beside everything else and holds nothing
+ * anyone waits on: a slow or dead backend delays only the webhooks.
+ */
+import type { Log } from '../log.ts';
+import type { RetryPolicy, WebhookBacklog, WebhookQueue } from '../store/webhooks.ts';
+import { SIGNATURE_HEADER, sign } from './signature.ts';
+
+export interface WebhookSenderOptions {
+  queue: WebhookQueue;
+  url: string;
+  secret: string;
+  /** How long a POST may take before it counts as failed. */
+  timeoutMs: number;
+  retry: RetryPolicy;
+  /** Events waiting past which new ones are dropped (and counted) instead of written. */
+  maxBacklog: number;
+  log: Log;
+}
+
+/** What the sender has done since the instance started, and the queue as last seen. */
+export interface WebhookStats extends WebhookBacklog {
+  sent: number;
+  /** POSTs that failed (each is tried again later). */
+  failures: number;
+  /** Events given up: too old (`expired`) or never written, the backlog being full (`dropped`). */
+  expired: number;
+  dropped: number;
+}
+
+const BATCH = 100;
+/** How often the queue is looked at when nothing woke the sender. */
+const POLL_MS = 1000;
+/** How often the backlog is counted. */
+const BACKLOG_EVERY_MS = 5000;
+
+/** Sends the queue; start() it once the store has started. */
+export class WebhookSender {
+  readonly #o: WebhookSenderOptions;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #running: Promise<void> | null = null;
+  #again = false;
+  #stopped = false;
+  #backlogAt = 0;
+  #failing = false;
+  readonly #abort = new AbortController();
+  readonly #stats: WebhookStats = { pending: 0, failing: 0, sent: 0, failures: 0, expired: 0, dropped: 0 };
+
+  constructor(options: WebhookSenderOptions) {
+    this.#o = options;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => this.wake(), POLL_MS);
+    this.wake();
+  }
+
+  /** Whether new events are written ('send') or only counted ('drop': the backlog is full). */
+  mode(): 'send' | 'drop' {
+    return this.#stats.pending >= this.#o.maxBacklog ? 'drop' : 'send';
+  }
+
+  /** Counts events that were not written because the backlog was full. */
+  dropped(count: number): void {
+    this.#stats.dropped += count;
+  }
+
+  stats(): WebhookStats {
+    return { ...this.#stats };
+  }
+
+  /** Looks at the queue now (new events were written). */
+  wake(): void {
+    if (this.#stopped) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = (async () => {
+      await undefined;
+      try {
+        do {
+          this.#again = false;
+          await this.#round();
+        } while (this.#again && !this.#stopped);
+      } catch (err) {
+        this.#o.log.warn('webhook queue unreadable', { err: (err as Error).message });
+      } finally {
+        this.#running = null;
+      }
+    })();
+  }
+
+  async #round(): Promise<void> {
+    if (Date.now() - this.#backlogAt >= BACKLOG_EVERY_MS) {
+      Object.assign(this.#stats, await this.#o.queue.backlog());
+      this.#backlogAt = Date.now();
+    }
+    while (!this.#stopped) {
+      const claimed = await this.#o.queue.claim(BATCH, this.#o.timeoutMs + 5000);
+      if (claimed.length === 0) return;
+      const rows = claimed.map((c) => c.row);
+      const failure = await this.#post(JSON.stringify({ events: claimed.map((c) => c.event) }));
+      if (failure === null) {
+        await this.#o.queue.delivered(rows);
+        this.#stats.sent += rows.length;
+        if (this.#failing) this.#o.log.info('webhooks delivered again', { url: this.#o.url });
+        this.#failing = false;
+        continue;
+      }
+      this.#stats.failures++;
+      const expired = await this.#o.queue.retry(rows, failure, this.#o.retry);
+      this.#stats.expired += expired;
+      if (expired > 0) this.#o.log.warn('webhook events given up: undelivered past MESH_WEBHOOK_RETRY_FOR', { count: expired });
+      if (!this.#failing) this.#o.log.warn('webhook delivery failing; retrying with backoff', { url: this.#o.url, error: failure });
+      this.#failing = true;
+      // The rest waits for the next round: one failure an interval, not a storm against a dead backend.
+      return;
+    }
+  }
+
+  /** POSTs one batch; null when the backend took it, else why not. */
+  async #post(body: string): Promise<string | null> {
+    try {
+      const response = await fetch(this.#o.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: sign(this.#o.secret, body) },
+        body,
+        signal: AbortSignal.any([AbortSignal.timeout(this.#o.timeoutMs), this.#abort.signal]),
+      });
+      await response.body?.cancel();
+      return response.ok ? null : `HTTP ${response.status}`;
+    } catch (err) {
+      return (err as Error).name === 'TimeoutError' ? `no answer within ${this.#o.timeoutMs} ms` : (err as Error).message;
+    }
+  }
+
+  /** Stops sending; what is queued stays for the next instance to send. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearInterval(this.#timer);
+    // A POST in flight is abandoned: its events go back to the queue, for another instance or the next start.
+    this.#abort.abort();
+    while (this.#running) await this.#running;
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The webhook queue in Postgres (mesh_webhook). Events are written by
+ * mesh_cluster_apply() in the transaction that makes them true; any instance
+ * claims a batch for a lease, sends it, and deletes it, or puts it back due
+ * later. A claim skips rows another instance holds, so each batch goes out from
+ * one instance at a time; a lease that runs out (its instance died mid-send)
+ * makes the rows claimable again: delivery is at least once.
+ */
+import type { SqlDriver } from './driver.ts';
+
+/** One event as the backend receives it. */
+export interface WebhookEvent {
+  id: string;
+  type: string;
+  /** Milliseconds since the epoch, by the database's clock. */
+  at: number;
+  [field: string]: unknown;
+}
+
+export interface ClaimedWebhook {
+  row: number;
+  event: WebhookEvent;
+  attempts: number;
+}
+
+export interface WebhookBacklog {
+  /** Events waiting, sent or not yet tried. */
+  pending: number;
+  /** Of those, events whose sending failed at least once. */
+  failing: number;
+}
+
+export interface RetryPolicy {
+  /** The wait after the first failure; it doubles with each one. */
+  firstDelayMs: number;
+  /** The longest wait between two tries. */
+  maxDelayMs: number;
+  /** An event this old is given up (deleted, counted) instead of tried again. */
+  expireMs: number;
+}
+
+export interface WebhookQueue {
+  /** Up to `limit` due events, oldest first, held for `leaseMs`. */
+  claim(limit: number, leaseMs: number): Promise<ClaimedWebhook[]>;
+  /** The backend took them: they go. */
+  delivered(rows: readonly number[]): Promise<void>;
+  /** The backend did not take them: due again after a growing wait, or given up when too old. Resolves with how many were given up. */
+  retry(rows: readonly number[], error: string, policy: RetryPolicy): Promise<number>;
+  backlog(): Promise<WebhookBacklog>;
+}
+
+const CLAIM_SQL = `
+  update mesh_webhook w set claimed_until = now() + $2::interval
+  where w.id in (
+    select id from mesh_webhook
+    where due_at <= now() and (claimed_until is null or claimed_until < now())
+    order by due_at, id limit $1::int4 for update skip locked)
+  returning w.id, w.event::text as event, w.attempts`;
+
+const RETRY_SQL = `
+  with expired as (
+    delete from mesh_webhook where id = any($1::int8[]) and created_at < now() - $3::interval returning 1
+  ), retried as (
+    update mesh_webhook set attempts = attempts + 1, last_error = left($2, 500), claimed_until = null,
+      due_at = now() + least($4::interval * power(2, attempts), $5::interval) * (0.8 + random() * 0.4)
+    where id = any($1::int8[]) and created_at >= now() - $3::interval
+  )
+  select count(*)::int8 as expired from expired`;
+
+/** The queue over the store's connections. */
+export class SqlWebhookQueue implements WebhookQueue {
+  constructor(readonly db: SqlDriver) {}
+
+  async claim(limit: number, leaseMs: number): Promise<ClaimedWebhook[]> {
+    const rows = await this.db.query(CLAIM_SQL, [limit, `${leaseMs} milliseconds`]);
+    return rows
+      .map((r) => ({ row: Number(r.id), event: JSON.parse(r.event as string) as WebhookEvent, attempts: Number(r.attempts) }))
+      .sort((a, b) => a.row - b.row);
+  }
+
+  async delivered(rows: readonly number[]): Promise<void> {
+    await this.db.query('delete from mesh_webhook where id = any($1::int8[])', [rows]);
+  }
+
+  async retry(rows: readonly number[], error: string, policy: RetryPolicy): Promise<number> {
+    const result = await this.db.query(RETRY_SQL, [rows, error, `${policy.expireMs} milliseconds`, `${policy.firstDelayMs} milliseconds`, `${policy.maxDelayMs} milliseconds`]);
+    return Number(result[0]?.expired ?? 0);
+  }
+
+  async backlog(): Promise<WebhookBacklog> {
+    const rows = await this.db.query('select count(*)::int8 as pending, count(*) filter (where attempts > 0)::int8 as failing from mesh_webhook');
+    return { pending: Number(rows[0]!.pending), failing: Number(rows[0]!.failing) };
+  }
+}
