@@ -5,6 +5,7 @@
  * the other within the TTL; a hanging backend holds up no client.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
+import postgres from 'postgres';
 import { checkSignature, sign } from '../src/hooks/signature.ts';
 import { startCluster } from './harness/cluster.ts';
 import { freshDatabase } from './harness/postgres.ts';
@@ -153,6 +154,34 @@ describe('webhooks', () => {
     expect(kinds(about('hook-durable').filter((e) => e.type.startsWith('user_')))).toEqual(['user_online', 'user_offline']);
     await again.stop();
   }, 90_000);
+
+  test('a backend gone for long: past MESH_WEBHOOK_BACKLOG new events are dropped and counted, not written; stats and metrics show it', async () => {
+    const own = await freshDatabase();
+    const dead = await startWebhookReceiver(SECRET);
+    await dead.close();
+    const q = await startProcess('node', { ...env, MESH_WEBHOOK_URL: dead.url, DATABASE_URL: own, MESH_INSTANCE_ID: 'Q', MESH_WEBHOOK_BACKLOG: '4' });
+    const headers = { authorization: `Bearer ${env.MESH_API_KEY}` };
+    const stats = async () => ((await (await fetch(`${q.url}/v1/mesh/stats`, { headers })).json()) as { webhooks: { pending: number; dropped: number } }).webhooks;
+    const clients: { close(): void }[] = [];
+    const login = async (uid: string) => {
+      const ws = await connect(`${q.url.replace('http', 'ws')}/v1/ws`);
+      expect(await ws.request({ op: 'auth', token: await token(uid) })).toMatchObject({ success: true });
+      clients.push(ws);
+    };
+    // Three users: connect and user_online each, six events, over the backlog of four.
+    for (const uid of ['q1', 'q2', 'q3']) await login(uid);
+    await pollUntil(async () => (await stats()).pending >= 6, 15_000, 'six events waiting, counted');
+    for (const uid of ['q4', 'q5']) await login(uid);
+    await pollUntil(async () => (await stats()).dropped >= 4, 15_000, 'four events dropped');
+    const table = postgres(own, { max: 1 });
+    expect(Number((await table`select count(*)::int8 as n from mesh_webhook`)[0]!.n)).toBe(6);
+    await table.end();
+    const metrics = await (await fetch(`${q.url}/metrics`, { headers })).text();
+    expect(metrics).toMatch(/^pgmesh_webhooks_dropped_total\{[^}]*\} [4-9]/m);
+    expect(metrics).toMatch(/^pgmesh_webhooks_pending\{[^}]*\} 6$/m);
+    for (const ws of clients) ws.close();
+    await q.stop();
+  }, 60_000);
 
   test('the signature: good, tampered body, stale timestamp, wrong secret, none', () => {
     const body = '{"events":[]}';

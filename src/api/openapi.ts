@@ -95,7 +95,7 @@ export const OPERATIONS: Record<string, Partial<Record<Method, Operation>>> = {
     },
   },
   '/v1/mesh/stats': {
-    get: { summary: 'What this instance holds right now (instance-local)', answer: '{"instance","sessions","users","channels","position","listening"}' },
+    get: { summary: 'What this instance holds right now (instance-local), and the webhook queue', answer: '{"instance","sessions","users","channels","position","listening","webhooks"?}' },
   },
   '/v1/mesh/openapi.json': {
     get: { summary: 'This document', answer: 'OpenAPI 3.1' },
