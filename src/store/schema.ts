@@ -322,9 +322,13 @@ export const MIGRATIONS: readonly Migration[] = [
         downs as (
           delete from mesh_connection c
           where c.id in (select d.id from down_list d) or c.instance = any(gone)
-          returning c.id, c.uid, c.transport, c.instance,
-            coalesce((select d.reason from down_list d where d.id = c.id limit 1),
-              case when c.instance = me and retire then 'server_shutdown' else 'instance_lost' end) as reason
+          returning c.id, c.uid, c.transport, c.instance
+        ),
+        -- Why each went: as its instance said, or, for the connections of a whole instance, why that went.
+        gone_why as (
+          select w.id, w.uid, w.transport, w.instance,
+            coalesce(d.reason, case when w.instance = me and retire then 'server_shutdown' else 'instance_lost' end) as reason
+          from downs w left join down_list d on d.id = w.id
         ),
         subs as (
           insert into mesh_subscription (connection, channel, uid)
@@ -402,7 +406,7 @@ export const MIGRATIONS: readonly Migration[] = [
             from unsubs u where left(u.channel, 1) <> '$' and (u.connection, u.channel) in (select x.connection, x.channel from explicit_unsub x)
           union all select 6, jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_vacated'
           union all select 7, jsonb_build_object('type', 'disconnect', 'connection', w.id, 'uid', w.uid, 'transport', w.transport, 'instance', w.instance, 'reason', w.reason)
-            from downs w
+            from gone_why w
           union all select 8, jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_offline'
         ),
         hooked as (
