@@ -26,6 +26,9 @@ import { openApiRoute } from './api/openapi.ts';
 import type { Cluster } from './store/cluster.ts';
 import { clientAddressOf } from './api/client-address.ts';
 import { metricsRoute } from './api/metrics.ts';
+import { pusherApiRoutes } from './api/pusher-http.ts';
+import { pusherSocketRoute } from './transport/pusher-ws.ts';
+import { PusherApps } from './pusher/apps.ts';
 import type { Metrics } from './metrics.ts';
 import type { Log } from './log.ts';
 import type { WebhookStats } from './hooks/webhook-sender.ts';
@@ -80,6 +83,11 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
     await next();
   };
   for (const path of [WS_PATH, ...config.MESH_WS_PATHS]) app.get(path, notDraining, ws);
+  if (config.PUSHER_APPS.length > 0) {
+    const apps = new PusherApps(config.PUSHER_APPS);
+    app.get('/app/:key', notDraining, pusherSocketRoute(gateway, hub, store, runtime, apps, { maxFrame: config.MESH_MAX_FRAME, clientAddress }));
+    app.route('/', pusherApiRoutes(apps, store));
+  }
 
   // Pages on other origins (the app on app.example.com, pgmesh on rt.example.com) may use the
   // SSE fallback when their origin is listed; WebSockets need no CORS.

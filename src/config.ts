@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { isAddressRange } from './api/client-address.ts';
+import { parsePusherApps } from './pusher/apps.ts';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZES: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20 };
@@ -56,6 +57,14 @@ const proxies = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
   return list;
+});
+const pusherApps = z.string().transform((text, ctx) => {
+  try {
+    return parsePusherApps(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
 });
 const flag = z.enum(['0', '1', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v));
 
@@ -125,6 +134,8 @@ export const ConfigSchema = z.object({
   MESH_WEBHOOK_BACKLOG: z.coerce.number({ error: 'must be a number' }).int().min(1).default(100_000),
   /** Signs every request pgmesh sends the backend (Pgmesh-Signature: t=…,v1=HMAC-SHA256). */
   MESH_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Pusher apps this server answers for, `id:key:secret` comma-separated: sockets at /app/{key}, the HTTP API at /apps/{id}. */
+  PUSHER_APPS: pusherApps.default([]),
   MESH_LOG: z.enum(['debug', 'info', 'warn', 'silent']).default('info'),
   /** JSON lines (for log shippers), pretty (for people), or auto: pretty when stderr is a terminal. */
   MESH_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),

@@ -64,6 +64,8 @@ describe.skipIf(!hasPhp)('PHP backend hooks', async () => {
     const connection = (onA.frames.find((f) => (f as { op?: string }).op === 'auth') as { connection: string }).connection;
     expect(await onA.request({ op: 'subscribe', channels: ['room_php'] })).toMatchObject({ success: true });
     const onB = await b.login('php-hooked');
+    // Presence (and so user_online/offline) follows what the instances have written: let B's connection be written first.
+    await pollUntil(async () => logged().filter((e) => e.type === 'connect' && e.uid === 'php-hooked').length === 2, 20_000, "B's connect in the PHP log");
     onA.close();
     onB.close();
     await pollUntil(async () => logged().some((e) => e.type === 'user_offline' && e.uid === 'php-hooked'), 20_000, 'user_offline in the PHP log');

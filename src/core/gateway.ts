@@ -5,7 +5,7 @@
  * message log and returns a typed Reply for the transport to encode. Ops of
  * one session run one at a time, in order.
  */
-import type { Authenticator } from './auth.ts';
+import type { Authenticator, Identity } from './auth.ts';
 import type { Backend } from './backend.ts';
 import { ALL_CHANNEL, canPublish, canSubscribe, isOwnChannel, presenceChannel, resolveChannel, userChannel } from './channels.ts';
 import type { CommandTarget, MeshCommand } from './commands.ts';
@@ -62,6 +62,10 @@ export interface OpenOptions {
   ackMode: boolean;
   /** The client's address (for logs and limits). */
   address?: string;
+  /** A connection id of the protocol's own (Pusher's socket_id), unique in the cluster; default `<instance>.<random>`. */
+  id?: string;
+  /** Who it is from the start, for a protocol that authorises channel by channel instead of by token (Pusher). */
+  identity?: Identity;
 }
 
 const HISTORY_PAGE = 1000;
@@ -91,9 +95,10 @@ export class Gateway {
 
   /** Creates and registers the session of a new connection. */
   open(sink: SessionSink, options: OpenOptions): Session {
-    const session = new Session(sink, { id: this.#newId(), format: options.format, transport: options.transport, ackMode: options.ackMode, address: options.address }, this.#policy);
+    const session = new Session(sink, { id: options.id ?? this.#newId(), format: options.format, transport: options.transport, ackMode: options.ackMode, address: options.address }, this.#policy);
     this.#o.hub.attach(session);
-    session.setTimer('auth', this.#o.authTimeoutMs);
+    if (options.identity === undefined) session.setTimer('auth', this.#o.authTimeoutMs);
+    else session.identity = options.identity;
     return session;
   }
 

@@ -62,7 +62,7 @@ const RETRY_SQL = `
     delete from mesh_webhook where id = any($1::int8[]) and created_at < now() - $3::interval returning 1
   ), retried as (
     update mesh_webhook set attempts = attempts + 1, last_error = left($2, 500), claimed_until = null,
-      due_at = now() + least($4::interval * power(2, attempts), $5::interval) * (0.8 + random() * 0.4)
+      due_at = now() + least($4::interval * power(2, attempts), $5::interval) * $6::float8
     where id = any($1::int8[]) and created_at >= now() - $3::interval
   )
   select count(*)::int8 as expired from expired`;
@@ -83,7 +83,9 @@ export class SqlWebhookQueue implements WebhookQueue {
   }
 
   async retry(rows: readonly number[], error: string, policy: RetryPolicy): Promise<number> {
-    const result = await this.db.query(RETRY_SQL, [rows, error, `${policy.expireMs} milliseconds`, `${policy.firstDelayMs} milliseconds`, `${policy.maxDelayMs} milliseconds`]);
+    // One jitter for the whole batch: its events stay together, and in order, when they are tried again.
+    const jitter = 0.8 + Math.random() * 0.4;
+    const result = await this.db.query(RETRY_SQL, [rows, error, `${policy.expireMs} milliseconds`, `${policy.firstDelayMs} milliseconds`, `${policy.maxDelayMs} milliseconds`, jitter]);
     return Number(result[0]?.expired ?? 0);
   }
 

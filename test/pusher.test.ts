@@ -1,0 +1,194 @@
+/**
+ * The Pusher protocol with the real clients and nothing of ours on their side:
+ * pusher-js (its Node build) subscribes, the official `pusher` server library
+ * triggers and signs channel auth, across two instances (Bun and Node) on one
+ * Postgres. Wrong keys, bad signatures, stale timestamps, oversize events and
+ * client events on public channels get Pusher's errors.
+ */
+import { afterAll, describe, expect, test } from 'bun:test';
+import { createHash, createHmac } from 'node:crypto';
+import PusherClient from 'pusher-js';
+import PusherServer from 'pusher';
+import { startCluster, type Instance } from './harness/cluster.ts';
+import { connect } from './harness/ws-client.ts';
+import { createWaiter } from './harness/waiter.ts';
+
+const APP = { id: '1001', key: 'app-key-1', secret: 'app-secret-1-0123456789' };
+const OTHER = { id: '1002', key: 'app-key-2', secret: 'app-secret-2-0123456789' };
+const { instances } = await startCluster(['bun', 'node'], { env: { PUSHER_APPS: `${APP.id}:${APP.key}:${APP.secret},${OTHER.id}:${OTHER.key}:${OTHER.secret}` } });
+const [A, B] = instances as [Instance, Instance];
+
+const serverFor = (instance: Instance, app = APP) =>
+  new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1', port: String(instance.port), useTLS: false });
+const sdkA = serverFor(A);
+const sdkB = serverFor(B);
+
+interface Received {
+  channel: string;
+  event: string;
+  data: unknown;
+}
+
+/** A pusher-js client on `instance`; private channels authorised by the server library, as an app's /broadcasting/auth does. */
+async function client(instance: Instance, app = APP) {
+  const sdk = serverFor(instance, app);
+  const pusher = new PusherClient(app.key, {
+    cluster: 'local',
+    wsHost: '127.0.0.1',
+    wsPort: instance.port,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    disableStats: true,
+    channelAuthorization: {
+      transport: 'ajax',
+      endpoint: 'unused',
+      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (error: Error | null, data: { auth: string } | null) => void) =>
+        callback(null, channelName.includes('forged') ? { auth: `${app.key}:${'0'.repeat(64)}` } : sdk.authorizeChannel(socketId, channelName)),
+    },
+  });
+  const waiter = createWaiter();
+  const received: Received[] = [];
+  pusher.bind_global((event: string, data: unknown) => {
+    received.push({ channel: '', event, data });
+    waiter.wake();
+  });
+  const channelEvents: Received[] = [];
+  const subscribe = (name: string) =>
+    new Promise<{ ok: boolean; error?: unknown }>((resolve) => {
+      const channel = pusher.subscribe(name);
+      channel.bind_global((event: string, data: unknown) => {
+        channelEvents.push({ channel: name, event, data });
+        waiter.wake();
+      });
+      channel.bind('pusher:subscription_succeeded', () => resolve({ ok: true }));
+      channel.bind('pusher:subscription_error', (error: unknown) => resolve({ ok: false, error }));
+    });
+  await new Promise<void>((resolve) => pusher.connection.bind('connected', () => resolve()));
+  return {
+    pusher,
+    socketId: () => pusher.connection.socket_id,
+    subscribe,
+    events: (channel: string) => channelEvents.filter((e) => e.channel === channel && !e.event.startsWith('pusher')),
+    until: (done: () => boolean) => waiter.until(done, 10_000, () => `pusher-js condition not met; events: ${JSON.stringify(channelEvents.slice(-5))}`),
+    close: () => pusher.disconnect(),
+  };
+}
+
+const open: { close(): void }[] = [];
+afterAll(() => {
+  for (const c of open) c.close();
+});
+async function opened(instance: Instance, app = APP) {
+  const c = await client(instance, app);
+  open.push(c);
+  return c;
+}
+
+describe('Pusher protocol', () => {
+  test('a public channel: pusher-js on one instance gets what the server library triggers on the other', async () => {
+    const c = await opened(A);
+    expect(c.socketId()).toMatch(/^\d+\.\d+$/);
+    expect(await c.subscribe('news')).toEqual({ ok: true });
+    await sdkB.trigger('news', 'headline', { title: 'pgmesh speaks Pusher' });
+    await c.until(() => c.events('news').length >= 1);
+    expect(c.events('news')).toEqual([{ channel: 'news', event: 'headline', data: { title: 'pgmesh speaks Pusher' } }]);
+  });
+
+  test('a private channel needs the auth the app signs; a forged one gets an AuthError', async () => {
+    const c = await opened(B);
+    expect(await c.subscribe('private-orders')).toEqual({ ok: true });
+    const forged = await c.subscribe('private-forged');
+    expect(forged.ok).toBe(false);
+    expect(forged.error).toMatchObject({ type: 'AuthError', status: 401 });
+    await sdkA.trigger(['private-orders', 'private-forged'], 'placed', { id: 7 });
+    await c.until(() => c.events('private-orders').length >= 1);
+    expect(c.events('private-orders')).toEqual([{ channel: 'private-orders', event: 'placed', data: { id: 7 } }]);
+    expect(c.events('private-forged')).toEqual([]);
+  });
+
+  test('client events reach the other subscribers, not the sender, across instances', async () => {
+    const alice = await opened(A);
+    const bob = await opened(B);
+    expect(await alice.subscribe('private-chat')).toEqual({ ok: true });
+    expect(await bob.subscribe('private-chat')).toEqual({ ok: true });
+    const channel = alice.pusher.channel('private-chat')!;
+    expect(channel.trigger('client-typing', { who: 'alice' })).toBe(true);
+    await bob.until(() => bob.events('private-chat').length >= 1);
+    expect(bob.events('private-chat')).toEqual([{ channel: 'private-chat', event: 'client-typing', data: { who: 'alice' } }]);
+    // A server event after it: once alice has that, she would have had her own client event too.
+    await sdkA.trigger('private-chat', 'after', 1);
+    await alice.until(() => alice.events('private-chat').length >= 1);
+    expect(alice.events('private-chat').map((e) => e.event)).toEqual(['after']);
+  });
+
+  test("socket_id leaves the sender out (Laravel's toOthers()); batch_events sends several", async () => {
+    const sender = await opened(A);
+    const other = await opened(B);
+    expect(await sender.subscribe('room-1')).toEqual({ ok: true });
+    expect(await other.subscribe('room-1')).toEqual({ ok: true });
+    await sdkB.trigger('room-1', 'said', { text: 'hi' }, { socket_id: sender.socketId() });
+    await sdkB.triggerBatch([
+      { channel: 'room-1', name: 'batch', data: { n: 1 } },
+      { channel: 'room-1', name: 'batch', data: { n: 2 } },
+    ]);
+    await other.until(() => other.events('room-1').length >= 3);
+    await sender.until(() => sender.events('room-1').length >= 2);
+    expect(other.events('room-1').map((e) => [e.event, e.data])).toEqual([['said', { text: 'hi' }], ['batch', { n: 1 }], ['batch', { n: 2 }]]);
+    expect(sender.events('room-1').map((e) => [e.event, e.data])).toEqual([['batch', { n: 1 }], ['batch', { n: 2 }]]);
+  });
+
+  test("each app's channels are its own", async () => {
+    const one = await opened(A);
+    const two = await opened(A, OTHER);
+    expect(await one.subscribe('shared-name')).toEqual({ ok: true });
+    expect(await two.subscribe('shared-name')).toEqual({ ok: true });
+    await serverFor(B, OTHER).trigger('shared-name', 'for-two', 2);
+    await sdkB.trigger('shared-name', 'for-one', 1);
+    await one.until(() => one.events('shared-name').length >= 1);
+    await two.until(() => two.events('shared-name').length >= 1);
+    expect(one.events('shared-name').map((e) => e.event)).toEqual(['for-one']);
+    expect(two.events('shared-name').map((e) => e.event)).toEqual(['for-two']);
+  });
+
+  test('a wrong app key gets pusher:error 4001 and the socket closes with it', async () => {
+    const ws = await connect(`${A.url.replace('http', 'ws')}/app/no-such-key?protocol=7&client=js&version=8.6.0`);
+    const error = (await ws.next((f) => typeof f === 'object' && (f as { event?: string }).event === 'pusher:error')) as { data: { code: number } };
+    expect(error.data.code).toBe(4001);
+    expect((await ws.closed).code).toBe(4001);
+  });
+
+  test('a client event on a public channel gets pusher:error 4301', async () => {
+    const ws = await connect(`${A.url.replace('http', 'ws')}/app/${APP.key}?protocol=7`);
+    await ws.next((f) => (f as { event?: string }).event === 'pusher:connection_established');
+    ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'public-room' } }));
+    await ws.next((f) => (f as { event?: string }).event === 'pusher_internal:subscription_succeeded');
+    ws.send(JSON.stringify({ event: 'client-hello', channel: 'public-room', data: {} }));
+    expect(await ws.next((f) => (f as { event?: string }).event === 'pusher:error')).toMatchObject({ data: { code: 4301 } });
+    ws.send(JSON.stringify({ event: 'pusher:ping', data: {} }));
+    expect(await ws.next((f) => (f as { event?: string }).event === 'pusher:pong')).toMatchObject({ event: 'pusher:pong' });
+    ws.close();
+  });
+
+  test('the HTTP API refuses a wrong secret, a stale timestamp, a tampered body and oversize data', async () => {
+    const wrong = new PusherServer({ appId: APP.id, key: APP.key, secret: 'not-the-secret-0123456789', host: '127.0.0.1', port: String(A.port), useTLS: false });
+    await expect(wrong.trigger('news', 'x', {})).rejects.toMatchObject({ status: 401 });
+    await expect(sdkA.trigger('news', 'big', 'x'.repeat(11 * 1024))).rejects.toMatchObject({ status: 413 });
+    await expect(serverFor(A, { ...APP, id: '9999' }).trigger('news', 'x', {})).rejects.toMatchObject({ status: 404 });
+
+    // Signed by hand, as a PHP app does: right, then an hour old, then with another body.
+    const post = (body: string, timestamp: number, signedBody = body) => {
+      const query: Record<string, string> = { auth_key: APP.key, auth_timestamp: String(timestamp), auth_version: '1.0', body_md5: createHash('md5').update(signedBody).digest('hex') };
+      const sorted = Object.keys(query).sort().map((k) => `${k}=${query[k]}`).join('&');
+      const signature = createHmac('sha256', APP.secret).update(`POST\n/apps/${APP.id}/events\n${sorted}`).digest('hex');
+      return fetch(`${A.url}/apps/${APP.id}/events?${sorted}&auth_signature=${signature}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    };
+    const body = JSON.stringify({ name: 'by-hand', channel: 'news', data: '{"ok":true}' });
+    const now = Math.floor(Date.now() / 1000);
+    expect((await post(body, now)).status).toBe(200);
+    const stale = await post(body, now - 3600);
+    expect(stale.status).toBe(401);
+    expect(await stale.json()).toMatchObject({ error: expect.stringContaining('auth_timestamp') });
+    expect((await post(body.replace('news', 'other'), now, body)).status).toBe(401);
+    expect((await post('{"name":"x","channel":"bad name!","data":"1"}', now)).status).toBe(400);
+  });
+});
