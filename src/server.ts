@@ -213,7 +213,7 @@ function lifecycleLog(log: Log): SessionObserver {
 function presenceOf(cluster: Cluster): SessionObserver {
   return {
     authenticated: (s) => cluster.connected(s.id, s.uid!, s.transport, s.connectedAt),
-    subscribed: (s, channels) => cluster.subscribed(s.id, s.uid!, channels),
+    subscribed: (s, channels, info) => cluster.subscribed(s.id, s.uid!, channels, info),
     unsubscribed: (s, channels) => cluster.unsubscribed(s.id, s.uid!, channels),
     closed: (s) => {
       if (s.identity !== null) cluster.disconnected(s.id, disconnectReason(s));
@@ -233,7 +233,7 @@ function everyOf(observers: SessionObserver[]): SessionObserver | undefined {
   if (observers.length === 1) return observers[0];
   return {
     authenticated: (s) => observers.forEach((o) => o.authenticated(s)),
-    subscribed: (s, c) => observers.forEach((o) => o.subscribed(s, c)),
+    subscribed: (s, c, info) => observers.forEach((o) => o.subscribed(s, c, info)),
     unsubscribed: (s, c) => observers.forEach((o) => o.unsubscribed(s, c)),
     closed: (s) => observers.forEach((o) => o.closed(s)),
   };

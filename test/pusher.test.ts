@@ -10,12 +10,14 @@ import { createHash, createHmac } from 'node:crypto';
 import PusherClient from 'pusher-js';
 import PusherServer from 'pusher';
 import { startCluster, type Instance } from './harness/cluster.ts';
+import { startProcess } from './harness/process.ts';
 import { connect } from './harness/ws-client.ts';
 import { createWaiter } from './harness/waiter.ts';
 
 const APP = { id: '1001', key: 'app-key-1', secret: 'app-secret-1-0123456789' };
 const OTHER = { id: '1002', key: 'app-key-2', secret: 'app-secret-2-0123456789' };
-const { instances } = await startCluster(['bun', 'node'], { env: { PUSHER_APPS: `${APP.id}:${APP.key}:${APP.secret},${OTHER.id}:${OTHER.key}:${OTHER.secret}` } });
+const pusherApps = `${APP.id}:${APP.key}:${APP.secret},${OTHER.id}:${OTHER.key}:${OTHER.secret}`;
+const { databaseUrl, instances } = await startCluster(['bun', 'node'], { env: { PUSHER_APPS: pusherApps, MESH_INSTANCE_TTL: '3s' } });
 const [A, B] = instances as [Instance, Instance];
 
 const serverFor = (instance: Instance, app = APP) =>
@@ -29,8 +31,8 @@ interface Received {
   data: unknown;
 }
 
-/** A pusher-js client on `instance`; private channels authorised by the server library, as an app's /broadcasting/auth does. */
-async function client(instance: Instance, app = APP) {
+/** A pusher-js client on `instance`; private channels authorised by the server library, as an app's /broadcasting/auth does; `member` is who it is on presence channels. */
+async function client(instance: Instance, app = APP, member?: { user_id: string; user_info?: Record<string, unknown> }) {
   const sdk = serverFor(instance, app);
   const pusher = new PusherClient(app.key, {
     cluster: 'local',
@@ -43,7 +45,10 @@ async function client(instance: Instance, app = APP) {
       transport: 'ajax',
       endpoint: 'unused',
       customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (error: Error | null, data: { auth: string } | null) => void) =>
-        callback(null, channelName.includes('forged') ? { auth: `${app.key}:${'0'.repeat(64)}` } : sdk.authorizeChannel(socketId, channelName)),
+        callback(
+          null,
+          channelName.includes('forged') ? { auth: `${app.key}:${'0'.repeat(64)}` } : channelName.startsWith('presence-') ? sdk.authorizeChannel(socketId, channelName, member!) : sdk.authorizeChannel(socketId, channelName),
+        ),
     },
   });
   const waiter = createWaiter();
@@ -78,8 +83,8 @@ const open: { close(): void }[] = [];
 afterAll(() => {
   for (const c of open) c.close();
 });
-async function opened(instance: Instance, app = APP) {
-  const c = await client(instance, app);
+async function opened(instance: Instance, app = APP, member?: { user_id: string; user_info?: Record<string, unknown> }) {
+  const c = await client(instance, app, member);
   open.push(c);
   return c;
 }
@@ -149,6 +154,51 @@ describe('Pusher protocol', () => {
     expect(one.events('shared-name').map((e) => e.event)).toEqual(['for-one']);
     expect(two.events('shared-name').map((e) => e.event)).toEqual(['for-two']);
   });
+
+  test('presence: member lists and member_added/removed across instances, user_info included, client events carry user_id; a killed instance\'s members leave', async () => {
+    type Members = { count: number; me: { id: string } | null; get(id: string): { info: unknown } | null; each(f: (m: { id: string; info: unknown }) => void): void };
+    const members = (c: Awaited<ReturnType<typeof opened>>) => (c.pusher.channel('presence-room') as unknown as { members: Members }).members;
+    const ids = (c: Awaited<ReturnType<typeof opened>>) => {
+      const out: string[] = [];
+      members(c).each((m) => out.push(m.id));
+      return out.sort();
+    };
+    const alice = await opened(A, APP, { user_id: 'u-alice', user_info: { name: 'Alice' } });
+    expect(await alice.subscribe('presence-room')).toEqual({ ok: true });
+    expect(members(alice).me?.id).toBe('u-alice');
+    const bob = await opened(B, APP, { user_id: 'u-bob', user_info: { name: 'Bob' } });
+    expect(await bob.subscribe('presence-room')).toEqual({ ok: true });
+    await bob.until(() => ids(bob).length === 2);
+    await alice.until(() => ids(alice).length === 2);
+    expect(ids(alice)).toEqual(['u-alice', 'u-bob']);
+    expect(members(alice).get('u-bob')?.info).toEqual({ name: 'Bob' });
+    expect(members(bob).get('u-alice')?.info).toEqual({ name: 'Alice' });
+    expect(alice.events('presence-room')).toEqual([]);
+
+    // A client event on a presence channel tells the others who sent it.
+    const seen: { data: unknown; user_id?: string }[] = [];
+    bob.pusher.channel('presence-room')!.bind('client-wave', (data: unknown, meta: { user_id?: string }) => seen.push({ data, user_id: meta?.user_id }));
+    alice.pusher.channel('presence-room')!.trigger('client-wave', { hi: 1 });
+    await bob.until(() => seen.length >= 1);
+    expect(seen).toEqual([{ data: { hi: 1 }, user_id: 'u-alice' }]);
+
+    // A member on an instance that is SIGKILLed leaves everyone's list within the TTL.
+    const extra = await startProcess('node', { DATABASE_URL: databaseUrl, MESH_INSTANCE_ID: 'PK', MESH_HEARTBEAT: '2s', MESH_INSTANCE_TTL: '3s', PUSHER_APPS: pusherApps });
+    const carol = await client(extra as Instance, APP, { user_id: 'u-carol' });
+    expect(await carol.subscribe('presence-room')).toEqual({ ok: true });
+    await alice.until(() => ids(alice).includes('u-carol'));
+    await extra.stop('SIGKILL');
+    await alice.until(() => !ids(alice).includes('u-carol'));
+    await bob.until(() => !ids(bob).includes('u-carol'));
+
+    // Bob leaves the channel: alice sees him go; the member list is right for a newcomer.
+    bob.pusher.unsubscribe('presence-room');
+    await alice.until(() => ids(alice).length === 1);
+    const dave = await opened(B, APP, { user_id: 'u-dave' });
+    expect(await dave.subscribe('presence-room')).toEqual({ ok: true });
+    await dave.until(() => ids(dave).length === 2);
+    expect(ids(dave)).toEqual(['u-alice', 'u-dave']);
+  }, 60_000);
 
   test('a wrong app key gets pusher:error 4001 and the socket closes with it', async () => {
     const ws = await connect(`${A.url.replace('http', 'ws')}/app/no-such-key?protocol=7&client=js&version=8.6.0`);

@@ -18,13 +18,14 @@ import { CloseCode, NOTHING_QUEUED, Session, type SessionPolicy, type SessionSin
 
 /** Who is in a channel, cluster-wide, and the last message id that answer includes. */
 export interface MemberList {
-  members(channel: string): Promise<{ uids: string[]; at: number }>;
+  members(channel: string): Promise<{ uids: string[]; info: Record<string, string | null>; at: number }>;
 }
 
 /** Hears a session's lifecycle (presence bookkeeping, hooks); channels are the user-visible ones, as stored. */
 export interface SessionObserver {
   authenticated(session: Session): void;
-  subscribed(session: Session, channels: readonly string[]): void;
+  /** `info`: what a presence member says about itself (JSON text), for the member list and join events. */
+  subscribed(session: Session, channels: readonly string[], info?: string): void;
   unsubscribed(session: Session, channels: readonly string[]): void;
   closed(session: Session): void;
 }
@@ -350,6 +351,39 @@ export class Gateway {
     if (joined.length > 0) this.#o.observer?.subscribed(session, joined);
     const names = [...refs.values()].map((r) => r.name);
     return ok(replyName(command), command.rid, { channels: names, position, ...(command.presence ? { members } : {}), ...(clamped ? { clamped } : {}) });
+  }
+
+  /**
+   * For a protocol that authorises channels itself (Pusher's signed subscriptions): subscribes
+   * `session` to `channel` (named `name` to it) as a presence member saying `info` about itself,
+   * and to the channel's join and leave events from the member list it resolves with on.
+   */
+  async joinPresence(session: Session, channel: string, name: string, info: string | undefined): Promise<{ uids: string[]; info: Record<string, string | null> }> {
+    if (this.#o.members === undefined) throw new MeshError('ERR_BAD_ARGS', 'presence is not available on this server');
+    const members = await this.#o.members.members(channel);
+    const events = presenceChannel(channel);
+    if (!session.isSubscribed(channel)) this.#o.hub.subscribe(session, channel, name, 'plain');
+    if (!session.isSubscribed(events)) {
+      this.#o.hub.subscribe(session, events, name, 'presence', members.at);
+      await this.#replay(session, events, members.at);
+    }
+    this.#o.hub.goLive(session, channel, this.#o.log.position);
+    this.#o.observer?.subscribed(session, [channel], info);
+    return { uids: members.uids, info: members.info };
+  }
+
+  /** Ends what joinPresence() began. */
+  leavePresence(session: Session, channel: string): void {
+    if (!session.isSubscribed(channel)) return;
+    this.#o.hub.unsubscribe(session, channel);
+    this.#o.hub.unsubscribe(session, presenceChannel(channel));
+    this.#o.observer?.unsubscribed(session, [channel]);
+  }
+
+  /** Gives a session opened with an identity its own one (its first presence channel tells who it is): its connection is written to the cluster's presence. */
+  identify(session: Session, identity: Identity): void {
+    session.identity = identity;
+    this.#o.observer?.authenticated(session);
   }
 
   async #replay(session: Session, channel: string, after: number): Promise<void> {

@@ -76,6 +76,8 @@ export type SubscriptionKind = 'plain' | 'tracked' | 'presence';
 interface PresenceEvent {
   event: 'join' | 'leave';
   uid: string;
+  /** What a joining member says about itself (Pusher's user_info). */
+  info?: unknown;
 }
 const PRESENCE_EVENT = {};
 
@@ -304,8 +306,8 @@ export class Session {
     sub.lastId = message.id;
     if (message.exclude?.includes(this.id)) return;
     if (sub.kind === 'presence') {
-      const { event, uid } = message.memo(PRESENCE_EVENT, (m) => JSON.parse(m.data) as PresenceEvent);
-      this.#sink.notice(event, { channel: sub.name, uid });
+      const { event, uid, info } = message.memo(PRESENCE_EVENT, (m) => JSON.parse(m.data) as PresenceEvent);
+      this.#sink.notice(event, info === undefined ? { channel: sub.name, uid } : { channel: sub.name, uid, info });
     } else {
       this.#sink.message(message, sub.name);
     }

@@ -100,7 +100,8 @@ export class WebhookSender {
       this.#backlogAt = Date.now();
     }
     while (!this.#stopped) {
-      const claimed = await this.#o.queue.claim(BATCH, this.#o.timeoutMs + 5000);
+      // The lease outlasts the POST (aborted at its timeout) by a second: a live sender always settles its batch within it.
+      const claimed = await this.#o.queue.claim(BATCH, this.#o.timeoutMs + 1000);
       if (claimed.length === 0) return;
       const rows = claimed.map((c) => c.row);
       const failure = await this.#post(JSON.stringify({ events: claimed.map((c) => c.event) }));

@@ -59,3 +59,14 @@ export function storedChannel(app: PusherApp, channel: string): string {
 export function pusherChannel(app: PusherApp, stored: string): string {
   return stored.slice(storedChannel(app, '').length);
 }
+
+/** The uid a presence member of an app is written as in the cluster's presence (apart from pgmesh's own users). */
+export function memberUid(app: PusherApp, userId: string): string {
+  return `${RESERVED_PREFIX}pusher:${app.id}:${userId}`;
+}
+
+/** The app's user_id of a member written by memberUid(). */
+export function memberId(app: PusherApp, uid: string): string {
+  const prefix = memberUid(app, '');
+  return uid.startsWith(prefix) ? uid.slice(prefix.length) : uid;
+}

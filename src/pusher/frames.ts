@@ -20,6 +20,22 @@ export const SubscribeData = z.object({
   channel_data: z.string().max(10_000).optional(),
 });
 
+/** A presence subscription's channel_data: who the member is, and what it says about itself. */
+export const ChannelData = z.object({
+  user_id: z.union([z.string().min(1).max(200), z.number()]),
+  user_info: z.unknown().optional(),
+});
+
+/** JSON.parse that gives undefined for anything not JSON. */
+export function parseJson(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Channels whose subscriptions the app's auth endpoint signs. */
 export function needsAuth(channel: string): boolean {
   return channel.startsWith('private-') || channel.startsWith('presence-');
@@ -42,5 +58,11 @@ export const connectionEstablished = (socketId: string, activityTimeoutS: number
 export const pusherError = (code: number | null, message: string) => JSON.stringify({ event: 'pusher:error', data: { code, message } });
 export const PONG = JSON.stringify({ event: 'pusher:pong', data: {} });
 export const subscriptionSucceeded = (channel: string) => JSON.stringify({ event: 'pusher_internal:subscription_succeeded', channel });
+/** A presence channel's subscription: every member's user_id and user_info (`data` a JSON string, as pusher-js expects). */
+export const presenceSucceeded = (channel: string, hash: Record<string, unknown>) =>
+  JSON.stringify({ event: 'pusher_internal:subscription_succeeded', channel, data: JSON.stringify({ presence: { ids: Object.keys(hash), hash, count: Object.keys(hash).length } }) });
+export const memberAdded = (channel: string, userId: string, info: unknown) =>
+  JSON.stringify({ event: 'pusher_internal:member_added', channel, data: JSON.stringify(info === undefined ? { user_id: userId } : { user_id: userId, user_info: info }) });
+export const memberRemoved = (channel: string, userId: string) => JSON.stringify({ event: 'pusher_internal:member_removed', channel, data: JSON.stringify({ user_id: userId }) });
 export const subscriptionError = (channel: string, type: string, error: string, status: number) =>
   JSON.stringify({ event: 'pusher:subscription_error', channel, data: { type, error, status } });

@@ -45,7 +45,8 @@ export interface Cluster {
   /** Registers this instance, clears what a previous process of the same id left, starts heartbeats. */
   start(): Promise<void>;
   connected(id: string, uid: string, transport: string, connectedAt: number): void;
-  subscribed(id: string, uid: string, channels: readonly string[]): void;
+  /** `info` is what a presence member says about itself (JSON), carried by its join event and the member list. */
+  subscribed(id: string, uid: string, channels: readonly string[], info?: string): void;
   unsubscribed(id: string, uid: string, channels: readonly string[]): void;
   /** `reason` says why, in the disconnect webhook: client_closed, kicked, token_expired, … */
   disconnected(id: string, reason: string): void;
@@ -57,8 +58,8 @@ export interface Cluster {
   users(options: { channel?: string; limit: number; after?: string }): Promise<Page<string>>;
   /** Channels with at least one live subscriber, by name. */
   channels(options: { prefix?: string; limit: number; after?: string }): Promise<Page<ChannelInfo>>;
-  /** The users subscribed to a channel, and the last message id that state includes (join/leave events after it follow). */
-  members(channel: string): Promise<{ uids: string[]; at: number }>;
+  /** The users subscribed to a channel (with what they said about themselves), and the last message id that state includes (join/leave events after it follow). */
+  members(channel: string): Promise<{ uids: string[]; info: Record<string, string | null>; at: number }>;
   /** Records where the other instances reach this one (MESH_ADVERTISE_URL). */
   advertise(url: string): Promise<void>;
   /** Where a live instance said it can be reached; null for an unknown or dead one. */
@@ -130,8 +131,8 @@ export class SqlCluster implements Cluster {
     this.#schedule();
   }
 
-  subscribed(id: string, uid: string, channels: readonly string[]): void {
-    this.#batch.subscribed(id, uid, channels);
+  subscribed(id: string, uid: string, channels: readonly string[], info?: string): void {
+    this.#batch.subscribed(id, uid, channels, info);
     this.#schedule();
   }
 
@@ -287,16 +288,18 @@ export class SqlCluster implements Cluster {
     return page(items.slice(0, limit), Number(counted[0]!.n), items.length > limit ? items[limit - 1]!.channel : null);
   }
 
-  async members(channel: string): Promise<{ uids: string[]; at: number }> {
+  async members(channel: string): Promise<{ uids: string[]; info: Record<string, string | null>; at: number }> {
     // One statement, one snapshot: the member list and the id it is current as of agree. Rows of a
     // dead instance count until it is reaped, as the leave events that reaping sends say.
     const rows = await this.#read(
       `select (select last_id from mesh_seq) as at,
-         coalesce((select array_agg(distinct s.uid) from mesh_subscription s where s.channel = $1), '{}') as uids
+         coalesce((select json_agg(json_build_array(m.uid, m.info))::text
+           from (select s.uid, max(s.info) as info from mesh_subscription s where s.channel = $1 group by s.uid) m), '[]') as members
        where $LIVE::interval is not null`,
       [channel],
     );
-    return { uids: (rows[0]!.uids as string[]).sort(), at: Number(rows[0]!.at) };
+    const members = JSON.parse(rows[0]!.members as string) as [string, string | null][];
+    return { uids: members.map(([uid]) => uid).sort(), info: Object.fromEntries(members), at: Number(rows[0]!.at) };
   }
 
   async close(): Promise<void> {

@@ -16,7 +16,8 @@ export interface PresenceBatchJson {
   up: [string, string, string, number][];
   /** Connection ids gone, each with why (for the disconnect webhook). */
   down: [string, string][];
-  sub: [string, string, string][];
+  /** [connection, channel, uid] or, for a presence member with something to say about itself, [connection, channel, uid, info]. */
+  sub: ([string, string, string] | [string, string, string, string])[];
   unsub: [string, string][];
 }
 
@@ -24,8 +25,8 @@ export class PresenceBatch {
   #up = new Map<string, ConnectionUp>();
   /** connection -> why it went */
   #down = new Map<string, string>();
-  /** connection -> channel -> subscribed (true) or left (false), with the connection's uid. */
-  #subs = new Map<string, { uid: string; channels: Map<string, boolean> }>();
+  /** connection -> channel -> subscribed (true, or its member info) or left (false), with the connection's uid. */
+  #subs = new Map<string, { uid: string; channels: Map<string, boolean | string> }>();
 
   get empty(): boolean {
     return this.#up.size === 0 && this.#down.size === 0 && this.#subs.size === 0;
@@ -37,8 +38,8 @@ export class PresenceBatch {
     this.#up.set(id, up);
   }
 
-  subscribed(id: string, uid: string, channels: readonly string[]): void {
-    this.#mark(id, uid, channels, true);
+  subscribed(id: string, uid: string, channels: readonly string[], info?: string): void {
+    this.#mark(id, uid, channels, info ?? true);
   }
 
   unsubscribed(id: string, uid: string, channels: readonly string[]): void {
@@ -52,7 +53,7 @@ export class PresenceBatch {
     this.#down.set(id, reason);
   }
 
-  #mark(id: string, uid: string, channels: readonly string[], on: boolean): void {
+  #mark(id: string, uid: string, channels: readonly string[], on: boolean | string): void {
     let entry = this.#subs.get(id);
     if (entry === undefined) this.#subs.set(id, (entry = { uid, channels: new Map() }));
     for (const channel of channels) entry.channels.set(channel, on);
@@ -84,12 +85,12 @@ export class PresenceBatch {
   }
 
   toJSON(): PresenceBatchJson {
-    const sub: [string, string, string][] = [];
+    const sub: PresenceBatchJson['sub'] = [];
     const unsub: [string, string][] = [];
     for (const [id, { uid, channels }] of this.#subs) {
       for (const [channel, on] of channels) {
-        if (on) sub.push([id, channel, uid]);
-        else unsub.push([id, channel]);
+        if (on === false) unsub.push([id, channel]);
+        else sub.push(on === true ? [id, channel, uid] : [id, channel, uid, on]);
       }
     }
     return {

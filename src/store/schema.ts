@@ -283,10 +283,15 @@ export const MIGRATIONS: readonly Migration[] = [
       );
       create index mesh_webhook_due on mesh_webhook (due_at, id);
 
+      -- What a member of a presence channel says about itself (a Pusher member's user_info, as JSON).
+      alter table mesh_subscription add column info text;
+
       -- mesh_presence_apply() (kept for instances of the previous version during a rolling
       -- deploy), plus: disconnect reasons ("down" entries may be [id, reason]), one result row
       -- always, and with "hooks":"send" the webhook events of the batch, computed under the
       -- same lock so a cluster-wide event (user_online, channel_vacated, …) is written once.
+      -- Subscriptions may carry info (a presence member's user_info), which their join event
+      -- carries too. Users and channels starting with $ (pgmesh's own, Pusher apps') have no webhooks.
       -- "hooks":"drop" computes and counts them without writing them (the backlog is full).
       create function mesh_cluster_apply(batch text, me text, reap_after interval)
       returns table (last_id int8, n int8, m text, hooks int8)
@@ -331,10 +336,10 @@ export const MIGRATIONS: readonly Migration[] = [
           from downs w left join down_list d on d.id = w.id
         ),
         subs as (
-          insert into mesh_subscription (connection, channel, uid)
-          select e->>0, e->>1, e->>2 from json_array_elements(j->'sub') e
+          insert into mesh_subscription (connection, channel, uid, info)
+          select e->>0, e->>1, e->>2, e->>3 from json_array_elements(j->'sub') e
           on conflict do nothing
-          returning connection, channel, uid
+          returning connection, channel, uid, info
         ),
         unsubs as (
           delete from mesh_subscription s
@@ -352,13 +357,16 @@ export const MIGRATIONS: readonly Migration[] = [
           group by d.channel, d.uid
         ),
         events as (
-          select case when b.before = 0 then 'join' else 'leave' end as event, delta.channel, delta.uid
+          select case when b.before = 0 then 'join' else 'leave' end as event, delta.channel, delta.uid,
+            (select s.info from subs s where s.channel = delta.channel and s.uid = delta.uid and s.info is not null limit 1) as info
           from delta, lateral (select count(*) as before from mesh_subscription s where s.channel = delta.channel and s.uid = delta.uid) b
           where (b.before = 0 and b.before + delta.k > 0) or (b.before > 0 and b.before + delta.k <= 0)
         ),
         numbered as (
           select row_number() over (order by e.channel, e.uid) as ord, '$presence:' || e.channel as channel,
-            json_build_object('event', e.event, 'uid', e.uid)::text as data
+            (case when e.event = 'join' and e.info is not null
+              then json_build_object('event', e.event, 'uid', e.uid, 'info', e.info::json)
+              else json_build_object('event', e.event, 'uid', e.uid) end)::text as data
           from events e
         ),
         total as (select count(*)::int8 as n from numbered),
@@ -377,6 +385,7 @@ export const MIGRATIONS: readonly Migration[] = [
         user_delta as (
           select d.uid, sum(d.k) as k
           from (select u.uid, 1 as k from ups u where u.inserted union all select w.uid, -1 from downs w) d
+          where left(d.uid, 1) <> '$'
           group by d.uid
         ),
         user_events as (
@@ -397,7 +406,7 @@ export const MIGRATIONS: readonly Migration[] = [
         ),
         hook_events as (
           select 1 as ord, jsonb_build_object('type', 'connect', 'connection', u.id, 'uid', u.uid, 'transport', u.transport, 'instance', me) as e
-            from ups u where u.inserted
+            from ups u where u.inserted and left(u.uid, 1) <> '$'
           union all select 2, jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_online'
           union all select 3, jsonb_build_object('type', 'subscribe', 'connection', s.connection, 'uid', s.uid, 'channel', s.channel)
             from subs s where left(s.channel, 1) <> '$'
@@ -406,7 +415,7 @@ export const MIGRATIONS: readonly Migration[] = [
             from unsubs u where left(u.channel, 1) <> '$' and (u.connection, u.channel) in (select x.connection, x.channel from explicit_unsub x)
           union all select 6, jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_vacated'
           union all select 7, jsonb_build_object('type', 'disconnect', 'connection', w.id, 'uid', w.uid, 'transport', w.transport, 'instance', w.instance, 'reason', w.reason)
-            from gone_why w
+            from gone_why w where left(w.uid, 1) <> '$'
           union all select 8, jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_offline'
         ),
         hooked as (

@@ -1,10 +1,10 @@
 /**
  * The webhook queue in Postgres (mesh_webhook). Events are written by
  * mesh_cluster_apply() in the transaction that makes them true; any instance
- * claims a batch for a lease, sends it, and deletes it, or puts it back due
- * later. A claim skips rows another instance holds, so each batch goes out from
- * one instance at a time; a lease that runs out (its instance died mid-send)
- * makes the rows claimable again: delivery is at least once.
+ * claims the oldest batch for a lease, sends it, and deletes it, or puts it
+ * back due later. One batch is in flight in the cluster at a time, so the
+ * backend gets events in order; a lease that runs out (its instance died
+ * mid-send) makes the rows claimable again: delivery is at least once.
  */
 import type { SqlDriver } from './driver.ts';
 
@@ -49,12 +49,16 @@ export interface WebhookQueue {
   backlog(): Promise<WebhookBacklog>;
 }
 
+// One batch in flight in the whole cluster, always the oldest events: the backend gets them in
+// the order they happened, and a batch being retried holds back the ones after it. The lock
+// (taken in a statement of its own, so the claim's snapshot comes after it) makes the
+// "nothing in flight" check and the claim one step.
+const CLAIM_LOCK_SQL = 'select pg_advisory_xact_lock(7361842003)';
 const CLAIM_SQL = `
   update mesh_webhook w set claimed_until = now() + $2::interval
-  where w.id in (
-    select id from mesh_webhook
-    where due_at <= now() and (claimed_until is null or claimed_until < now())
-    order by due_at, id limit $1::int4 for update skip locked)
+  where w.id in (select id from mesh_webhook order by id limit $1::int4)
+    and not exists (select 1 from mesh_webhook x where x.claimed_until > now())
+    and (select due_at from mesh_webhook order by id limit 1) <= now()
   returning w.id, w.event::text as event, w.attempts`;
 
 const RETRY_SQL = `
@@ -72,7 +76,10 @@ export class SqlWebhookQueue implements WebhookQueue {
   constructor(readonly db: SqlDriver) {}
 
   async claim(limit: number, leaseMs: number): Promise<ClaimedWebhook[]> {
-    const rows = await this.db.query(CLAIM_SQL, [limit, `${leaseMs} milliseconds`]);
+    const rows = await this.db.transaction(async (tx) => {
+      await tx.query(CLAIM_LOCK_SQL);
+      return tx.query(CLAIM_SQL, [limit, `${leaseMs} milliseconds`]);
+    });
     return rows
       .map((r) => ({ row: Number(r.id), event: JSON.parse(r.event as string) as WebhookEvent, attempts: Number(r.attempts) }))
       .sort((a, b) => a.row - b.row);

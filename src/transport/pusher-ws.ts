@@ -4,7 +4,11 @@
  * the outbox backs it, the server API can close it) whose id is its socket_id;
  * its frames are Pusher's. Public channels are open to all; `private-` ones need
  * the signature the app's auth endpoint returns; a `client-` event goes to the
- * channel's other subscribers, through the outbox like any message.
+ * channel's other subscribers, through the outbox like any message. A
+ * `presence-` channel's members are the cluster's presence (pgmesh's own
+ * tables and join/leave events), each member written as `$pusher:<app>:<user_id>`
+ * with its user_info, so its member list and member_added/removed are right
+ * across instances and after an instance dies.
  */
 import type { MiddlewareHandler } from 'hono';
 import { ALL_CHANNEL } from '../core/channels.ts';
@@ -15,8 +19,25 @@ import type { MessageLog } from '../core/message-log.ts';
 import { CloseCode, type Session, type SessionSink } from '../core/session.ts';
 import type { RawSocket, RuntimeAdapter } from '../runtime/adapter.ts';
 import type { ClientAddress } from '../api/client-address.ts';
-import { storedChannel, type PusherApp, type PusherApps } from '../pusher/apps.ts';
-import { CHANNEL_NAME, IncomingFrame, PONG, SubscribeData, connectionEstablished, eventFrame, needsAuth, pusherError, storedEvent, subscriptionError, subscriptionSucceeded } from '../pusher/frames.ts';
+import { memberId, memberUid, storedChannel, type PusherApp, type PusherApps } from '../pusher/apps.ts';
+import {
+  CHANNEL_NAME,
+  ChannelData,
+  IncomingFrame,
+  PONG,
+  SubscribeData,
+  connectionEstablished,
+  eventFrame,
+  memberAdded,
+  memberRemoved,
+  needsAuth,
+  parseJson,
+  presenceSucceeded,
+  pusherError,
+  storedEvent,
+  subscriptionError,
+  subscriptionSucceeded,
+} from '../pusher/frames.ts';
 import { channelAuthValid } from '../pusher/signing.ts';
 
 export interface PusherSocketOptions {
@@ -43,14 +64,26 @@ const ANONYMOUS = Object.freeze({ uid: '', subscribe: Object.freeze([]), publish
 
 /** Writes Pusher frames to one socket. */
 class PusherSink implements SessionSink {
-  constructor(readonly socket: RawSocket) {}
+  /** presence channel -> the user_id this socket is a member as (its own joins are not news to it). */
+  readonly me = new Map<string, string>();
+  constructor(
+    readonly socket: RawSocket,
+    readonly app: PusherApp,
+  ) {}
   message(message: Message, name: string): void {
     // pgmesh's sendToAll reaches pgmesh's own clients, not an app's Pusher sockets.
     if (name === ALL_CHANNEL) return;
     this.socket.send(message.memo(FRAME, (m) => eventFrame(m.data, name)));
   }
   reply(): void {}
-  notice(): void {}
+  /** A presence channel's join or leave, as member_added / member_removed. */
+  notice(event: string, data: Record<string, unknown>): void {
+    const channel = data.channel as string;
+    const userId = memberId(this.app, data.uid as string);
+    if (userId === this.me.get(channel)) return;
+    if (event === 'join') this.socket.send(memberAdded(channel, userId, data.info));
+    else if (event === 'leave') this.socket.send(memberRemoved(channel, userId));
+  }
   close(code: number, reason: string): void {
     this.socket.close(PUSHER_CLOSE[code] ?? code, reason);
   }
@@ -67,6 +100,7 @@ function newSocketId(): string {
 
 /** The upgrade handler for /app/:key. */
 export function pusherSocketRoute(gateway: Gateway, hub: Hub, log: MessageLog, runtime: RuntimeAdapter, apps: PusherApps, options: PusherSocketOptions): MiddlewareHandler {
+  const sinks = new WeakMap<Session, PusherSink>();
   return runtime.upgradeWebSocket((c) => {
     const key = c.req.param('key') ?? '';
     const app = apps.byKey(key);
@@ -81,7 +115,9 @@ export function pusherSocketRoute(gateway: Gateway, hub: Hub, log: MessageLog, r
           socket.close(4001, 'unknown app key');
           return;
         }
-        session = gateway.open(new PusherSink(socket), { format: 'raw', ackMode: false, transport: 'websocket', address, id: newSocketId(), identity: ANONYMOUS });
+        const sink = new PusherSink(socket, app);
+        session = gateway.open(sink, { format: 'raw', ackMode: false, transport: 'websocket', address, id: newSocketId(), identity: ANONYMOUS });
+        sinks.set(session, sink);
         socket.send(connectionEstablished(session.id, ACTIVITY_TIMEOUT_S));
       },
       onMessage(event) {
@@ -110,8 +146,11 @@ export function pusherSocketRoute(gateway: Gateway, hub: Hub, log: MessageLog, r
     if (frame.event === 'pusher:ping') return socket.send(PONG);
     if (frame.event === 'pusher:subscribe') return subscribe(app, session, socket, frame.data);
     if (frame.event === 'pusher:unsubscribe') {
-      const channel = SubscribeData.safeParse(frame.data);
-      if (channel.success) hub.unsubscribe(session, storedChannel(app, channel.data.channel));
+      const parsed = SubscribeData.safeParse(frame.data);
+      if (!parsed.success) return;
+      const stored = storedChannel(app, parsed.data.channel);
+      if (parsed.data.channel.startsWith('presence-')) gateway.leavePresence(session, stored);
+      else hub.unsubscribe(session, stored);
       return;
     }
     if (frame.event.startsWith('client-')) return void clientEvent(app, session, socket, frame);
@@ -122,13 +161,34 @@ export function pusherSocketRoute(gateway: Gateway, hub: Hub, log: MessageLog, r
     if (!parsed.success) return socket.send(pusherError(null, 'pusher:subscribe needs {"channel"}'));
     const { channel, auth, channel_data } = parsed.data;
     if (!CHANNEL_NAME.test(channel)) return socket.send(subscriptionError(channel, 'InvalidChannel', 'channel names are 1-164 of A-Z a-z 0-9 _ - = @ , . ;', 400));
-    if (channel.startsWith('presence-')) return socket.send(subscriptionError(channel, 'NotSupported', 'presence channels are not available on this server yet', 501));
-    if (needsAuth(channel) && !channelAuthValid(app, session.id, channel, auth, channel_data)) {
+    if (needsAuth(channel) && !channelAuthValid(app, session.id, channel, auth, channel.startsWith('presence-') ? channel_data : undefined)) {
       return socket.send(subscriptionError(channel, 'AuthError', `the auth signature for ${channel} is not valid for this socket`, 401));
     }
     const stored = storedChannel(app, channel);
+    if (channel.startsWith('presence-')) return void joinPresence(app, session, socket, channel, stored, channel_data);
     if (!session.isSubscribed(stored)) hub.subscribe(session, stored, channel, 'plain');
     socket.send(subscriptionSucceeded(channel));
+  }
+
+  async function joinPresence(app: PusherApp, session: Session, socket: RawSocket, channel: string, stored: string, channelData: string | undefined): Promise<void> {
+    const member = ChannelData.safeParse(parseJson(channelData));
+    if (!member.success) return socket.send(subscriptionError(channel, 'InvalidChannelData', 'channel_data must be JSON with a user_id', 400));
+    const userId = String(member.data.user_id);
+    // The connection is written to the cluster's presence as this app's user, the first time it is a member.
+    if (session.uid === '') gateway.identify(session, { ...ANONYMOUS, uid: memberUid(app, userId) });
+    sinks.get(session)?.me.set(channel, userId);
+    const info = member.data.user_info === undefined ? undefined : JSON.stringify(member.data.user_info);
+    let members;
+    try {
+      members = await gateway.joinPresence(session, stored, channel, info);
+    } catch {
+      return socket.send(subscriptionError(channel, 'ServerError', 'the member list could not be read', 503));
+    }
+    // The members as the cluster has them, and this socket's member (its own row may not be written yet).
+    const hash: Record<string, unknown> = {};
+    for (const uid of members.uids) hash[memberId(app, uid)] = members.info[uid] == null ? null : JSON.parse(members.info[uid]!);
+    hash[userId] = member.data.user_info ?? null;
+    socket.send(presenceSucceeded(channel, hash));
   }
 
   async function clientEvent(app: PusherApp, session: Session, socket: RawSocket, frame: ReturnType<typeof IncomingFrame.parse>): Promise<void> {
@@ -136,7 +196,9 @@ export function pusherSocketRoute(gateway: Gateway, hub: Hub, log: MessageLog, r
     if (!needsAuth(channel)) return socket.send(pusherError(4301, 'client events are only for private and presence channels'));
     if (!session.isSubscribed(storedChannel(app, channel))) return socket.send(pusherError(4301, `client event on ${channel}: not subscribed to it`));
     try {
-      await log.publish([{ channel: storedChannel(app, channel), data: storedEvent(frame.event, frame.data ?? null), sender: null, exclude: [session.id] }]);
+      // On a presence channel the others learn who sent it.
+      const userId = sinks.get(session)?.me.get(channel);
+      await log.publish([{ channel: storedChannel(app, channel), data: storedEvent(frame.event, frame.data ?? null, userId), sender: null, exclude: [session.id] }]);
     } catch {
       socket.send(pusherError(4301, 'client event not sent: the store is unavailable'));
     }
