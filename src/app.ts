@@ -85,8 +85,8 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
   for (const path of [WS_PATH, ...config.MESH_WS_PATHS]) app.get(path, notDraining, ws);
   if (config.PUSHER_APPS.length > 0) {
     const apps = new PusherApps(config.PUSHER_APPS);
-    app.get('/app/:key', notDraining, pusherSocketRoute(gateway, hub, store, runtime, apps, { maxFrame: config.MESH_MAX_FRAME, clientAddress }));
-    app.route('/', pusherApiRoutes(apps, store));
+    app.get('/app/:key', notDraining, pusherSocketRoute(gateway, store, runtime, apps, { maxFrame: config.MESH_MAX_FRAME, clientAddress }));
+    app.route('/', pusherApiRoutes(apps, store, cluster));
   }
 
   // Pages on other origins (the app on app.example.com, pgmesh on rt.example.com) may use the

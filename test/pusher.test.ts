@@ -12,7 +12,7 @@ import PusherServer from 'pusher';
 import { startCluster, type Instance } from './harness/cluster.ts';
 import { startProcess } from './harness/process.ts';
 import { connect } from './harness/ws-client.ts';
-import { createWaiter } from './harness/waiter.ts';
+import { createWaiter, pollUntil } from './harness/waiter.ts';
 
 const APP = { id: '1001', key: 'app-key-1', secret: 'app-secret-1-0123456789' };
 const OTHER = { id: '1002', key: 'app-key-2', secret: 'app-secret-2-0123456789' };
@@ -198,6 +198,44 @@ describe('Pusher protocol', () => {
     expect(await dave.subscribe('presence-room')).toEqual({ ok: true });
     await dave.until(() => ids(dave).length === 2);
     expect(ids(dave)).toEqual(['u-alice', 'u-dave']);
+  }, 60_000);
+
+  test("the server library's channel queries, and terminateUserConnections closing a user's sockets on every instance", async () => {
+    const erin = await opened(A, APP, { user_id: 'q-erin', user_info: { name: 'Erin' } });
+    const erinElsewhere = await opened(B, APP, { user_id: 'q-erin' });
+    const finn = await opened(B, APP, { user_id: 'q-finn' });
+    for (const c of [erin, erinElsewhere, finn]) expect(await c.subscribe('presence-query')).toEqual({ ok: true });
+    expect(await finn.subscribe('news-query')).toEqual({ ok: true });
+    const get = async (path: string, params: Record<string, string> = {}) => {
+      const res = await sdkA.get({ path, params });
+      expect(res.status).toBe(200);
+      return res.json();
+    };
+    // Presence is written in batches: wait until the cluster has all three sockets.
+    await pollUntil(async () => (await get('/channels/presence-query', { info: 'subscription_count' })).subscription_count === 3, 10_000, 'three presence subscriptions');
+    expect(await get('/channels', { filter_by_prefix: 'presence-q', info: 'user_count' })).toEqual({ channels: { 'presence-query': { user_count: 2 } } });
+    expect(await get('/channels/presence-query', { info: 'user_count,subscription_count' })).toEqual({ occupied: true, user_count: 2, subscription_count: 3 });
+    expect(await get('/channels/news-query', { info: 'subscription_count' })).toEqual({ occupied: true, subscription_count: 1 });
+    expect(await get('/channels/nobody-here')).toEqual({ occupied: false });
+    expect(await get('/channels/presence-query/users')).toEqual({ users: [{ id: 'q-erin' }, { id: 'q-finn' }] });
+    expect((await get('/channels', { filter_by_prefix: 'news-q' })).channels).toEqual({ 'news-query': {} });
+    await expect(sdkA.get({ path: '/channels/news-query', params: { info: 'user_count' } })).rejects.toMatchObject({ status: 400 });
+
+    // Erin's two sockets, on two instances, are closed (4009: pusher-js does not reconnect); Finn's is not.
+    const closed = (c: typeof erin) => new Promise<void>((resolve) => c.pusher.connection.bind('state_change', (s: { current: string }) => s.current === 'disconnected' && resolve()));
+    const gone = Promise.all([closed(erin), closed(erinElsewhere)]);
+    await sdkB.terminateUserConnections('q-erin');
+    await gone;
+    expect(finn.pusher.connection.state).toBe('connected');
+    await pollUntil(async () => (await get('/channels/presence-query/users')).users.length === 1, 10_000, 'erin gone from the member list');
+    expect(await get('/channels/presence-query/users')).toEqual({ users: [{ id: 'q-finn' }] });
+
+    // pgmesh's own server API lists pgmesh's users and channels, never an app's.
+    const users = (await (await fetch(`${A.url}/v1/mesh/users`)).json()) as { users: string[] };
+    const channels = (await (await fetch(`${A.url}/v1/mesh/channels`)).json()) as { channels: { channel: string }[] };
+    expect(users.users.filter((u) => u.includes('pusher'))).toEqual([]);
+    expect(channels.channels.filter((ch) => ch.channel.includes('query'))).toEqual([]);
+    expect((await fetch(`${A.url}/v1/mesh/channels?prefix=${encodeURIComponent('$pusher')}`)).status).toBe(400);
   }, 60_000);
 
   test('a wrong app key gets pusher:error 4001 and the socket closes with it', async () => {

@@ -6,7 +6,8 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { canonicalChannel } from '../core/channels.ts';
+import { RESERVED_PREFIX, canonicalChannel } from '../core/channels.ts';
+import { MeshError } from '../core/errors.ts';
 import { commandMessage } from '../core/commands.ts';
 import type { Message } from '../core/message.ts';
 import type { Cluster } from '../store/cluster.ts';
@@ -31,6 +32,8 @@ export function channelsRoutes(store: Store, cluster: Cluster): Hono {
 
   app.get('/channels', async (c) => {
     const q = queryOf(c, ChannelsQuery);
+    // $… channels are pgmesh's own and Pusher apps': not this API's to list.
+    if (q.prefix?.startsWith(RESERVED_PREFIX)) throw new MeshError('ERR_BAD_CHANNEL', `channel names starting with ${RESERVED_PREFIX} are reserved`);
     const page = await cluster.channels({ prefix: q.prefix, limit: q.limit, after: decodeCursor(q.cursor) });
     return c.json({ channels: page.items, count: page.count, next: encodeCursor(page.next) });
   });

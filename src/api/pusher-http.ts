@@ -3,13 +3,17 @@
  * server libraries and Laravel's Pusher broadcaster call. POST
  * /apps/{id}/events sends one event to up to 100 channels (leaving out
  * `socket_id`: Laravel's toOthers()), POST /apps/{id}/batch_events up to 10
- * events. Each is committed to the outbox before the answer.
+ * events; each is committed to the outbox before the answer. The channel
+ * queries read the cluster's presence, so every instance answers the same;
+ * terminate_connections closes a user's sockets wherever they are.
  */
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { boundedText } from '../core/request-body.ts';
 import type { MessageLog, NewMessage } from '../core/message-log.ts';
-import { storedChannel, type PusherApp, type PusherApps } from '../pusher/apps.ts';
+import { commandMessage } from '../core/commands.ts';
+import type { Cluster } from '../store/cluster.ts';
+import { memberId, memberUid, pusherChannel, storedChannel, type PusherApp, type PusherApps } from '../pusher/apps.ts';
 import { CHANNEL_NAME, storedEvent } from '../pusher/frames.ts';
 import { apiSignatureProblem } from '../pusher/signing.ts';
 
@@ -38,7 +42,7 @@ class PusherApiError extends Error {
 }
 
 /** The routes under /apps/{id}. */
-export function pusherApiRoutes(apps: PusherApps, log: MessageLog): Hono {
+export function pusherApiRoutes(apps: PusherApps, log: MessageLog, cluster: Cluster): Hono {
   const api = new Hono();
   api.onError((err, c) => (err instanceof PusherApiError ? c.json({ error: err.message, code: err.status }, err.status) : c.json({ error: 'internal error', code: 500 }, 500)));
 
@@ -53,7 +57,65 @@ export function pusherApiRoutes(apps: PusherApps, log: MessageLog): Hono {
     await publish(app, log, parse(Batch, body).batch);
     return c.json({ batch: [] });
   });
+
+  api.get('/apps/:appId/channels', async (c) => {
+    const { app } = await signed(c, apps);
+    const prefix = c.req.query('filter_by_prefix') ?? '';
+    const userCount = infoWanted(c).has('user_count');
+    if (userCount && !prefix.startsWith('presence-')) throw new PusherApiError(400, 'info=user_count needs filter_by_prefix=presence-');
+    const channels: Record<string, { user_count?: number }> = {};
+    let after: string | undefined;
+    do {
+      const page = await viaStore(() => cluster.channels({ prefix: storedChannel(app, prefix), limit: 1000, after }));
+      for (const { channel, users } of page.items) channels[pusherChannel(app, channel)] = userCount ? { user_count: users } : {};
+      after = page.next ?? undefined;
+    } while (after !== undefined);
+    return c.json({ channels });
+  });
+
+  api.get('/apps/:appId/channels/:channel', async (c) => {
+    const { app } = await signed(c, apps);
+    const name = c.req.param('channel')!;
+    const info = infoWanted(c);
+    if (info.has('user_count') && !name.startsWith('presence-')) throw new PusherApiError(400, 'user_count is only for presence channels');
+    const stored = storedChannel(app, name);
+    const page = await viaStore(() => cluster.channels({ prefix: stored, limit: 1 }));
+    const found = page.items.find((i) => i.channel === stored);
+    return c.json({
+      occupied: found !== undefined,
+      ...(info.has('user_count') ? { user_count: found?.users ?? 0 } : {}),
+      ...(info.has('subscription_count') ? { subscription_count: found?.subscribers ?? 0 } : {}),
+    });
+  });
+
+  api.get('/apps/:appId/channels/:channel/users', async (c) => {
+    const { app } = await signed(c, apps);
+    const name = c.req.param('channel')!;
+    if (!name.startsWith('presence-')) throw new PusherApiError(400, 'users are listed for presence channels only');
+    const { uids } = await viaStore(() => cluster.members(storedChannel(app, name)));
+    return c.json({ users: uids.map((uid) => ({ id: memberId(app, uid) })) });
+  });
+
+  api.post('/apps/:appId/users/:userId/terminate_connections', async (c) => {
+    const { app } = await signed(c, apps);
+    const target = { uid: memberUid(app, c.req.param('userId')!) };
+    await viaStore(() => log.publish([commandMessage({ op: 'close', target, reason: 'terminated by the app' })]));
+    return c.json({});
+  });
   return api;
+}
+
+function infoWanted(c: Context): Set<string> {
+  return new Set((c.req.query('info') ?? '').split(',').filter((i) => i !== ''));
+}
+
+/** A read or write of the cluster's state; a database failure is Pusher's 503. */
+async function viaStore<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch {
+    throw new PusherApiError(503, 'the store is unavailable');
+  }
 }
 
 /** The request's app and body, once its signature holds. */

@@ -372,17 +372,31 @@ export class Gateway {
     return { uids: members.uids, info: members.info };
   }
 
-  /** Ends what joinPresence() began. */
-  leavePresence(session: Session, channel: string): void {
+  /** For a protocol that authorises channels itself: subscribes `session` to `channel` (named `name` to it), live, and writes it to the cluster's presence. */
+  joinChannel(session: Session, channel: string, name: string): void {
+    if (session.isSubscribed(channel)) return;
+    this.#o.hub.subscribe(session, channel, name, 'plain');
+    this.#o.hub.goLive(session, channel, this.#o.log.position);
+    this.#o.observer?.subscribed(session, [channel]);
+  }
+
+  /** Ends what joinChannel() or joinPresence() began. */
+  leaveChannel(session: Session, channel: string): void {
     if (!session.isSubscribed(channel)) return;
     this.#o.hub.unsubscribe(session, channel);
-    this.#o.hub.unsubscribe(session, presenceChannel(channel));
+    if (session.isSubscribed(presenceChannel(channel))) this.#o.hub.unsubscribe(session, presenceChannel(channel));
     this.#o.observer?.unsubscribed(session, [channel]);
   }
 
-  /** Gives a session opened with an identity its own one (its first presence channel tells who it is): its connection is written to the cluster's presence. */
+  /**
+   * Gives a session (opened with an identity, or given one before) the identity it speaks for
+   * from now on: its connection is written to the cluster's presence under that uid, and
+   * commands for that uid (close, say) reach it.
+   */
   identify(session: Session, identity: Identity): void {
+    if (session.uid) this.#o.hub.unbindUser(session, session.uid);
     session.identity = identity;
+    this.#o.hub.bindUser(session, identity.uid);
     this.#o.observer?.authenticated(session);
   }
 

@@ -263,7 +263,8 @@ export class SqlCluster implements Cluster {
 
   async users({ channel, limit, after }: { channel?: string; limit: number; after?: string }): Promise<Page<string>> {
     const from = channel === undefined ? `mesh_connection c ${LIVE}` : `mesh_subscription s join mesh_connection c on c.id = s.connection ${LIVE}`;
-    const where = channel === undefined ? 'true' : 's.channel = $3';
+    // Users whose uid starts with $ are not pgmesh's (a Pusher app's members): they are listed by their own protocol.
+    const where = channel === undefined ? "left(c.uid, 1) <> '$'" : "s.channel = $3 and left(c.uid, 1) <> '$'";
     const params = channel === undefined ? [after ?? '', limit + 1] : [after ?? '', limit + 1, channel];
     const rows = await this.#read(
       `select distinct c.uid from ${from} where ${where} and c.uid > $1 order by c.uid limit $2::int4`,
@@ -278,12 +279,14 @@ export class SqlCluster implements Cluster {
     const pattern = `${(prefix ?? '').replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
     const params = [pattern, after ?? '', limit + 1];
     const from = `mesh_subscription s join mesh_connection c on c.id = s.connection ${LIVE}`;
+    // Reserved channels ($…: a Pusher app's) are listed only when asked for by their prefix.
+    const own = (prefix ?? '').startsWith('$') ? '' : "and left(s.channel, 1) <> '$'";
     const rows = await this.#read(
       `select s.channel, count(*)::int8 as subscribers, count(distinct s.uid)::int8 as users
-       from ${from} where s.channel like $1 and s.channel > $2 group by s.channel order by s.channel limit $3::int4`,
+       from ${from} where s.channel like $1 and s.channel > $2 ${own} group by s.channel order by s.channel limit $3::int4`,
       params,
     );
-    const counted = await this.#read(`select count(distinct s.channel)::int8 as n from ${from} where s.channel like $1 and $2::text is not null and $3::int4 > 0`, params);
+    const counted = await this.#read(`select count(distinct s.channel)::int8 as n from ${from} where s.channel like $1 and $2::text is not null and $3::int4 > 0 ${own}`, params);
     const items = rows.map((r) => ({ channel: r.channel as string, subscribers: Number(r.subscribers), users: Number(r.users) }));
     return page(items.slice(0, limit), Number(counted[0]!.n), items.length > limit ? items[limit - 1]!.channel : null);
   }

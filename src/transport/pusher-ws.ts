@@ -13,7 +13,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { ALL_CHANNEL } from '../core/channels.ts';
 import type { Gateway } from '../core/gateway.ts';
-import type { Hub } from '../core/hub.ts';
 import type { Message } from '../core/message.ts';
 import type { MessageLog } from '../core/message-log.ts';
 import { CloseCode, type Session, type SessionSink } from '../core/session.ts';
@@ -61,6 +60,8 @@ const PUSHER_CLOSE: Record<number, number> = {
 };
 // A Pusher socket is anonymous: what it may hear is decided channel by channel, by signatures.
 const ANONYMOUS = Object.freeze({ uid: '', subscribe: Object.freeze([]), publish: Object.freeze([]), expiresAt: null });
+/** Starts the user id of a socket that is nobody yet (`#<socket_id>`): no app user id is expected to. */
+const ANONYMOUS_MARK = '#';
 
 /** Writes Pusher frames to one socket. */
 class PusherSink implements SessionSink {
@@ -99,7 +100,7 @@ function newSocketId(): string {
 }
 
 /** The upgrade handler for /app/:key. */
-export function pusherSocketRoute(gateway: Gateway, hub: Hub, log: MessageLog, runtime: RuntimeAdapter, apps: PusherApps, options: PusherSocketOptions): MiddlewareHandler {
+export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: RuntimeAdapter, apps: PusherApps, options: PusherSocketOptions): MiddlewareHandler {
   const sinks = new WeakMap<Session, PusherSink>();
   return runtime.upgradeWebSocket((c) => {
     const key = c.req.param('key') ?? '';
@@ -116,8 +117,11 @@ export function pusherSocketRoute(gateway: Gateway, hub: Hub, log: MessageLog, r
           return;
         }
         const sink = new PusherSink(socket, app);
-        session = gateway.open(sink, { format: 'raw', ackMode: false, transport: 'websocket', address, id: newSocketId(), identity: ANONYMOUS });
+        const id = newSocketId();
+        session = gateway.open(sink, { format: 'raw', ackMode: false, transport: 'websocket', address, id, identity: ANONYMOUS });
         sinks.set(session, sink);
+        // In the cluster's presence from the start (the HTTP API counts its channels), as nobody until a presence channel says who.
+        gateway.identify(session, { ...ANONYMOUS, uid: memberUid(app, `${ANONYMOUS_MARK}${id}`) });
         socket.send(connectionEstablished(session.id, ACTIVITY_TIMEOUT_S));
       },
       onMessage(event) {
@@ -149,8 +153,7 @@ export function pusherSocketRoute(gateway: Gateway, hub: Hub, log: MessageLog, r
       const parsed = SubscribeData.safeParse(frame.data);
       if (!parsed.success) return;
       const stored = storedChannel(app, parsed.data.channel);
-      if (parsed.data.channel.startsWith('presence-')) gateway.leavePresence(session, stored);
-      else hub.unsubscribe(session, stored);
+      gateway.leaveChannel(session, stored);
       return;
     }
     if (frame.event.startsWith('client-')) return void clientEvent(app, session, socket, frame);
@@ -166,7 +169,7 @@ export function pusherSocketRoute(gateway: Gateway, hub: Hub, log: MessageLog, r
     }
     const stored = storedChannel(app, channel);
     if (channel.startsWith('presence-')) return void joinPresence(app, session, socket, channel, stored, channel_data);
-    if (!session.isSubscribed(stored)) hub.subscribe(session, stored, channel, 'plain');
+    gateway.joinChannel(session, stored, channel);
     socket.send(subscriptionSucceeded(channel));
   }
 
@@ -174,8 +177,8 @@ export function pusherSocketRoute(gateway: Gateway, hub: Hub, log: MessageLog, r
     const member = ChannelData.safeParse(parseJson(channelData));
     if (!member.success) return socket.send(subscriptionError(channel, 'InvalidChannelData', 'channel_data must be JSON with a user_id', 400));
     const userId = String(member.data.user_id);
-    // The connection is written to the cluster's presence as this app's user, the first time it is a member.
-    if (session.uid === '') gateway.identify(session, { ...ANONYMOUS, uid: memberUid(app, userId) });
+    // From its first presence channel on, the connection is this app's user (presence rows, terminate_connections).
+    if (memberId(app, session.uid ?? '').startsWith(ANONYMOUS_MARK)) gateway.identify(session, { ...ANONYMOUS, uid: memberUid(app, userId) });
     sinks.get(session)?.me.set(channel, userId);
     const info = member.data.user_info === undefined ? undefined : JSON.stringify(member.data.user_info);
     let members;
