@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { ARTIFACTS, launchBrowser } from './harness/browser.ts';
 import { startTestMesh } from './harness/mesh.ts';
-import { token } from './harness/tokens.ts';
 import { onChannel } from './harness/ws-client.ts';
 
 const browser = await launchBrowser();

@@ -8,7 +8,7 @@ import { describe, expect, test } from 'bun:test';
 import { collect, startCluster, type Instance } from './harness/cluster.ts';
 import { openSse } from './harness/sse-client.ts';
 import { token } from './harness/tokens.ts';
-import { onChannel, type Frame, type WsClient } from './harness/ws-client.ts';
+import { type Frame, type WsClient } from './harness/ws-client.ts';
 
 const KEY = 'server-api-key-of-32-characters!';
 const TTL_MS = 3000;

@@ -7,7 +7,7 @@
  */
 import type { Authenticator, Identity } from './auth.ts';
 import type { Backend } from './backend.ts';
-import { ALL_CHANNEL, canPublish, canSubscribe, isOwnChannel, presenceChannel, resolveChannel, userChannel } from './channels.ts';
+import { canPublish, canSubscribe, isOwnChannel, presenceChannel, resolveChannel, userChannel } from './channels.ts';
 import type { CommandTarget, MeshCommand } from './commands.ts';
 import { MeshError, asMeshError, type MeshErrorCode } from './errors.ts';
 import type { Hub } from './hub.ts';

@@ -6,7 +6,6 @@
 import type { TestMesh } from './mesh.ts';
 import { openSse } from './sse-client.ts';
 import { token } from './tokens.ts';
-import { connect } from './ws-client.ts';
 import { createWaiter } from './waiter.ts';
 
 export type Reply = Record<string, unknown>;
