@@ -28,10 +28,11 @@ import { clientAddressOf } from './api/client-address.ts';
 import { metricsRoute } from './api/metrics.ts';
 import { pusherApiRoutes } from './api/pusher-http.ts';
 import { pusherSocketRoute } from './transport/pusher-ws.ts';
-import { PusherApps } from './pusher/apps.ts';
+import { PusherApps, type PusherApp } from './pusher/apps.ts';
+import { pusherTarget } from './store/webhooks.ts';
 import type { Metrics } from './metrics.ts';
 import type { Log } from './log.ts';
-import type { WebhookStats } from './hooks/webhook-sender.ts';
+import type { WebhookSenders } from './hooks/webhook-senders.ts';
 
 export const WS_PATH = '/v1/ws';
 
@@ -53,8 +54,8 @@ export interface AppParts {
   devSecret: string | undefined;
   metrics: Metrics;
   log: Log;
-  /** The webhook sender's counts, with MESH_WEBHOOK_URL. */
-  webhooks?: () => WebhookStats;
+  /** The webhook senders (pgmesh's and Pusher apps'), for their counts and for client events. */
+  webhooks?: WebhookSenders;
 }
 
 /** Builds the HTTP application. */
@@ -85,7 +86,9 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
   for (const path of [WS_PATH, ...config.MESH_WS_PATHS]) app.get(path, notDraining, ws);
   if (config.PUSHER_APPS.length > 0) {
     const apps = new PusherApps(config.PUSHER_APPS);
-    app.get('/app/:key', notDraining, pusherSocketRoute(gateway, store, runtime, apps, { maxFrame: config.MESH_MAX_FRAME, clientAddress }));
+    const clientEventHook = (pusherApp: PusherApp, event: Record<string, unknown>) =>
+      void webhooks?.enqueue(pusherTarget(pusherApp.id), [event]).catch((err) => log.warn('a client_event webhook was not written', { app: pusherApp.id, err }));
+    app.get('/app/:key', notDraining, pusherSocketRoute(gateway, store, runtime, apps, { maxFrame: config.MESH_MAX_FRAME, clientAddress, clientEventHook }));
     app.route('/', pusherApiRoutes(apps, store, cluster));
   }
 

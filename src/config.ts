@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { isAddressRange } from './api/client-address.ts';
 import { parsePusherApps } from './pusher/apps.ts';
+import { parsePusherWebhooks } from './pusher/webhooks.ts';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZES: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20 };
@@ -61,6 +62,14 @@ const proxies = z.string().transform((text, ctx) => {
 const pusherApps = z.string().transform((text, ctx) => {
   try {
     return parsePusherApps(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+const pusherWebhooks = z.string().transform((text, ctx) => {
+  try {
+    return parsePusherWebhooks(text);
   } catch (err) {
     ctx.addIssue({ code: 'custom', message: (err as Error).message });
     return z.NEVER;
@@ -136,6 +145,8 @@ export const ConfigSchema = z.object({
   MESH_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Pusher apps this server answers for, `id:key:secret` comma-separated: sockets at /app/{key}, the HTTP API at /apps/{id}. */
   PUSHER_APPS: pusherApps.default([]),
+  /** Where each Pusher app's webhooks go, `<app id>=<url>` comma-separated: Pusher's format, signed with that app's secret, durable like MESH_WEBHOOK_URL's. */
+  PUSHER_WEBHOOKS: pusherWebhooks.default({}),
   MESH_LOG: z.enum(['debug', 'info', 'warn', 'silent']).default('info'),
   /** JSON lines (for log shippers), pretty (for people), or auto: pretty when stderr is a terminal. */
   MESH_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
@@ -173,5 +184,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   // A backend must be able to tell pgmesh's requests from anyone's.
   if (parsed.data.MESH_RPC_URL && !parsed.data.MESH_WEBHOOK_SECRET) throw new ConfigError('invalid setting MESH_WEBHOOK_SECRET: required to sign the calls to MESH_RPC_URL');
   if (parsed.data.MESH_WEBHOOK_URL && !parsed.data.MESH_WEBHOOK_SECRET) throw new ConfigError('invalid setting MESH_WEBHOOK_SECRET: required to sign the webhooks to MESH_WEBHOOK_URL');
+  const unknownApp = Object.keys(parsed.data.PUSHER_WEBHOOKS).find((id) => !parsed.data.PUSHER_APPS.some((app) => app.id === id));
+  if (unknownApp !== undefined) throw new ConfigError(`invalid setting PUSHER_WEBHOOKS: app ${unknownApp} is not in PUSHER_APPS`);
   return parsed.data;
 }

@@ -14,11 +14,14 @@ import { createLog, formatFor, type Log } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { metricsRoute } from './api/metrics.ts';
 import { RpcClient } from './hooks/rpc-client.ts';
-import { WebhookSender } from './hooks/webhook-sender.ts';
+import { WebhookSender, meshWebhookFormat } from './hooks/webhook-sender.ts';
+import { WebhookSenders } from './hooks/webhook-senders.ts';
+import { pusherWebhookFormat } from './pusher/webhooks.ts';
+import { MESH_TARGET, pusherTarget, type WebhookMode } from './store/webhooks.ts';
 import { OutageLog } from './outage-log.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
 import { loadRuntime } from './runtime/detect.ts';
-import { openStore } from './store/open.ts';
+import { openStore, type OpenStore } from './store/open.ts';
 import type { Cluster, LocalConnection } from './store/cluster.ts';
 import { readCommand } from './core/commands.ts';
 import type { Store } from './store/store.ts';
@@ -82,18 +85,8 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   const hub = new Hub();
   metrics.watch(hub, store);
   store.onMessages((batch) => hub.deliver(batch));
-  const webhooks = config.MESH_WEBHOOK_URL
-    ? new WebhookSender({
-        queue: opened.webhooks(),
-        url: config.MESH_WEBHOOK_URL,
-        secret: config.MESH_WEBHOOK_SECRET!,
-        timeoutMs: config.MESH_WEBHOOK_TIMEOUT,
-        retry: { firstDelayMs: 1000, maxDelayMs: 5 * 60_000, expireMs: config.MESH_WEBHOOK_RETRY_FOR },
-        maxBacklog: config.MESH_WEBHOOK_BACKLOG,
-        log,
-      })
-    : null;
-  if (webhooks) metrics.watchWebhooks(() => webhooks.stats());
+  const webhooks = webhookSenders(config, opened, log);
+  if (webhooks.size > 0) metrics.watchWebhooks(() => webhooks.total());
   const cluster = opened.cluster({
     instance,
     region: config.MESH_REGION,
@@ -101,13 +94,10 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     local: () => localConnections(hub),
     onError: database.failed,
     onHealthy: database.healthy,
-    ...(webhooks && {
-      hooks: () => webhooks.mode(),
-      onHooks: (count: number, mode: 'send' | 'drop') => (mode === 'send' ? webhooks.wake() : webhooks.dropped(count)),
-    }),
+    ...(webhooks.size > 0 && { hooks: () => webhooks.modes(), onHooks: (target: string, count: number, mode: WebhookMode) => webhooks.produced(target, count, mode) }),
   });
   await cluster.start();
-  webhooks?.start();
+  webhooks.start();
 
   const devSecret = devSecretIfNoAuth(config, log);
   const auth = new Authenticator({
@@ -140,7 +130,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     else log.warn('ignored a command this version does not know', { id: message.id });
   });
   const readiness: Readiness = { draining: false };
-  const app = buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log, webhooks: webhooks ? () => webhooks.stats() : undefined });
+  const app = buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log, webhooks });
   const listen = { hostname: config.HOST, maxFrame: config.MESH_MAX_FRAME, maxBuffered: config.MESH_MAX_BUFFERED };
   const server = await runtime.serve(app.fetch, { ...listen, port: config.PORT });
   // The scraper's own port: /metrics only, no key (it is meant for a private network).
@@ -162,7 +152,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     for (const session of hub.sessions()) session.close(CloseCode.GOING_AWAY, 'server shutting down');
     await server.stop();
     await metricsServer?.stop();
-    await webhooks?.stop();
+    await webhooks.stop();
     await cluster.close();
     await store.close();
   };
@@ -237,4 +227,23 @@ function everyOf(observers: SessionObserver[]): SessionObserver | undefined {
     unsubscribed: (s, c) => observers.forEach((o) => o.unsubscribed(s, c)),
     closed: (s) => observers.forEach((o) => o.closed(s)),
   };
+}
+
+/** A sender for pgmesh's webhooks (MESH_WEBHOOK_URL) and one for each Pusher app with a webhook URL. */
+function webhookSenders(config: Config, opened: OpenStore, log: Log): WebhookSenders {
+  const common = {
+    timeoutMs: config.MESH_WEBHOOK_TIMEOUT,
+    retry: { firstDelayMs: 1000, maxDelayMs: 5 * 60_000, expireMs: config.MESH_WEBHOOK_RETRY_FOR },
+    maxBacklog: config.MESH_WEBHOOK_BACKLOG,
+    log,
+  };
+  const senders = new Map<string, WebhookSender>();
+  if (config.MESH_WEBHOOK_URL) {
+    senders.set(MESH_TARGET, new WebhookSender({ ...common, queue: opened.webhooks(MESH_TARGET), url: config.MESH_WEBHOOK_URL, format: meshWebhookFormat(config.MESH_WEBHOOK_SECRET!) }));
+  }
+  for (const app of config.PUSHER_APPS) {
+    const url = config.PUSHER_WEBHOOKS[app.id];
+    if (url !== undefined) senders.set(pusherTarget(app.id), new WebhookSender({ ...common, queue: opened.webhooks(pusherTarget(app.id)), url, format: pusherWebhookFormat(app) }));
+  }
+  return new WebhookSenders(senders);
 }

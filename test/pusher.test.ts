@@ -7,12 +7,13 @@
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { createHash, createHmac } from 'node:crypto';
-import PusherClient from 'pusher-js';
 import PusherServer from 'pusher';
 import { startCluster, type Instance } from './harness/cluster.ts';
+import { pusherClient, pusherServer, type Member, type PusherAppKeys, type SignIn } from './harness/pusher.ts';
 import { startProcess } from './harness/process.ts';
+import { startTcpProxy } from './harness/tcp-proxy.ts';
 import { connect } from './harness/ws-client.ts';
-import { createWaiter, pollUntil } from './harness/waiter.ts';
+import { pollUntil } from './harness/waiter.ts';
 
 const APP = { id: '1001', key: 'app-key-1', secret: 'app-secret-1-0123456789' };
 const OTHER = { id: '1002', key: 'app-key-2', secret: 'app-secret-2-0123456789' };
@@ -20,71 +21,17 @@ const pusherApps = `${APP.id}:${APP.key}:${APP.secret},${OTHER.id}:${OTHER.key}:
 const { databaseUrl, instances } = await startCluster(['bun', 'node'], { env: { PUSHER_APPS: pusherApps, MESH_INSTANCE_TTL: '3s' } });
 const [A, B] = instances as [Instance, Instance];
 
-const serverFor = (instance: Instance, app = APP) =>
-  new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1', port: String(instance.port), useTLS: false });
+const serverFor = (instance: Instance, app: PusherAppKeys = APP) => pusherServer(instance.port, app);
 const sdkA = serverFor(A);
 const sdkB = serverFor(B);
-
-interface Received {
-  channel: string;
-  event: string;
-  data: unknown;
-}
-
-/** A pusher-js client on `instance`; private channels authorised by the server library, as an app's /broadcasting/auth does; `member` is who it is on presence channels. */
-async function client(instance: Instance, app = APP, member?: { user_id: string; user_info?: Record<string, unknown> }) {
-  const sdk = serverFor(instance, app);
-  const pusher = new PusherClient(app.key, {
-    cluster: 'local',
-    wsHost: '127.0.0.1',
-    wsPort: instance.port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
-    channelAuthorization: {
-      transport: 'ajax',
-      endpoint: 'unused',
-      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (error: Error | null, data: { auth: string } | null) => void) =>
-        callback(
-          null,
-          channelName.includes('forged') ? { auth: `${app.key}:${'0'.repeat(64)}` } : channelName.startsWith('presence-') ? sdk.authorizeChannel(socketId, channelName, member!) : sdk.authorizeChannel(socketId, channelName),
-        ),
-    },
-  });
-  const waiter = createWaiter();
-  const received: Received[] = [];
-  pusher.bind_global((event: string, data: unknown) => {
-    received.push({ channel: '', event, data });
-    waiter.wake();
-  });
-  const channelEvents: Received[] = [];
-  const subscribe = (name: string) =>
-    new Promise<{ ok: boolean; error?: unknown }>((resolve) => {
-      const channel = pusher.subscribe(name);
-      channel.bind_global((event: string, data: unknown) => {
-        channelEvents.push({ channel: name, event, data });
-        waiter.wake();
-      });
-      channel.bind('pusher:subscription_succeeded', () => resolve({ ok: true }));
-      channel.bind('pusher:subscription_error', (error: unknown) => resolve({ ok: false, error }));
-    });
-  await new Promise<void>((resolve) => pusher.connection.bind('connected', () => resolve()));
-  return {
-    pusher,
-    socketId: () => pusher.connection.socket_id,
-    subscribe,
-    events: (channel: string) => channelEvents.filter((e) => e.channel === channel && !e.event.startsWith('pusher')),
-    until: (done: () => boolean) => waiter.until(done, 10_000, () => `pusher-js condition not met; events: ${JSON.stringify(channelEvents.slice(-5))}`),
-    close: () => pusher.disconnect(),
-  };
-}
+const client = (instance: Instance, app: PusherAppKeys = APP, member?: Member, signin?: SignIn) => pusherClient(instance.port, app, { member, signin });
 
 const open: { close(): void }[] = [];
 afterAll(() => {
   for (const c of open) c.close();
 });
-async function opened(instance: Instance, app = APP, member?: { user_id: string; user_info?: Record<string, unknown> }) {
-  const c = await client(instance, app, member);
+async function opened(instance: Instance, app: PusherAppKeys = APP, member?: Member, signin?: SignIn) {
+  const c = await client(instance, app, member, signin);
   open.push(c);
   return c;
 }
@@ -237,6 +184,77 @@ describe('Pusher protocol', () => {
     expect(channels.channels.filter((ch) => ch.channel.includes('query'))).toEqual([]);
     expect((await fetch(`${A.url}/v1/mesh/channels?prefix=${encodeURIComponent('$pusher')}`)).status).toBe(400);
   }, 60_000);
+
+  test("sign-in: the server library's sendToUser() reaches the user's sockets on every instance, nobody else can take its channel, terminateUserConnections ends them", async () => {
+    const signedIn = (c: Awaited<ReturnType<typeof opened>>) => c.until(() => (c.pusher.user as unknown as { serverToUserChannel: { subscribed: boolean } | null }).serverToUserChannel?.subscribed === true);
+    const gina = await opened(A, APP, undefined, { id: 'u-gina', name: 'Gina' });
+    const ginaElsewhere = await opened(B, APP, undefined, { id: 'u-gina' });
+    const other = await opened(B, APP, undefined, { id: 'u-hal' });
+    for (const c of [gina, ginaElsewhere, other]) {
+      c.pusher.signin();
+      await signedIn(c);
+    }
+    expect((gina.pusher.user as unknown as { user_data: unknown }).user_data).toEqual({ id: 'u-gina', name: 'Gina' });
+    await sdkB.sendToUser('u-gina', 'invoice.paid', { amount: 12 });
+    for (const c of [gina, ginaElsewhere]) await c.until(() => c.userEvents().length >= 1);
+    await sdkA.sendToUser('u-hal', 'for-hal', 1);
+    await other.until(() => other.userEvents().length >= 1);
+    expect(gina.userEvents()).toEqual([{ channel: '', event: 'invoice.paid', data: { amount: 12 } }]);
+    expect(ginaElsewhere.userEvents()).toEqual([{ channel: '', event: 'invoice.paid', data: { amount: 12 } }]);
+    expect(other.userEvents().map((e) => e.event)).toEqual(['for-hal']);
+
+    // Another socket may not listen on Gina's channel; a forged sign-in ends the connection (4009).
+    const ws = await connect(`${A.url.replace('http', 'ws')}/app/${APP.key}?protocol=7`);
+    await ws.next((f) => (f as { event?: string }).event === 'pusher:connection_established');
+    ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: '#server-to-user-u-gina' } }));
+    expect(await ws.next((f) => (f as { event?: string }).event === 'pusher:subscription_error')).toMatchObject({ data: { type: 'AuthError', status: 403 } });
+    ws.send(JSON.stringify({ event: 'pusher:signin', data: { user_data: '{"id":"u-gina"}', auth: `${APP.key}:${'0'.repeat(64)}` } }));
+    expect(await ws.next((f) => (f as { event?: string }).event === 'pusher:error')).toMatchObject({ data: { code: 4009 } });
+    expect((await ws.closed).code).toBe(4009);
+
+    // A signed-in user is who terminate_connections names, wherever its sockets are.
+    await sdkA.terminateUserConnections('u-gina');
+    for (const c of [gina, ginaElsewhere]) await c.until(() => c.states.includes('disconnected'));
+    expect(other.pusher.connection.state).toBe('connected');
+  }, 30_000);
+
+  test('an instance killed under a client: pusher-js reconnects through the balancer to another instance, subscribes again and gets what follows', async () => {
+    const doomed = await startProcess('bun', { DATABASE_URL: databaseUrl, MESH_INSTANCE_ID: 'PD', MESH_HEARTBEAT: '2s', MESH_INSTANCE_TTL: '3s', PUSHER_APPS: pusherApps });
+    // The balancer in front: a TCP proxy that sends new connections to the doomed instance until it is taken out.
+    const balancer = await startTcpProxy(doomed.port);
+    try {
+      const c = await pusherClient(balancer.port, APP);
+      open.push(c);
+      expect(await c.subscribe('news-failover')).toEqual({ ok: true });
+      await sdkA.trigger('news-failover', 'before', 1);
+      await c.until(() => c.events('news-failover').length >= 1);
+      await doomed.stop('SIGKILL');
+      balancer.retarget(B.port);
+      await c.until(() => c.states.filter((s) => s === 'connected').length >= 2, 30_000);
+      // Subscribed again (pusher-js does it on reconnect): the member of the cluster's presence on B.
+      await pollUntil(async () => (await (await sdkA.get({ path: '/channels/news-failover', params: { info: 'subscription_count' } })).json()).subscription_count >= 1, 10_000, 'subscribed again on B');
+      await sdkA.trigger('news-failover', 'after', 2);
+      await c.until(() => c.events('news-failover').length >= 2);
+      expect(c.events('news-failover').map((e) => [e.event, e.data])).toEqual([['before', 1], ['after', 2]]);
+    } finally {
+      await balancer.close();
+    }
+  }, 60_000);
+
+  test('a client event over 10 KB gets pusher:error 4301 and reaches nobody', async () => {
+    const listener = await opened(B);
+    expect(await listener.subscribe('private-big')).toEqual({ ok: true });
+    const sender = await opened(A);
+    expect(await sender.subscribe('private-big')).toEqual({ ok: true });
+    const errors: unknown[] = [];
+    sender.pusher.connection.bind('error', (e: unknown) => errors.push(e));
+    sender.pusher.channel('private-big')!.trigger('client-big', { blob: 'x'.repeat(11 * 1024) });
+    await sender.until(() => errors.length >= 1);
+    expect(errors[0]).toMatchObject({ type: 'PusherError', data: { code: 4301 } });
+    sender.pusher.channel('private-big')!.trigger('client-small', { ok: true });
+    await listener.until(() => listener.events('private-big').length >= 1);
+    expect(listener.events('private-big').map((e) => e.event)).toEqual(['client-small']);
+  });
 
   test('a wrong app key gets pusher:error 4001 and the socket closes with it', async () => {
     const ws = await connect(`${A.url.replace('http', 'ws')}/app/no-such-key?protocol=7&client=js&version=8.6.0`);

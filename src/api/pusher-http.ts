@@ -14,11 +14,10 @@ import type { MessageLog, NewMessage } from '../core/message-log.ts';
 import { commandMessage } from '../core/commands.ts';
 import type { Cluster } from '../store/cluster.ts';
 import { memberId, memberUid, pusherChannel, storedChannel, type PusherApp, type PusherApps } from '../pusher/apps.ts';
-import { CHANNEL_NAME, storedEvent } from '../pusher/frames.ts';
+import { MAX_EVENT_DATA, USER_CHANNEL_PREFIX, isChannelName, storedEvent } from '../pusher/frames.ts';
 import { apiSignatureProblem } from '../pusher/signing.ts';
 
-/** Pusher's own limits: 10 KB of data per event, 100 channels per event, 10 events per batch. */
-const MAX_DATA = 10 * 1024;
+/** Pusher's own limits: 10 KB of data per event (MAX_EVENT_DATA), 100 channels per event, 10 events per batch. */
 const MAX_BODY = 256 * 1024;
 
 const Event = z.object({
@@ -67,7 +66,11 @@ export function pusherApiRoutes(apps: PusherApps, log: MessageLog, cluster: Clus
     let after: string | undefined;
     do {
       const page = await viaStore(() => cluster.channels({ prefix: storedChannel(app, prefix), limit: 1000, after }));
-      for (const { channel, users } of page.items) channels[pusherChannel(app, channel)] = userCount ? { user_count: users } : {};
+      for (const { channel, users } of page.items) {
+        const name = pusherChannel(app, channel);
+        // A signed-in user's own channel is not one the app made.
+        if (!name.startsWith(USER_CHANNEL_PREFIX)) channels[name] = userCount ? { user_count: users } : {};
+      }
       after = page.next ?? undefined;
     } while (after !== undefined);
     return c.json({ channels });
@@ -154,9 +157,9 @@ async function publish(app: PusherApp, log: MessageLog, events: z.infer<typeof E
   for (const event of events) {
     const channels = event.channels ?? (event.channel === undefined ? [] : [event.channel]);
     if (channels.length === 0) throw new PusherApiError(400, 'give channel or channels');
-    const bad = channels.find((ch) => !CHANNEL_NAME.test(ch));
+    const bad = channels.find((ch) => !isChannelName(ch));
     if (bad !== undefined) throw new PusherApiError(400, `invalid channel name ${JSON.stringify(bad.slice(0, 64))}`);
-    if (event.data.length > MAX_DATA && new TextEncoder().encode(event.data).length > MAX_DATA) throw new PusherApiError(413, `event data larger than ${MAX_DATA} bytes`);
+    if (event.data.length > MAX_EVENT_DATA && new TextEncoder().encode(event.data).length > MAX_EVENT_DATA) throw new PusherApiError(413, `event data larger than ${MAX_EVENT_DATA} bytes`);
     const data = storedEvent(event.name, event.data);
     for (const channel of channels) messages.push({ channel: storedChannel(app, channel), data, sender: null, exclude: event.socket_id ? [event.socket_id] : null });
   }

@@ -1,15 +1,18 @@
 /**
  * GET /v1/mesh/stats — what this instance holds right now: sessions by
  * transport, users and channels with local subscribers, and (with webhooks)
- * the webhook queue and what this instance sent. Instance-local.
+ * each webhook queue and what this instance sent of it: pgmesh's as
+ * `webhooks`, each Pusher app's under `pusherWebhooks` by app id. Instance-local.
  */
 import { Hono } from 'hono';
 import type { Hub } from '../core/hub.ts';
 import type { Store } from '../store/store.ts';
 import type { WebhookStats } from '../hooks/webhook-sender.ts';
+import type { WebhookSenders } from '../hooks/webhook-senders.ts';
+import { MESH_TARGET } from '../store/webhooks.ts';
 
 /** The stats route; mount it behind the server-API guard. */
-export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: () => WebhookStats): Hono {
+export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: WebhookSenders): Hono {
   const app = new Hono();
   app.get('/stats', (c) => {
     let websocket = 0;
@@ -18,6 +21,7 @@ export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: 
       if (session.transport === 'sse') sse++;
       else websocket++;
     }
+    const pusher = pusherStats(webhooks);
     return c.json({
       instance,
       sessions: { total: websocket + sse, websocket, sse },
@@ -25,8 +29,15 @@ export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: 
       channels: hub.channelCount(),
       position: store.position,
       listening: store.listening,
-      ...(webhooks && { webhooks: webhooks() }),
+      ...(webhooks?.has(MESH_TARGET) && { webhooks: webhooks.stats(MESH_TARGET) }),
+      ...(pusher !== undefined && { pusherWebhooks: pusher }),
     });
   });
   return app;
+}
+
+function pusherStats(webhooks: WebhookSenders | undefined): Record<string, WebhookStats> | undefined {
+  const byApp: Record<string, WebhookStats> = {};
+  for (const [target, stats] of webhooks?.entries() ?? []) if (target.startsWith('pusher:')) byApp[target.slice('pusher:'.length)] = stats;
+  return Object.keys(byApp).length > 0 ? byApp : undefined;
 }

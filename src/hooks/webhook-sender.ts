@@ -1,18 +1,30 @@
 /**
- * Sends the webhook queue to MESH_WEBHOOK_URL: a batch of up to 100 events per
- * POST, `{"events":[…]}`, signed (Pgmesh-Signature). A 2xx answer deletes them;
- * anything else, or no answer within the timeout, puts them back with a growing
- * wait, until they expire. It runs beside everything else and holds nothing
- * anyone waits on: a slow or dead backend delays only the webhooks.
+ * Sends one webhook queue to its URL: a batch of up to 100 events per POST, in
+ * the target's format (pgmesh's `{"events":[…]}` signed with Pgmesh-Signature,
+ * or a Pusher app's). A 2xx answer deletes them; anything else, or no answer
+ * within the timeout, puts them back with a growing wait, until they expire.
+ * It runs beside everything else and holds nothing anyone waits on: a slow or
+ * dead backend delays only its own webhooks.
  */
 import type { Log } from '../log.ts';
-import type { RetryPolicy, WebhookBacklog, WebhookQueue } from '../store/webhooks.ts';
+import type { RetryPolicy, WebhookBacklog, WebhookEvent, WebhookMode, WebhookQueue } from '../store/webhooks.ts';
 import { SIGNATURE_HEADER, sign } from './signature.ts';
+
+/** How a batch of events is put on the wire: its body and headers. */
+export type WebhookFormat = (events: readonly WebhookEvent[]) => { body: string; headers: Record<string, string> };
+
+/** pgmesh's own format: `{"events":[…]}`, signed with MESH_WEBHOOK_SECRET. */
+export function meshWebhookFormat(secret: string): WebhookFormat {
+  return (events) => {
+    const body = JSON.stringify({ events });
+    return { body, headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: sign(secret, body) } };
+  };
+}
 
 export interface WebhookSenderOptions {
   queue: WebhookQueue;
   url: string;
-  secret: string;
+  format: WebhookFormat;
   /** How long a POST may take before it counts as failed. */
   timeoutMs: number;
   retry: RetryPolicy;
@@ -59,8 +71,16 @@ export class WebhookSender {
   }
 
   /** Whether new events are written ('send') or only counted ('drop': the backlog is full). */
-  mode(): 'send' | 'drop' {
+  mode(): WebhookMode {
     return this.#stats.pending >= this.#o.maxBacklog ? 'drop' : 'send';
+  }
+
+  /** Queues events made outside the presence tables (a Pusher client event), or counts them dropped when the backlog is full. */
+  async enqueue(events: readonly WebhookEvent[]): Promise<void> {
+    if (this.mode() === 'drop') return this.dropped(events.length);
+    await this.#o.queue.enqueue(events);
+    this.#stats.pending += events.length;
+    this.wake();
   }
 
   /** Counts events that were not written because the backlog was full. */
@@ -104,7 +124,7 @@ export class WebhookSender {
       const claimed = await this.#o.queue.claim(BATCH, this.#o.timeoutMs + 1000);
       if (claimed.length === 0) return;
       const rows = claimed.map((c) => c.row);
-      const failure = await this.#post(JSON.stringify({ events: claimed.map((c) => c.event) }));
+      const failure = await this.#post(claimed.map((c) => c.event));
       if (failure === null) {
         await this.#o.queue.delivered(rows);
         this.#stats.sent += rows.length;
@@ -124,11 +144,12 @@ export class WebhookSender {
   }
 
   /** POSTs one batch; null when the backend took it, else why not. */
-  async #post(body: string): Promise<string | null> {
+  async #post(events: readonly WebhookEvent[]): Promise<string | null> {
+    const { body, headers } = this.#o.format(events);
     try {
       const response = await fetch(this.#o.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: sign(this.#o.secret, body) },
+        headers,
         body,
         signal: AbortSignal.any([AbortSignal.timeout(this.#o.timeoutMs), this.#abort.signal]),
       });

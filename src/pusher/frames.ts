@@ -7,6 +7,17 @@ import { z } from 'zod';
 
 /** Channel names as Pusher allows them. */
 export const CHANNEL_NAME = /^[A-Za-z0-9_\-=@,.;]{1,164}$/;
+/** A signed-in user's own channel: what the server libraries' sendToUser() triggers on, and pusher-js subscribes to after sign-in. */
+export const USER_CHANNEL_PREFIX = '#server-to-user-';
+const USER_CHANNEL = /^#server-to-user-[A-Za-z0-9_\-=@,.;]{1,164}$/;
+
+/** Whether an event may be sent to `name`: a channel, or a user's own channel. */
+export function isChannelName(name: string): boolean {
+  return CHANNEL_NAME.test(name) || USER_CHANNEL.test(name);
+}
+
+/** Pusher's limit on an event's data, from the server API or a client. */
+export const MAX_EVENT_DATA = 10 * 1024;
 
 export const IncomingFrame = z.object({
   event: z.string().min(1).max(200),
@@ -18,6 +29,12 @@ export const SubscribeData = z.object({
   channel: z.string(),
   auth: z.string().max(1000).optional(),
   channel_data: z.string().max(10_000).optional(),
+});
+
+/** pusher:signin: who the socket is (`user_data`, JSON with an `id`), signed by the app's user authentication endpoint. */
+export const SigninData = z.object({
+  user_data: z.string().max(10_000),
+  auth: z.string().max(1000),
 });
 
 /** A presence subscription's channel_data: who the member is, and what it says about itself. */
@@ -64,5 +81,7 @@ export const presenceSucceeded = (channel: string, hash: Record<string, unknown>
 export const memberAdded = (channel: string, userId: string, info: unknown) =>
   JSON.stringify({ event: 'pusher_internal:member_added', channel, data: JSON.stringify(info === undefined ? { user_id: userId } : { user_id: userId, user_info: info }) });
 export const memberRemoved = (channel: string, userId: string) => JSON.stringify({ event: 'pusher_internal:member_removed', channel, data: JSON.stringify({ user_id: userId }) });
+/** The answer to a good pusher:signin: what it signed, as pusher-js reads it back. */
+export const signinSuccess = (userData: string) => JSON.stringify({ event: 'pusher:signin_success', data: { user_data: userData } });
 export const subscriptionError = (channel: string, type: string, error: string, status: number) =>
   JSON.stringify({ event: 'pusher:subscription_error', channel, data: { type, error, status } });

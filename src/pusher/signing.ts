@@ -1,7 +1,8 @@
 /**
- * The two signatures of the Pusher protocol, with the app's secret:
+ * The signatures of the Pusher protocol, with the app's secret:
  * a private or presence subscription carries `key:hex(HMAC-SHA256("socket_id:channel[:channel_data]"))`
- * (what the app's /broadcasting/auth returns), and an HTTP API request carries
+ * (what the app's /broadcasting/auth returns), a sign-in `key:hex(HMAC-SHA256("socket_id::user::user_data"))`
+ * (what its user authentication endpoint returns), and an HTTP API request carries
  * auth_key, auth_timestamp, auth_version, body_md5 and auth_signature (HMAC of
  * "METHOD\npath\nsorted query") in its query string.
  */
@@ -28,6 +29,11 @@ export function channelAuth(app: PusherApp, socketId: string, channel: string, c
 /** Whether `auth` is what the app's secret signs for this socket and channel. */
 export function channelAuthValid(app: PusherApp, socketId: string, channel: string, auth: unknown, channelData?: string): boolean {
   return typeof auth === 'string' && sameHex(auth, channelAuth(app, socketId, channel, channelData));
+}
+
+/** Whether `auth` is what the app's secret signs for this socket signing in as `userData` ("socket_id::user::user_data"). */
+export function userAuthValid(app: PusherApp, socketId: string, userData: string, auth: unknown): boolean {
+  return typeof auth === 'string' && sameHex(auth, `${app.key}:${hmacHex(app.secret, `${socketId}::user::${userData}`)}`);
 }
 
 /** Why a signed HTTP API request is refused, or null when it is good. */

@@ -9,6 +9,7 @@ import { MeshError } from '../core/errors.ts';
 import type { Row, SqlDriver } from './driver.ts';
 import { PresenceBatch } from './presence-batch.ts';
 import { NOTIFY_CHANNEL } from './statements.ts';
+import type { WebhookMode } from './webhooks.ts';
 
 /** One live connection, as the server API reports it. */
 export interface ConnectionInfo {
@@ -78,10 +79,10 @@ export interface ClusterOptions {
   onError: (err: unknown) => void;
   /** A heartbeat went through (ends an outage that onError reported). */
   onHealthy?: () => void;
-  /** Webhooks: write the events of each change ('send'), count them only ('drop': the backlog is full), or neither (absent). */
-  hooks?: () => 'send' | 'drop';
-  /** How many webhook events a write produced (written, or dropped). */
-  onHooks?: (count: number, mode: 'send' | 'drop') => void;
+  /** Webhooks, by target ('' pgmesh's, 'pusher:<app id>' a Pusher app's): write the events of each change ('send'), count them only ('drop': that backlog is full); a target not named gets none. */
+  hooks?: () => Readonly<Record<string, WebhookMode>>;
+  /** How many webhook events of a target a write produced (written, or dropped). */
+  onHooks?: (target: string, count: number, mode: WebhookMode) => void;
 }
 
 const APPLY_SQL = `
@@ -185,10 +186,13 @@ export class SqlCluster implements Cluster {
   }
 
   async #apply(batch: object, reapAfterMs: number | null): Promise<void> {
-    const hooks = this.#o.hooks?.();
-    const rows = await this.#db.query(APPLY_SQL, [JSON.stringify(hooks === undefined ? batch : { ...batch, hooks }), this.#o.instance, reapAfterMs === null ? null : `${reapAfterMs} milliseconds`]);
-    const count = Number(rows[0]?.hooks ?? 0);
-    if (hooks !== undefined && count > 0) this.#o.onHooks?.(count, hooks);
+    const targets = this.#o.hooks?.();
+    const rows = await this.#db.query(APPLY_SQL, [JSON.stringify(targets === undefined ? batch : { ...batch, targets }), this.#o.instance, reapAfterMs === null ? null : `${reapAfterMs} milliseconds`]);
+    if (targets === undefined || rows[0]?.hooks == null) return;
+    for (const [target, count] of Object.entries(JSON.parse(rows[0].hooks as string) as Record<string, number>)) {
+      const mode = targets[target];
+      if (mode !== undefined && count > 0) this.#o.onHooks?.(target, count, mode);
+    }
   }
 
   async #tick(): Promise<void> {

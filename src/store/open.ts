@@ -67,8 +67,8 @@ export interface OpenStore {
   store: Store;
   /** Cluster state over the same connections; start it after the store (it needs the schema). */
   cluster(options: ClusterOptions): Cluster;
-  /** The webhook queue over the same connections (after the store has started). */
-  webhooks(): WebhookQueue;
+  /** A target's webhook queue over the same connections (after the store has started). */
+  webhooks(target: string): WebhookQueue;
 }
 
 /** Connects (or opens the data folder); call start() on the store, then on the cluster. */
@@ -85,6 +85,6 @@ export async function openStore(settings: StoreSettings): Promise<OpenStore> {
   return {
     store: new SqlStore(driver, { retentionMs: settings.retentionMs, groupCommit: settings.groupCommit, maxMessage: settings.maxMessage, onError: settings.onError, onHealthy: settings.onHealthy, observer: settings.observer }),
     cluster: (options) => new SqlCluster(driver, options),
-    webhooks: () => new SqlWebhookQueue(driver),
+    webhooks: (target) => new SqlWebhookQueue(driver, target),
   };
 }

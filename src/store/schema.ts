@@ -272,8 +272,10 @@ export const MIGRATIONS: readonly Migration[] = [
       -- Webhooks (MESH_WEBHOOK_URL): events for the application's backend, written in the
       -- transaction that makes them true, sent and deleted by whichever instance claims
       -- them first (claimed_until is its lease), retried with backoff until they expire.
+      -- target: whose queue it is: '' pgmesh's (MESH_WEBHOOK_URL), 'pusher:<app id>' a Pusher app's.
       create table mesh_webhook (
         id bigserial primary key,
+        target text not null default '',
         event jsonb not null,
         created_at timestamptz not null default now(),
         due_at timestamptz not null default now(),
@@ -281,27 +283,31 @@ export const MIGRATIONS: readonly Migration[] = [
         last_error text,
         claimed_until timestamptz
       );
-      create index mesh_webhook_due on mesh_webhook (due_at, id);
+      create index mesh_webhook_queue on mesh_webhook (target, id);
+      -- The batches in flight (a lease is set only while a sender holds them).
+      create index mesh_webhook_claimed on mesh_webhook (target) where claimed_until is not null;
 
       -- What a member of a presence channel says about itself (a Pusher member's user_info, as JSON).
       alter table mesh_subscription add column info text;
 
       -- mesh_presence_apply() (kept for instances of the previous version during a rolling
       -- deploy), plus: disconnect reasons ("down" entries may be [id, reason]), one result row
-      -- always, and with "hooks":"send" the webhook events of the batch, computed under the
-      -- same lock so a cluster-wide event (user_online, channel_vacated, …) is written once.
-      -- Subscriptions may carry info (a presence member's user_info), which their join event
-      -- carries too. Users and channels starting with $ (pgmesh's own, Pusher apps') have no webhooks.
-      -- "hooks":"drop" computes and counts them without writing them (the backlog is full).
+      -- always, and the webhook events of the batch, computed under the same lock so a
+      -- cluster-wide event (user_online, channel_vacated, …) is written once. "targets" says
+      -- whose events to write ("send") or only count ("drop": that backlog is full): '' for
+      -- pgmesh's own (users and channels not starting with $), 'pusher:<app id>' for a Pusher
+      -- app's, in Pusher's format (channel_occupied/vacated, member_added/removed on presence-
+      -- channels). The result's hooks is {"<target>": count} of the events of those targets.
+      -- Subscriptions may carry info (a presence member's user_info), which their join event carries too.
       create function mesh_cluster_apply(batch text, me text, reap_after interval)
-      returns table (last_id int8, n int8, m text, hooks int8)
+      returns table (last_id int8, n int8, m text, hooks text)
       language plpgsql as $fn$
       #variable_conflict use_column
       declare
         j json := batch::json;
         gone text[];
         retire boolean := coalesce((j->>'retire')::boolean, false);
-        hook_mode text := coalesce(j->>'hooks', 'off');
+        targets json := coalesce(j->'targets', '{}'::json);
       begin
         perform pg_advisory_xact_lock(7361842002);
         gone := array(select i.id from mesh_instance i where reap_after is not null and i.seen_at < now() - reap_after and i.id <> me);
@@ -396,7 +402,7 @@ export const MIGRATIONS: readonly Migration[] = [
         channel_delta as (
           select d.channel, sum(d.k) as k
           from (select s.channel, 1 as k from subs s union all select u.channel, -1 from unsubs u) d
-          where left(d.channel, 1) <> '$'
+          where left(d.channel, 1) <> '$' or d.channel like '$pusher:%'
           group by d.channel
         ),
         channel_events as (
@@ -404,28 +410,50 @@ export const MIGRATIONS: readonly Migration[] = [
           from channel_delta cd, lateral (select count(*) as before from mesh_subscription s where s.channel = cd.channel) b
           where (b.before = 0 and cd.k > 0) or (b.before > 0 and b.before + cd.k <= 0)
         ),
+        -- A Pusher app's channel '$pusher:<app>:<name>' and member '$pusher:<app>:<user_id>', taken apart.
+        pusher_channel_events as (
+          select ce.type, 'pusher:' || split_part(ce.channel, ':', 2) as target, substr(ce.channel, 10 + length(split_part(ce.channel, ':', 2))) as name
+          from channel_events ce where ce.channel like '$pusher:%'
+        ),
+        pusher_member_events as (
+          select case when e.event = 'join' then 'member_added' else 'member_removed' end as type,
+            'pusher:' || split_part(e.channel, ':', 2) as target,
+            substr(e.channel, 10 + length(split_part(e.channel, ':', 2))) as name,
+            substr(e.uid, 10 + length(split_part(e.uid, ':', 2))) as user_id
+          from events e
+          where e.channel like '$pusher:%' and split_part(e.channel, ':', 3) like 'presence-%' and e.uid like '$pusher:%'
+        ),
         hook_events as (
-          select 1 as ord, jsonb_build_object('type', 'connect', 'connection', u.id, 'uid', u.uid, 'transport', u.transport, 'instance', me) as e
+          select 1 as ord, '' as target, jsonb_build_object('type', 'connect', 'connection', u.id, 'uid', u.uid, 'transport', u.transport, 'instance', me) as e
             from ups u where u.inserted and left(u.uid, 1) <> '$'
-          union all select 2, jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_online'
-          union all select 3, jsonb_build_object('type', 'subscribe', 'connection', s.connection, 'uid', s.uid, 'channel', s.channel)
+          union all select 2, '', jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_online'
+          union all select 3, '', jsonb_build_object('type', 'subscribe', 'connection', s.connection, 'uid', s.uid, 'channel', s.channel)
             from subs s where left(s.channel, 1) <> '$'
-          union all select 4, jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_occupied'
-          union all select 5, jsonb_build_object('type', 'unsubscribe', 'connection', u.connection, 'uid', u.uid, 'channel', u.channel)
+          union all select 4, '', jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_occupied' and left(ce.channel, 1) <> '$'
+          union all select 4, p.target, jsonb_build_object('name', p.type, 'channel', p.name) from pusher_channel_events p where p.type = 'channel_occupied'
+          union all select 5, p.target, jsonb_build_object('name', p.type, 'channel', p.name, 'user_id', p.user_id) from pusher_member_events p where p.type = 'member_added'
+          union all select 6, '', jsonb_build_object('type', 'unsubscribe', 'connection', u.connection, 'uid', u.uid, 'channel', u.channel)
             from unsubs u where left(u.channel, 1) <> '$' and (u.connection, u.channel) in (select x.connection, x.channel from explicit_unsub x)
-          union all select 6, jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_vacated'
-          union all select 7, jsonb_build_object('type', 'disconnect', 'connection', w.id, 'uid', w.uid, 'transport', w.transport, 'instance', w.instance, 'reason', w.reason)
+          union all select 7, p.target, jsonb_build_object('name', p.type, 'channel', p.name, 'user_id', p.user_id) from pusher_member_events p where p.type = 'member_removed'
+          union all select 8, '', jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_vacated' and left(ce.channel, 1) <> '$'
+          union all select 8, p.target, jsonb_build_object('name', p.type, 'channel', p.name) from pusher_channel_events p where p.type = 'channel_vacated'
+          union all select 9, '', jsonb_build_object('type', 'disconnect', 'connection', w.id, 'uid', w.uid, 'transport', w.transport, 'instance', w.instance, 'reason', w.reason)
             from gone_why w where left(w.uid, 1) <> '$'
-          union all select 8, jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_offline'
+          union all select 10, '', jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_offline'
         ),
         hooked as (
-          insert into mesh_webhook (event)
-          select h.e || jsonb_build_object('id', gen_random_uuid(), 'at', (extract(epoch from clock_timestamp()) * 1000)::int8)
-          from hook_events h where hook_mode = 'send'
+          -- pgmesh's events carry an id (for de-duplication) and a time; Pusher's format has neither.
+          insert into mesh_webhook (target, event)
+          select h.target, case when h.target = '' then h.e || jsonb_build_object('id', gen_random_uuid(), 'at', (extract(epoch from clock_timestamp()) * 1000)::int8) else h.e end
+          from hook_events h where targets->>h.target = 'send'
           order by h.ord
+        ),
+        counted as (
+          select json_object_agg(c.target, c.n)::text as hooks
+          from (select h.target, count(*) as n from hook_events h where targets->>h.target is not null group by h.target) c
         )
-        select seq.last_id, seq.n, bodies.m, case when hook_mode = 'off' then 0::int8 else (select count(*) from hook_events)::int8 end
-        from (select 1) one left join seq on true cross join bodies;
+        select seq.last_id, seq.n, bodies.m, counted.hooks
+        from (select 1) one left join seq on true cross join bodies cross join counted;
       end;
       $fn$;
     `,

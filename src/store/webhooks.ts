@@ -1,21 +1,26 @@
 /**
- * The webhook queue in Postgres (mesh_webhook). Events are written by
- * mesh_cluster_apply() in the transaction that makes them true; any instance
- * claims the oldest batch for a lease, sends it, and deletes it, or puts it
- * back due later. One batch is in flight in the cluster at a time, so the
- * backend gets events in order; a lease that runs out (its instance died
- * mid-send) makes the rows claimable again: delivery is at least once.
+ * The webhook queues in Postgres (mesh_webhook), one per target: pgmesh's own
+ * ('', MESH_WEBHOOK_URL) and each Pusher app's ('pusher:<app id>'). Events are
+ * written by mesh_cluster_apply() in the transaction that makes them true (or
+ * enqueued, for a Pusher client event); any instance claims the oldest batch
+ * of a target for a lease, sends it, and deletes it, or puts it back due
+ * later. One batch per target is in flight in the cluster at a time, so each
+ * backend gets its events in order and a dead one holds back only its own; a
+ * lease that runs out (its instance died mid-send) makes the rows claimable
+ * again: delivery is at least once.
  */
 import type { SqlDriver } from './driver.ts';
 
-/** One event as the backend receives it. */
-export interface WebhookEvent {
-  id: string;
-  type: string;
-  /** Milliseconds since the epoch, by the database's clock. */
-  at: number;
-  [field: string]: unknown;
-}
+/** One event as the backend receives it: pgmesh's carry `id`, `type` and `at`; Pusher's carry `name`. */
+export type WebhookEvent = Record<string, unknown>;
+
+/** Whether a target's new events are written ('send') or only counted ('drop': its backlog is full). */
+export type WebhookMode = 'send' | 'drop';
+
+/** pgmesh's own queue (MESH_WEBHOOK_URL). */
+export const MESH_TARGET = '';
+/** A Pusher app's queue. */
+export const pusherTarget = (appId: string) => `pusher:${appId}`;
 
 export interface ClaimedWebhook {
   row: number;
@@ -40,6 +45,8 @@ export interface RetryPolicy {
 }
 
 export interface WebhookQueue {
+  /** Writes events made outside mesh_cluster_apply() (a Pusher client event), after the ones already queued. */
+  enqueue(events: readonly WebhookEvent[]): Promise<void>;
   /** Up to `limit` due events, oldest first, held for `leaseMs`. */
   claim(limit: number, leaseMs: number): Promise<ClaimedWebhook[]>;
   /** The backend took them: they go. */
@@ -53,12 +60,12 @@ export interface WebhookQueue {
 // the order they happened, and a batch being retried holds back the ones after it. The lock
 // (taken in a statement of its own, so the claim's snapshot comes after it) makes the
 // "nothing in flight" check and the claim one step.
-const CLAIM_LOCK_SQL = 'select pg_advisory_xact_lock(7361842003)';
+const CLAIM_LOCK_SQL = `select pg_advisory_xact_lock(hashtextextended('mesh_webhook:' || $1, 7361842003))`;
 const CLAIM_SQL = `
   update mesh_webhook w set claimed_until = now() + $2::interval
-  where w.id in (select id from mesh_webhook order by id limit $1::int4)
-    and not exists (select 1 from mesh_webhook x where x.claimed_until > now())
-    and (select due_at from mesh_webhook order by id limit 1) <= now()
+  where w.id in (select id from mesh_webhook where target = $3 order by id limit $1::int4)
+    and not exists (select 1 from mesh_webhook x where x.target = $3 and x.claimed_until is not null and x.claimed_until > now())
+    and (select due_at from mesh_webhook where target = $3 order by id limit 1) <= now()
   returning w.id, w.event::text as event, w.attempts`;
 
 const RETRY_SQL = `
@@ -71,14 +78,22 @@ const RETRY_SQL = `
   )
   select count(*)::int8 as expired from expired`;
 
-/** The queue over the store's connections. */
+/** One target's queue over the store's connections. */
 export class SqlWebhookQueue implements WebhookQueue {
-  constructor(readonly db: SqlDriver) {}
+  constructor(
+    readonly db: SqlDriver,
+    readonly target: string,
+  ) {}
+
+  async enqueue(events: readonly WebhookEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.db.query('insert into mesh_webhook (target, event) select $1, e from jsonb_array_elements($2::text::jsonb) with ordinality as t(e, n) order by n', [this.target, JSON.stringify(events)]);
+  }
 
   async claim(limit: number, leaseMs: number): Promise<ClaimedWebhook[]> {
     const rows = await this.db.transaction(async (tx) => {
-      await tx.query(CLAIM_LOCK_SQL);
-      return tx.query(CLAIM_SQL, [limit, `${leaseMs} milliseconds`]);
+      await tx.query(CLAIM_LOCK_SQL, [this.target]);
+      return tx.query(CLAIM_SQL, [limit, `${leaseMs} milliseconds`, this.target]);
     });
     return rows
       .map((r) => ({ row: Number(r.id), event: JSON.parse(r.event as string) as WebhookEvent, attempts: Number(r.attempts) }))
@@ -97,7 +112,7 @@ export class SqlWebhookQueue implements WebhookQueue {
   }
 
   async backlog(): Promise<WebhookBacklog> {
-    const rows = await this.db.query('select count(*)::int8 as pending, count(*) filter (where attempts > 0)::int8 as failing from mesh_webhook');
+    const rows = await this.db.query('select count(*)::int8 as pending, count(*) filter (where attempts > 0)::int8 as failing from mesh_webhook where target = $1', [this.target]);
     return { pending: Number(rows[0]!.pending), failing: Number(rows[0]!.failing) };
   }
 }

@@ -8,7 +8,9 @@
  * `presence-` channel's members are the cluster's presence (pgmesh's own
  * tables and join/leave events), each member written as `$pusher:<app>:<user_id>`
  * with its user_info, so its member list and member_added/removed are right
- * across instances and after an instance dies.
+ * across instances and after an instance dies. A socket that signs in
+ * (pusher:signin) is that user from then on, and may subscribe to its own
+ * `#server-to-user-<id>` channel, which the server libraries' sendToUser() reaches.
  */
 import type { MiddlewareHandler } from 'hono';
 import { ALL_CHANNEL } from '../core/channels.ts';
@@ -23,8 +25,11 @@ import {
   CHANNEL_NAME,
   ChannelData,
   IncomingFrame,
+  MAX_EVENT_DATA,
   PONG,
+  SigninData,
   SubscribeData,
+  USER_CHANNEL_PREFIX,
   connectionEstablished,
   eventFrame,
   memberAdded,
@@ -33,15 +38,19 @@ import {
   parseJson,
   presenceSucceeded,
   pusherError,
+  signinSuccess,
   storedEvent,
   subscriptionError,
   subscriptionSucceeded,
 } from '../pusher/frames.ts';
-import { channelAuthValid } from '../pusher/signing.ts';
+import { channelAuthValid, userAuthValid } from '../pusher/signing.ts';
+import { clientEventHook } from '../pusher/webhooks.ts';
 
 export interface PusherSocketOptions {
   maxFrame: number;
   clientAddress?: ClientAddress;
+  /** Queues an app's client_event webhook (apps with PUSHER_WEBHOOKS). */
+  clientEventHook?: (app: PusherApp, event: Record<string, unknown>) => void;
 }
 
 /** How long pusher-js waits, idle, before it pings (the protocol's activity_timeout). */
@@ -67,6 +76,8 @@ const ANONYMOUS_MARK = '#';
 class PusherSink implements SessionSink {
   /** presence channel -> the user_id this socket is a member as (its own joins are not news to it). */
   readonly me = new Map<string, string>();
+  /** The user it signed in as (pusher:signin), if it did. */
+  user: string | undefined;
   constructor(
     readonly socket: RawSocket,
     readonly app: PusherApp,
@@ -156,13 +167,37 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
       gateway.leaveChannel(session, stored);
       return;
     }
+    if (frame.event === 'pusher:signin') return signin(app, session, socket, frame.data);
     if (frame.event.startsWith('client-')) return void clientEvent(app, session, socket, frame);
+  }
+
+  function signin(app: PusherApp, session: Session, socket: RawSocket, data: unknown): void {
+    const parsed = SigninData.safeParse(data);
+    const user = parsed.success && userAuthValid(app, session.id, parsed.data.user_data, parsed.data.auth) ? parseJson(parsed.data.user_data) : undefined;
+    const id = (user as { id?: unknown } | undefined)?.id;
+    if (!parsed.success || (typeof id !== 'string' && typeof id !== 'number') || String(id) === '') {
+      // As Pusher does: a failed sign-in ends the connection (4009, pusher-js does not reconnect).
+      socket.send(pusherError(4009, parsed.success && user !== undefined ? 'user_data must be JSON with an "id"' : 'Connection not authorized: the sign-in signature is not valid for this socket'));
+      socket.close(4009, 'sign-in refused');
+      return;
+    }
+    const sink = sinks.get(session)!;
+    sink.user = String(id);
+    gateway.identify(session, { ...ANONYMOUS, uid: memberUid(app, sink.user) });
+    socket.send(signinSuccess(parsed.data.user_data));
   }
 
   function subscribe(app: PusherApp, session: Session, socket: RawSocket, data: unknown): void {
     const parsed = SubscribeData.safeParse(data);
     if (!parsed.success) return socket.send(pusherError(null, 'pusher:subscribe needs {"channel"}'));
     const { channel, auth, channel_data } = parsed.data;
+    if (channel.startsWith(USER_CHANNEL_PREFIX)) {
+      // Only the user it is for, signed in on this socket.
+      const user = sinks.get(session)?.user;
+      if (user === undefined || channel !== `${USER_CHANNEL_PREFIX}${user}`) return socket.send(subscriptionError(channel, 'AuthError', `${channel} is the channel of a user this socket has not signed in as`, 403));
+      gateway.joinChannel(session, storedChannel(app, channel), channel);
+      return socket.send(subscriptionSucceeded(channel));
+    }
     if (!CHANNEL_NAME.test(channel)) return socket.send(subscriptionError(channel, 'InvalidChannel', 'channel names are 1-164 of A-Z a-z 0-9 _ - = @ , . ;', 400));
     if (needsAuth(channel) && !channelAuthValid(app, session.id, channel, auth, channel.startsWith('presence-') ? channel_data : undefined)) {
       return socket.send(subscriptionError(channel, 'AuthError', `the auth signature for ${channel} is not valid for this socket`, 401));
@@ -177,7 +212,7 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     const member = ChannelData.safeParse(parseJson(channelData));
     if (!member.success) return socket.send(subscriptionError(channel, 'InvalidChannelData', 'channel_data must be JSON with a user_id', 400));
     const userId = String(member.data.user_id);
-    // From its first presence channel on, the connection is this app's user (presence rows, terminate_connections).
+    // From its first presence channel on (unless it signed in), the connection is this app's user (presence rows, terminate_connections).
     if (memberId(app, session.uid ?? '').startsWith(ANONYMOUS_MARK)) gateway.identify(session, { ...ANONYMOUS, uid: memberUid(app, userId) });
     sinks.get(session)?.me.set(channel, userId);
     const info = member.data.user_info === undefined ? undefined : JSON.stringify(member.data.user_info);
@@ -198,12 +233,20 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     const channel = frame.channel ?? '';
     if (!needsAuth(channel)) return socket.send(pusherError(4301, 'client events are only for private and presence channels'));
     if (!session.isSubscribed(storedChannel(app, channel))) return socket.send(pusherError(4301, `client event on ${channel}: not subscribed to it`));
-    try {
-      // On a presence channel the others learn who sent it.
-      const userId = sinks.get(session)?.me.get(channel);
-      await log.publish([{ channel: storedChannel(app, channel), data: storedEvent(frame.event, frame.data ?? null, userId), sender: null, exclude: [session.id] }]);
-    } catch {
-      socket.send(pusherError(4301, 'client event not sent: the store is unavailable'));
+    const data = frame.data ?? null;
+    const stored = storedEvent(frame.event, data, sinks.get(session)?.me.get(channel));
+    // Pusher's limit, on the data as it travels (the stored event is that plus the name).
+    if (stored.length > MAX_EVENT_DATA && new TextEncoder().encode(JSON.stringify(data)).length > MAX_EVENT_DATA) {
+      return socket.send(pusherError(4301, `client event on ${channel}: the event data should be less than ${MAX_EVENT_DATA / 1024} KB`));
     }
+    // On a presence channel the others learn who sent it.
+    const userId = sinks.get(session)?.me.get(channel);
+    try {
+      await log.publish([{ channel: storedChannel(app, channel), data: stored, sender: null, exclude: [session.id] }]);
+    } catch {
+      return socket.send(pusherError(4301, 'client event not sent: the store is unavailable'));
+    }
+    // Sent: now the app's backend hears of it. Written after the event, so a failure here cannot unsend it.
+    options.clientEventHook?.(app, clientEventHook(channel, frame.event, data, session.id, userId));
   }
 }

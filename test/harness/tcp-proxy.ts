@@ -11,6 +11,8 @@ export interface TcpProxy {
   freezeOpenConnections(): number;
   /** Stops forwarding the server's answers on every connection open now (requests still pass): answers lost after the work is done. */
   dropRepliesOnOpenConnections(): number;
+  /** Sends new connections to another port from now on (a balancer that took a dead upstream out). */
+  retarget(port: number): void;
   close(): Promise<void>;
 }
 
@@ -42,6 +44,9 @@ export function startTcpProxy(targetPort: number): Promise<TcpProxy> {
           let n = 0;
           for (const pair of pairs) if (!pair.frozen) (pair.frozen = true), n++;
           return n;
+        },
+        retarget(port) {
+          targetPort = port;
         },
         dropRepliesOnOpenConnections() {
           let n = 0;

@@ -1,0 +1,71 @@
+/**
+ * Every webhook queue this instance sends, by target: pgmesh's own
+ * (MESH_WEBHOOK_URL) and each Pusher app's that has a webhook URL. The cluster
+ * asks it which targets to write events for; each target's sender runs on its
+ * own, so a dead backend holds back only its own queue.
+ */
+import type { WebhookEvent, WebhookMode } from '../store/webhooks.ts';
+import type { WebhookSender, WebhookStats } from './webhook-sender.ts';
+
+export class WebhookSenders {
+  readonly #senders: ReadonlyMap<string, WebhookSender>;
+
+  constructor(senders: ReadonlyMap<string, WebhookSender>) {
+    this.#senders = senders;
+  }
+
+  get size(): number {
+    return this.#senders.size;
+  }
+
+  has(target: string): boolean {
+    return this.#senders.has(target);
+  }
+
+  /** For mesh_cluster_apply(): each target's mode. */
+  modes(): Record<string, WebhookMode> {
+    const modes: Record<string, WebhookMode> = {};
+    for (const [target, sender] of this.#senders) modes[target] = sender.mode();
+    return modes;
+  }
+
+  /** A write produced `count` events for `target`: sent soon, or counted dropped. */
+  produced(target: string, count: number, mode: WebhookMode): void {
+    const sender = this.#senders.get(target);
+    if (mode === 'send') sender?.wake();
+    else sender?.dropped(count);
+  }
+
+  /** Queues events for a target that has a sender; none is a no-op. */
+  async enqueue(target: string, events: readonly WebhookEvent[]): Promise<void> {
+    await this.#senders.get(target)?.enqueue(events);
+  }
+
+  /** One target's counts. */
+  stats(target: string): WebhookStats | undefined {
+    return this.#senders.get(target)?.stats();
+  }
+
+  /** Each target with its counts. */
+  *entries(): Iterable<[string, WebhookStats]> {
+    for (const [target, sender] of this.#senders) yield [target, sender.stats()];
+  }
+
+  /** Every target's counts added up (for the metrics). */
+  total(): WebhookStats {
+    const sum: WebhookStats = { pending: 0, failing: 0, sent: 0, failures: 0, expired: 0, dropped: 0 };
+    for (const sender of this.#senders.values()) {
+      const s = sender.stats();
+      for (const key of Object.keys(sum) as (keyof WebhookStats)[]) sum[key] += s[key];
+    }
+    return sum;
+  }
+
+  start(): void {
+    for (const sender of this.#senders.values()) sender.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.#senders.values()].map((s) => s.stop()));
+  }
+}
