@@ -2,8 +2,10 @@
  * Pusher's own clients where apps run them: pusher-js's browser build in two
  * headless Chromium pages, authorised by the app's /broadcasting/auth (served
  * here with the official server library, as Laravel serves it), whispering to
- * each other with client events; and a plain PHP script that signs the Pusher
- * way with curl, as Laravel's broadcaster does, run by the PHP CLI.
+ * each other with client events; Laravel Echo on top of it, as a Laravel page
+ * sets it up (private and presence channels, whispers, toOthers()); and a plain
+ * PHP script that signs the Pusher way with curl, as Laravel's broadcaster
+ * does, run by the PHP CLI.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
@@ -32,16 +34,49 @@ const PAGE = `<!doctype html><script src="/pusher.min.js"></script><script>
   channel.bind_global((event, data) => { if (!event.startsWith('pusher')) window.got.push([event, data]); });
   window.whisper = (data) => channel.trigger('client-whisper', data);
 </script>`;
+// A Laravel page: Echo on pusher-js, as resources/js/echo.js sets it up; the user is who the app's session says (here: ?user=).
+const ECHO_PAGE = `<!doctype html><script src="/pusher.min.js"></script><script src="/echo.iife.js"></script><script>
+  const q = new URLSearchParams(location.search);
+  const user = q.get('user');
+  window.log = [];
+  window.Echo = new Echo.default({
+    broadcaster: 'pusher', key: q.get('key'), cluster: 'mt1',
+    wsHost: '127.0.0.1', wsPort: Number(q.get('port')), forceTLS: false, enabledTransports: ['ws'], disableStats: true,
+    authEndpoint: '/broadcasting/auth?user=' + user,
+  });
+  Echo.private('orders.7').listen('OrderShipped', (e) => log.push(['OrderShipped', e]));
+  Echo.join('room.1')
+    .here((users) => ((window.here = users.map((u) => u.name).sort()), log.push(['here', window.here])))
+    .joining((u) => log.push(['joining', u.name]))
+    .leaving((u) => log.push(['leaving', u.name]))
+    .listen('.chat.message', (e) => log.push(['chat.message', e]))
+    .listenForWhisper('typing', (e) => log.push(['typing', e]));
+  window.whisper = () => Echo.join('room.1').whisper('typing', { name: user });
+  // A form post to the app, as axios sends it with Echo's X-Socket-ID: the app broadcasts toOthers().
+  window.say = (text) => fetch('/chat', { method: 'POST', headers: { 'X-Socket-ID': Echo.socketId() }, body: text });
+</script>`;
+const asset = (path: string) => new Response(readFileSync(join(ROOT, 'node_modules', path)), { headers: { 'content-type': 'text/javascript' } });
 const app = Bun.serve({
   port: 0,
   hostname: '127.0.0.1',
   async fetch(req) {
-    const path = new URL(req.url).pathname;
-    if (path === '/pusher.min.js') return new Response(readFileSync(join(ROOT, 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.min.js')), { headers: { 'content-type': 'text/javascript' } });
+    const url = new URL(req.url);
+    const path = url.pathname;
+    if (path === '/pusher.min.js') return asset('pusher-js/dist/web/pusher.min.js');
+    if (path === '/echo.iife.js') return asset('laravel-echo/dist/echo.iife.js');
     if (path === '/broadcasting/auth') {
       const form = new URLSearchParams(await req.text());
-      return Response.json(sdk.authorizeChannel(form.get('socket_id')!, form.get('channel_name')!));
+      const [socketId, channel] = [form.get('socket_id')!, form.get('channel_name')!];
+      const user = url.searchParams.get('user');
+      // Laravel's presence callback returns the user's info; its private callback, true.
+      return Response.json(channel.startsWith('presence-') ? sdk.authorizeChannel(socketId, channel, { user_id: `id-${user}`, user_info: { name: user } }) : sdk.authorizeChannel(socketId, channel));
     }
+    if (path === '/chat') {
+      // broadcast(new ChatMessage($text))->toOthers()
+      await sdk.trigger('presence-room.1', 'chat.message', { text: await req.text() }, { socket_id: req.headers.get('x-socket-id') ?? undefined });
+      return new Response(null, { status: 204 });
+    }
+    if (path === '/echo') return new Response(ECHO_PAGE, { headers: { 'content-type': 'text/html' } });
     return new Response(PAGE, { headers: { 'content-type': 'text/html' } });
   },
 });
@@ -72,6 +107,48 @@ describe('Pusher clients in their own homes', () => {
     expect((await two.got()).map((e) => e[0])).toEqual(['client-whisper', 'announcement']);
     await one.context.close();
     await two.context.close();
+  }, 60_000);
+
+  test("Laravel Echo in two browsers: a private channel's event by its class name, a presence channel's here/joining/leaving, whispers, and toOthers()", async () => {
+    const open = async (user: string) => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(`http://127.0.0.1:${app.port}/echo?key=${APP.key}&port=${mesh.port}&user=${user}`);
+      const log = () => page.evaluate(() => (window as any).log as [string, unknown][]);
+      const until = (what: string, done: string) => page.waitForFunction(done, null, { timeout: 15_000 }).catch(async (err) => {
+        throw new Error(`${user}: ${what}; log ${JSON.stringify(await log())}`, { cause: err });
+      });
+      return { context, page, log, until };
+    };
+    const alice = await open('alice');
+    await alice.until('here', `(window.here || []).includes('alice')`);
+    const bob = await open('bob');
+    await bob.until('here with both', `(window.here || []).length === 2`);
+    expect(await bob.page.evaluate(() => (window as any).here)).toEqual(['alice', 'bob']);
+    await alice.until('bob joining', `log.some((e) => e[0] === 'joining' && e[1] === 'bob')`);
+
+    // Laravel broadcasts App\Events\OrderShipped under its class name; Echo's listen('OrderShipped') adds the namespace.
+    await sdk.trigger('private-orders.7', 'App\\Events\\OrderShipped', { order: 7 });
+    for (const p of [alice, bob]) await p.until('OrderShipped', `log.some((e) => e[0] === 'OrderShipped')`);
+    expect((await alice.log()).find((e) => e[0] === 'OrderShipped')).toEqual(['OrderShipped', { order: 7 }]);
+
+    await alice.page.evaluate(() => (window as any).whisper());
+    await bob.until('typing', `log.some((e) => e[0] === 'typing')`);
+    expect((await bob.log()).find((e) => e[0] === 'typing')).toEqual(['typing', { name: 'alice' }]);
+
+    // toOthers(): alice's own request; bob gets the message, alice does not (a later one reaches both).
+    await alice.page.evaluate(() => (window as any).say('hello'));
+    await bob.until('chat', `log.some((e) => e[0] === 'chat.message')`);
+    await sdk.trigger('presence-room.1', 'chat.message', { text: 'system' });
+    await alice.until('system chat', `log.some((e) => e[0] === 'chat.message')`);
+    expect((await alice.log()).filter((e) => e[0] === 'chat.message')).toEqual([['chat.message', { text: 'system' }]]);
+    await bob.until('both chats', `log.filter((e) => e[0] === 'chat.message').length === 2`);
+    expect((await bob.log()).filter((e) => e[0] === 'chat.message')).toEqual([['chat.message', { text: 'hello' }], ['chat.message', { text: 'system' }]]);
+    expect((await alice.log()).some((e) => e[0] === 'typing')).toBe(false);
+
+    await bob.context.close();
+    await alice.until('bob leaving', `log.some((e) => e[0] === 'leaving' && e[1] === 'bob')`);
+    await alice.context.close();
   }, 60_000);
 
   test.skipIf(!hasPhp)('a plain PHP script signs the Pusher way and the browser gets its event; a wrong secret is refused', async () => {
