@@ -241,6 +241,25 @@ describe('Pusher protocol', () => {
     }
   }, 60_000);
 
+  test('client events over 10 a second get pusher:error 4301; those within the limit go through', async () => {
+    const listener = await opened(B);
+    expect(await listener.subscribe('private-burst')).toEqual({ ok: true });
+    const ws = await connect(`${A.url.replace('http', 'ws')}/app/${APP.key}?protocol=7`);
+    const established = (await ws.next((f) => (f as { event?: string }).event === 'pusher:connection_established')) as { data: string };
+    const socketId = (JSON.parse(established.data) as { socket_id: string }).socket_id;
+    ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'private-burst', auth: sdkA.authorizeChannel(socketId, 'private-burst').auth } }));
+    await ws.next((f) => (f as { event?: string }).event === 'pusher_internal:subscription_succeeded');
+    for (let i = 0; i < 30; i++) ws.send(JSON.stringify({ event: 'client-burst', channel: 'private-burst', data: { i } }));
+    const refusals = () => ws.frames.filter((f) => (f as { event?: string }).event === 'pusher:error' && (f as { data: { code: number } }).data.code === 4301).length;
+    await ws.until(() => refusals() >= 15);
+    await listener.until(() => listener.events('private-burst').length + refusals() >= 30);
+    // Within the limit: the burst of 10, and the few the allowance refilled while they arrived.
+    const got = listener.events('private-burst').length;
+    expect(got + refusals()).toBe(30);
+    expect(got).toBeLessThan(15);
+    ws.close();
+  });
+
   test('a client event over 10 KB gets pusher:error 4301 and reaches nobody', async () => {
     const listener = await opened(B);
     expect(await listener.subscribe('private-big')).toEqual({ ok: true });

@@ -55,6 +55,8 @@ export interface PusherSocketOptions {
 
 /** How long pusher-js waits, idle, before it pings (the protocol's activity_timeout). */
 const ACTIVITY_TIMEOUT_S = 30;
+/** Pusher's limit on client events: 10 a second per socket (a burst of 10 allowed). */
+const CLIENT_EVENTS_PER_S = 10;
 /** Key of a message's Pusher frame, built once for every socket that gets it. */
 const FRAME = {};
 // pgmesh's close codes as Pusher clients act on them: 4200-4299 reconnect at once,
@@ -78,6 +80,8 @@ class PusherSink implements SessionSink {
   readonly me = new Map<string, string>();
   /** The user it signed in as (pusher:signin), if it did. */
   user: string | undefined;
+  #allowance = CLIENT_EVENTS_PER_S;
+  #allowanceAt = 0;
   constructor(
     readonly socket: RawSocket,
     readonly app: PusherApp,
@@ -88,6 +92,14 @@ class PusherSink implements SessionSink {
     this.socket.send(message.memo(FRAME, (m) => eventFrame(m.data, name)));
   }
   reply(): void {}
+  /** Takes one client event from the socket's allowance; false when it is spent. */
+  takeClientEvent(now: number): boolean {
+    this.#allowance = Math.min(CLIENT_EVENTS_PER_S, this.#allowance + ((now - this.#allowanceAt) / 1000) * CLIENT_EVENTS_PER_S);
+    this.#allowanceAt = now;
+    if (this.#allowance < 1) return false;
+    this.#allowance -= 1;
+    return true;
+  }
   /** A presence channel's join or leave, as member_added / member_removed. */
   notice(event: string, data: Record<string, unknown>): void {
     const channel = data.channel as string;
@@ -233,6 +245,7 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     const channel = frame.channel ?? '';
     if (!needsAuth(channel)) return socket.send(pusherError(4301, 'client events are only for private and presence channels'));
     if (!session.isSubscribed(storedChannel(app, channel))) return socket.send(pusherError(4301, `client event on ${channel}: not subscribed to it`));
+    if (!sinks.get(session)!.takeClientEvent(Date.now())) return socket.send(pusherError(4301, `client event on ${channel}: over the limit of ${CLIENT_EVENTS_PER_S} a second`));
     const data = frame.data ?? null;
     const stored = storedEvent(frame.event, data, sinks.get(session)?.me.get(channel));
     // Pusher's limit, on the data as it travels (the stored event is that plus the name).
