@@ -73,6 +73,26 @@ describe('Pusher protocol', () => {
     expect(alice.events('private-chat').map((e) => e.event)).toEqual(['after']);
   });
 
+  test('private-encrypted- channels pass through: the server library encrypts, pusher-js decrypts, pgmesh carries only ciphertext', async () => {
+    const masterKey = Buffer.alloc(32, 7).toString('base64');
+    const c = await pusherClient(A.port, APP, { masterKey });
+    open.push(c);
+    expect(await c.subscribe('private-encrypted-vault')).toEqual({ ok: true });
+    // A socket of ours on the same channel sees what pgmesh carries.
+    const ws = await connect(`${B.url.replace('http', 'ws')}/app/${APP.key}?protocol=7`);
+    const established = (await ws.next((f) => (f as { event?: string }).event === 'pusher:connection_established')) as { data: string };
+    const socketId = (JSON.parse(established.data) as { socket_id: string }).socket_id;
+    ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'private-encrypted-vault', auth: pusherServer(B.port, APP, masterKey).authorizeChannel(socketId, 'private-encrypted-vault').auth } }));
+    await ws.next((f) => (f as { event?: string }).event === 'pusher_internal:subscription_succeeded');
+    await pusherServer(B.port, APP, masterKey).trigger('private-encrypted-vault', 'pin', { pin: 1234 });
+    await c.until(() => c.events('private-encrypted-vault').length >= 1);
+    expect(c.events('private-encrypted-vault')).toEqual([{ channel: 'private-encrypted-vault', event: 'pin', data: { pin: 1234 } }]);
+    const carried = (await ws.next((f) => (f as { event?: string }).event === 'pin')) as { data: string };
+    expect(carried.data).not.toContain('1234');
+    expect(Object.keys(JSON.parse(carried.data) as object).sort()).toEqual(['ciphertext', 'nonce']);
+    ws.close();
+  });
+
   test("socket_id leaves the sender out (Laravel's toOthers()); batch_events sends several", async () => {
     const sender = await opened(A);
     const other = await opened(B);

@@ -30,9 +30,9 @@ export interface Received {
   data: unknown;
 }
 
-/** The official server library aimed at a pgmesh on `port`. */
-export function pusherServer(port: number, app: PusherAppKeys): PusherServer {
-  return new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1', port: String(port), useTLS: false });
+/** The official server library aimed at a pgmesh on `port`; with `masterKey` (base64, 32 bytes) it encrypts private-encrypted- channels. */
+export function pusherServer(port: number, app: PusherAppKeys, masterKey?: string): PusherServer {
+  return new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1', port: String(port), useTLS: false, ...(masterKey && { encryptionMasterKeyBase64: masterKey }) });
 }
 
 export type TestPusherClient = Awaited<ReturnType<typeof pusherClient>>;
@@ -41,8 +41,8 @@ export type TestPusherClient = Awaited<ReturnType<typeof pusherClient>>;
  * A connected pusher-js client on `port`; `member` is who it is on presence channels and,
  * with `signin`, who it signs in as. A channel whose name contains "forged" gets a wrong signature.
  */
-export async function pusherClient(port: number, app: PusherAppKeys, options: { member?: Member; signin?: SignIn } = {}) {
-  const sdk = pusherServer(port, app);
+export async function pusherClient(port: number, app: PusherAppKeys, options: { member?: Member; signin?: SignIn; masterKey?: string } = {}) {
+  const sdk = pusherServer(port, app, options.masterKey);
   const pusher = new PusherClient(app.key, {
     cluster: 'local',
     wsHost: '127.0.0.1',
