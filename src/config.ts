@@ -59,22 +59,18 @@ const proxies = z.string().transform((text, ctx) => {
   }
   return list;
 });
-const pusherApps = z.string().transform((text, ctx) => {
-  try {
-    return parsePusherApps(text);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
-const pusherWebhooks = z.string().transform((text, ctx) => {
-  try {
-    return parsePusherWebhooks(text);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+/** A setting read by a parser that throws, its message being the reason. */
+const parsedBy = <T>(parse: (text: string) => T) =>
+  z.string().transform((text, ctx) => {
+    try {
+      return parse(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+const pusherApps = parsedBy(parsePusherApps);
+const pusherWebhooks = parsedBy(parsePusherWebhooks);
 const flag = z.enum(['0', '1', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v));
 
 export const ConfigSchema = z.object({

@@ -245,21 +245,22 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     const channel = frame.channel ?? '';
     if (!needsAuth(channel)) return socket.send(pusherError(4301, 'client events are only for private and presence channels'));
     if (!session.isSubscribed(storedChannel(app, channel))) return socket.send(pusherError(4301, `client event on ${channel}: not subscribed to it`));
-    if (!sinks.get(session)!.takeClientEvent(Date.now())) return socket.send(pusherError(4301, `client event on ${channel}: over the limit of ${CLIENT_EVENTS_PER_S} a second`));
+    const sink = sinks.get(session)!;
+    if (!sink.takeClientEvent(Date.now())) return socket.send(pusherError(4301, `client event on ${channel}: over the limit of ${CLIENT_EVENTS_PER_S} a second`));
     const data = frame.data ?? null;
-    const stored = storedEvent(frame.event, data, sinks.get(session)?.me.get(channel));
-    // Pusher's limit, on the data as it travels (the stored event is that plus the name).
+    // On a presence channel the others learn who sent it.
+    const userId = sink.me.get(channel);
+    const stored = storedEvent(frame.event, data, userId);
+    // Pusher's limit, on the data as it travels (the stored event is that plus the name and the user).
     if (stored.length > MAX_EVENT_DATA && new TextEncoder().encode(JSON.stringify(data)).length > MAX_EVENT_DATA) {
       return socket.send(pusherError(4301, `client event on ${channel}: the event data should be less than ${MAX_EVENT_DATA / 1024} KB`));
     }
-    // On a presence channel the others learn who sent it.
-    const userId = sinks.get(session)?.me.get(channel);
     try {
       await log.publish([{ channel: storedChannel(app, channel), data: stored, sender: null, exclude: [session.id] }]);
     } catch {
       return socket.send(pusherError(4301, 'client event not sent: the store is unavailable'));
     }
-    // Sent: now the app's backend hears of it. Written after the event, so a failure here cannot unsend it.
+    // Sent: now the app's backend hears of it (written after the event: a failure there cannot unsend it).
     options.clientEventHook?.(app, clientEventHook(channel, frame.event, data, session.id, userId));
   }
 }
