@@ -33,7 +33,17 @@ describe('loadConfig', () => {
     ['MESH_WS_PATHS', 'chat'],
     ['MESH_API_KEY', 'abc'],
     ['MESH_LOG', 'loud'],
+    ['PUSHER_APPS', '1001:key-only'],
+    ['PUSHER_WEBHOOKS', '1001=not a url'],
+    ['PUSHER_WEBHOOKS', 'https://app.example.com/hook'],
   ];
+  test("PUSHER_WEBHOOKS for an app that PUSHER_APPS does not name is refused; one for each app is read", () => {
+    const apps = '1001:key-one:secret-one-0123,1002:key-two:secret-two-0123';
+    expect(() => loadConfig({ PUSHER_APPS: apps, PUSHER_WEBHOOKS: '1003=https://app.example.com/hook' })).toThrow(/^invalid setting PUSHER_WEBHOOKS: app 1003 is not in PUSHER_APPS$/);
+    expect(() => loadConfig({ PUSHER_APPS: apps, PUSHER_WEBHOOKS: '1001=https://a.example/1,1001=https://a.example/2' })).toThrow(/^invalid setting PUSHER_WEBHOOKS: app 1001 has two webhook URLs$/);
+    expect(loadConfig({ PUSHER_APPS: apps, PUSHER_WEBHOOKS: '1001=https://a.example/hook?x=1, 1002=http://10.0.0.5:8000/pusher' }).PUSHER_WEBHOOKS).toEqual({ '1001': 'https://a.example/hook?x=1', '1002': 'http://10.0.0.5:8000/pusher' });
+  });
+
   for (const [key, value] of bad) {
     test(`${key}=${value} is refused, naming ${key}`, () => {
       expect(() => loadConfig({ [key]: value })).toThrow(ConfigError);

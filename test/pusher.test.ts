@@ -232,6 +232,14 @@ describe('Pusher protocol', () => {
     expect(await ws.next((f) => (f as { event?: string }).event === 'pusher:error')).toMatchObject({ data: { code: 4009 } });
     expect((await ws.closed).code).toBe(4009);
 
+    // A socket is one user: a presence channel_data naming another is refused, not half-believed.
+    const ivy = await opened(A, APP, { user_id: 'u-not-ivy' }, { id: 'u-ivy' });
+    ivy.pusher.signin();
+    await signedIn(ivy);
+    const mismatch = await ivy.subscribe('presence-who');
+    expect(mismatch.ok).toBe(false);
+    expect(mismatch.error).toMatchObject({ type: 'AuthError', status: 403 });
+
     // A signed-in user is who terminate_connections names, wherever its sockets are.
     await sdkA.terminateUserConnections('u-gina');
     for (const c of [gina, ginaElsewhere]) await c.until(() => c.states.includes('disconnected'));

@@ -225,7 +225,10 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     if (!member.success) return socket.send(subscriptionError(channel, 'InvalidChannelData', 'channel_data must be JSON with a user_id', 400));
     const userId = String(member.data.user_id);
     // From its first presence channel on (unless it signed in), the connection is this app's user (presence rows, terminate_connections).
-    if (memberId(app, session.uid ?? '').startsWith(ANONYMOUS_MARK)) gateway.identify(session, { ...ANONYMOUS, uid: memberUid(app, userId) });
+    const current = memberId(app, session.uid ?? '');
+    if (current.startsWith(ANONYMOUS_MARK)) gateway.identify(session, { ...ANONYMOUS, uid: memberUid(app, userId) });
+    // The cluster's presence knows a socket as one user: a second identity would make its member lists wrong.
+    else if (current !== userId) return socket.send(subscriptionError(channel, 'AuthError', `this socket is user ${current}; channel_data names ${userId}`, 403));
     sinks.get(session)?.me.set(channel, userId);
     const info = member.data.user_info === undefined ? undefined : JSON.stringify(member.data.user_info);
     let members;
