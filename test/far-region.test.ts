@@ -1,15 +1,20 @@
 /**
  * A machine outside the primary region: its Postgres connections pass through a
  * proxy that adds 60 ms each way. It still delivers across instances, resumes
- * and publishes, and its LISTEN heartbeat and query deadline do not misfire.
+ * and publishes, and its LISTEN heartbeat and query deadline do not misfire; a
+ * burst of publishes while its connection to the database opens (at start, and
+ * again when its connections are replaced) is answered in a few round trips,
+ * none left waiting for the deadline.
  * (Its publish latency and throughput are measured by the benchmark, not here.)
  */
 import { afterAll, describe, expect, test } from 'bun:test';
+import postgres from 'postgres';
 import { freshDatabase } from './harness/postgres.ts';
 import { startProcess } from './harness/process.ts';
 import { startLatencyProxy } from './harness/tcp-proxy.ts';
 import { token } from './harness/tokens.ts';
 import { connect, onChannel } from './harness/ws-client.ts';
+import { pollUntil } from './harness/waiter.ts';
 
 const database = new URL(await freshDatabase());
 const distance = await startLatencyProxy(Number(database.port), 60);
@@ -62,5 +67,47 @@ describe('an instance 60 ms each way from Postgres', () => {
     // No deadline or heartbeat took the distance for a failure.
     expect(far.stderr()).not.toContain('LISTEN lost');
     expect(far.stderr()).not.toMatch(/deadline|timed out|ERR_UNAVAILABLE/i);
+  }, 120_000);
+
+  test('a burst of publishes while the connection that carries them opens: each answered in a few round trips, at start and on the connections that replace lost ones', async () => {
+    const fresh = await startProcess('bun', { DATABASE_URL: farUrl.toString(), MESH_INSTANCE_ID: 'far-burst', MESH_HEARTBEAT: '1s' }, 90_000);
+    const sql = postgres(database.toString(), { max: 1, onnotice: () => {} });
+    try {
+      const batch = Array.from({ length: 100 }, (_, i) => ({ c: 'room_burst', d: `m${i}` }));
+      /** 32 publishers sending 100-message batches back to back for `ms`: the slowest answer, and how many. */
+      const burst = async (label: string, ms: number) => {
+        const until = Date.now() + ms;
+        let slowest = 0;
+        let answered = 0;
+        await Promise.all(
+          Array.from({ length: 32 }, async () => {
+            while (Date.now() < until) {
+              const at = Date.now();
+              const res = await fetch(`${fresh.url}/v1/mesh/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch), signal: AbortSignal.timeout(20_000) });
+              if (res.status !== 200) throw new Error(`${label}: publish answered ${res.status} ${await res.text()} after ${Date.now() - at} ms`);
+              await res.arrayBuffer();
+              slowest = Math.max(slowest, Date.now() - at);
+              answered++;
+            }
+          }),
+        );
+        return { slowest, answered };
+      };
+      // Its first publishes open the connection; the load goes on for longer than any of them may wait.
+      const first = await burst('at start', 4000);
+      expect(first.answered).toBeGreaterThan(50);
+      expect(first.slowest).toBeLessThan(2500);
+
+      // Its LISTEN session is lost: the instance replaces its connections, and the next burst opens new ones.
+      const ended = await sql`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity where application_name = 'pgmesh-far-burst-listen'`;
+      expect(ended[0]!.n).toBe(1);
+      await pollUntil(async () => fresh.stderr().includes('LISTEN lost'), 10_000, 'the instance noticed');
+      const again = await burst('on new connections', 4000);
+      expect(again.slowest).toBeLessThan(2500);
+      expect(fresh.stderr()).not.toMatch(/deadline|took longer/i);
+    } finally {
+      await sql.end();
+      await fresh.stop();
+    }
   }, 120_000);
 });

@@ -36,7 +36,7 @@ const NEVER_SENT = new Set(['ECONNREFUSED', 'CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI
 /** Connects to a Postgres server. */
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<SqlDriver> {
   const name = (options.applicationName ?? 'pgmesh').slice(0, 56);
-  const makePool = (max: number) =>
+  const makePool = (max: number, onclose?: () => void) =>
     postgres(url, {
       max,
       path: options.socket,
@@ -44,11 +44,14 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
       connect_timeout: CONNECT_TIMEOUT_S,
       keep_alive: 10,
       connection: { application_name: name, statement_timeout: STATEMENT_TIMEOUT_MS },
+      onclose,
     });
   let pool = makePool(options.max ?? 8);
   // A pool of one connection is an ordered lane: postgres.js pipelines a busy connection's
   // queries, and the server runs one connection's statements one after another.
-  let lane = makePool(1);
+  const gate = new OpeningGate();
+  const makeLane = () => makePool(1, () => gate.closed());
+  let lane = makeLane();
   // A half-open socket makes a query hang until TCP gives up (many minutes). So every
   // query has a deadline, and a missed deadline — or a dead LISTEN session, which
   // usually means the network path died — replaces the pool. The old one is retired
@@ -57,7 +60,8 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   const resetPool = () => {
     const old = [pool, lane];
     pool = makePool(options.max ?? 8);
-    lane = makePool(1);
+    lane = makeLane();
+    gate.closed();
     for (const retired of old) void retired.end({ timeout: RETIRE_GRACE_S }).catch(() => {});
   };
   const asQuery = (q: () => postgres.Sql | postgres.TransactionSql, deadlineMs: number | null): SqlQuery => ({
@@ -75,7 +79,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   return {
     kind: 'postgres',
     ...asQuery(() => pool, QUERY_DEADLINE_MS),
-    queryInOrder: asQuery(() => lane, QUERY_DEADLINE_MS).query,
+    queryInOrder: gate.wrap(asQuery(() => lane, QUERY_DEADLINE_MS).query),
     transaction: async (fn) => (await pool.begin((tx) => fn(asQuery(() => tx, null)))) as Awaited<ReturnType<typeof fn>>,
     listen: async (channel, events) => {
       const listener = new Listener(url, channel, {
@@ -93,6 +97,43 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
       await Promise.all([pool.end({ timeout: 5 }), lane.end({ timeout: 5 })]);
     },
   };
+}
+
+/**
+ * Holds a connection's queries back while it opens, letting one through. postgres.js gives
+ * a connection that has just opened only part of the queries queued meanwhile (it counts
+ * that connection among the ones still opening, and shares the queue out); the rest wait
+ * until the connection is idle, which under steady load is never, so they met the query
+ * deadline instead. Far from the database, where opening takes half a second of round
+ * trips, every new connection (the first, and each one after max_lifetime or a drop)
+ * stranded some publishes that way. So the first query opens the connection and the
+ * others, in the order they came, wait for it to be answered.
+ */
+class OpeningGate {
+  #open = false;
+  #opening: Promise<unknown> | null = null;
+
+  /** The connection closed (postgres.js opens another on the next query). */
+  closed(): void {
+    this.#open = false;
+  }
+
+  wrap<A extends unknown[], R>(query: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+    return async (...args) => {
+      // Promise reactions run in the order they were registered: the waiters go in call order.
+      while (!this.#open && this.#opening !== null) await this.#opening.catch(() => {});
+      if (this.#open) return query(...args);
+      const run = query(...args);
+      this.#opening = run;
+      try {
+        const result = await run;
+        this.#open = true;
+        return result;
+      } finally {
+        if (this.#opening === run) this.#opening = null;
+      }
+    };
+  }
 }
 
 /** A query past its deadline: its socket is destroyed within RETIRE_GRACE_S by the pool's replacement. */
