@@ -86,9 +86,11 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
   for (const path of [WS_PATH, ...config.MESH_WS_PATHS]) app.get(path, notDraining, ws);
   if (config.PUSHER_APPS.length > 0) {
     const apps = new PusherApps(config.PUSHER_APPS);
-    const clientEventHook = (pusherApp: PusherApp, event: Record<string, unknown>) =>
-      void webhooks?.enqueue(pusherTarget(pusherApp.id), [event]).catch((err) => log.warn('a client_event webhook was not written', { app: pusherApp.id, err }));
-    app.get('/app/:key', notDraining, pusherSocketRoute(gateway, store, runtime, apps, { maxFrame: config.MESH_MAX_FRAME, clientAddress, clientEventHook }));
+    const clientEventHooks = webhooks && {
+      target: (pusherApp: PusherApp) => (webhooks.admit(pusherTarget(pusherApp.id)) ? pusherTarget(pusherApp.id) : null),
+      queued: (target: string) => webhooks.produced(target, 1, 'send'),
+    };
+    app.get('/app/:key', notDraining, pusherSocketRoute(gateway, store, runtime, apps, { maxFrame: config.MESH_MAX_FRAME, clientAddress, clientEventHooks }));
     app.route('/', pusherApiRoutes(apps, store, cluster));
   }
 

@@ -214,6 +214,17 @@ describe.each(implementations)('Store on %s', (_name, make) => {
     expect(feed.got[0]!.data).toHaveLength(MAX_MESSAGE);
   });
 
+  test('a message with a webhook event: both are stored in one transaction, or neither', async () => {
+    const { store, app } = await startedWithApp();
+    const [id] = await store.publish([{ channel: 'private-chat', data: 'hi', sender: null, hook: { target: 'pusher:1', event: { name: 'client_event', data: 'hi' } } }]);
+    expect(await app.query('select target, event::text as event from mesh_webhook')).toEqual([{ target: 'pusher:1', event: '{"data": "hi", "name": "client_event"}' }]);
+    expect((await store.history('private-chat', 0, 10)).map((m) => m.id)).toEqual([id!]);
+    // An event Postgres cannot store (jsonb takes no \u0000) fails the statement: the message is not stored either.
+    await expect(store.publish([{ channel: 'private-chat', data: 'lost together', sender: null, hook: { target: 'pusher:1', event: { data: 'bad\u0000' } } }])).rejects.toMatchObject({ code: 'ERR_UNAVAILABLE' });
+    expect((await store.history('private-chat', 0, 10)).map((m) => m.data)).toEqual(['hi']);
+    expect(await app.query('select count(*)::int as n from mesh_webhook')).toEqual([{ n: 1 }]);
+  });
+
   test('ping resolves while the database is up', async () => {
     const store = await started();
     await store.ping();

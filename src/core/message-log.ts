@@ -13,6 +13,8 @@ export interface NewMessage {
   sender: string | null;
   /** Connection ids the message must not reach. */
   exclude?: readonly string[] | null;
+  /** A webhook event to queue for `target` in the same transaction (a Pusher client_event): both are stored, or neither. */
+  hook?: { target: string; event: Record<string, unknown> };
 }
 
 export interface MessageLog {

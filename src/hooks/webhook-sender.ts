@@ -75,14 +75,6 @@ export class WebhookSender {
     return this.#stats.pending >= this.#o.maxBacklog ? 'drop' : 'send';
   }
 
-  /** Queues events made outside the presence tables (a Pusher client event), or counts them dropped when the backlog is full. */
-  async enqueue(events: readonly WebhookEvent[]): Promise<void> {
-    if (this.mode() === 'drop') return this.dropped(events.length);
-    await this.#o.queue.enqueue(events);
-    this.#stats.pending += events.length;
-    this.wake();
-  }
-
   /** Counts events that were not written because the backlog was full. */
   dropped(count: number): void {
     this.#stats.dropped += count;

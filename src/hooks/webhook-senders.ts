@@ -4,7 +4,7 @@
  * asks it which targets to write events for; each target's sender runs on its
  * own, so a dead backend holds back only its own queue.
  */
-import type { WebhookEvent, WebhookMode } from '../store/webhooks.ts';
+import type { WebhookMode } from '../store/webhooks.ts';
 import type { WebhookSender, WebhookStats } from './webhook-sender.ts';
 
 export class WebhookSenders {
@@ -36,9 +36,13 @@ export class WebhookSenders {
     else sender?.dropped(count);
   }
 
-  /** Queues events for a target that has a sender; none is a no-op. */
-  async enqueue(target: string, events: readonly WebhookEvent[]): Promise<void> {
-    await this.#senders.get(target)?.enqueue(events);
+  /** Whether to write an event for `target` now: it has a sender with room in its backlog (with none, the drop is counted). */
+  admit(target: string): boolean {
+    const sender = this.#senders.get(target);
+    if (sender === undefined) return false;
+    if (sender.mode() === 'send') return true;
+    sender.dropped(1);
+    return false;
   }
 
   /** One target's counts. */

@@ -41,13 +41,17 @@ export function pusherWebhookFormat(app: PusherApp): WebhookFormat {
   };
 }
 
-/** The client_event webhook of a client event (its data as the JSON text the client sent it as, as Pusher gives it). */
+/**
+ * The client_event webhook of a client event: its data as text, as Pusher gives it (a string as
+ * it came, anything else JSON-encoded; a string holding a NUL character JSON-encoded too, since
+ * the queue's jsonb cannot hold one).
+ */
 export function clientEventHook(channel: string, event: string, data: unknown, socketId: string, userId?: string): Record<string, unknown> {
   return {
     name: 'client_event',
     channel,
     event,
-    data: typeof data === 'string' ? data : JSON.stringify(data ?? null),
+    data: typeof data === 'string' && !data.includes('\u0000') ? data : JSON.stringify(data ?? null),
     socket_id: socketId,
     ...(userId === undefined ? {} : { user_id: userId }),
   };

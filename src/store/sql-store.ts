@@ -11,7 +11,7 @@ import { Feed } from './feed.ts';
 import { CursorBatch } from './cursor-batch.ts';
 import { GroupCommit } from './group-commit.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
-import { CURSOR_UPSERT_SQL, MESSAGE_COLUMNS, NOTIFY_CHANNEL, PAGE, PUBLISH_SQL, SEQUENCE_INBOX_SQL } from './statements.ts';
+import { CURSOR_UPSERT_SQL, MESSAGE_COLUMNS, NOTIFY_CHANNEL, PAGE, PUBLISH_SQL, PUBLISH_WITH_HOOKS_SQL, SEQUENCE_INBOX_SQL } from './statements.ts';
 
 // NOTIFY payloads must stay under 8000 bytes; leave room for the id range around the bodies.
 const INLINE_LIMIT = 7800;
@@ -200,9 +200,12 @@ export class SqlStore implements Store {
     // A UTF-16 unit is at most 3 UTF-8 bytes: most batches are known to fit without encoding them.
     const inline = bodies.length * 3 <= INLINE_LIMIT || (bodies.length <= INLINE_LIMIT && encoder.encode(bodies).length <= INLINE_LIMIT);
     const token = crypto.randomUUID();
+    const hooks = items.flatMap((m) => (m.hook ? [[m.hook.target, m.hook.event]] : []));
     let to: number;
     try {
-      const rows = await this.#db.queryInOrder(PUBLISH_SQL, [bodies, items.length, inline, token]);
+      const rows = await (hooks.length === 0
+        ? this.#db.queryInOrder(PUBLISH_SQL, [bodies, items.length, inline, token])
+        : this.#db.queryInOrder(PUBLISH_WITH_HOOKS_SQL, [bodies, items.length, inline, token, JSON.stringify(hooks)]));
       to = Number(rows[0]!.last_id);
     } catch (err) {
       if (!(err instanceof OutcomeUnknown)) throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: publish not committed', { cause: err });

@@ -15,8 +15,9 @@ const COMMIT_TIME = `',"at":' || (extract(epoch from clock_timestamp()) * 1000):
 // publishers until commit), insert the batch, notify. $1 is a JSON array of
 // [channel, data, sender, exclude] entries; $4 a token naming this statement in
 // mesh_publish_log, for finding out whether it committed when its answer is lost. The notification carries
-// the batch itself when $3 says it fits, otherwise only its id range.
-export const PUBLISH_SQL = `
+// the batch itself when $3 says it fits, otherwise only its id range. With `hooks`, $5 is a JSON
+// array of [target, event] webhook events written in the same transaction (a Pusher client_event).
+const publishSql = (hooks: boolean) => `
   with batch as (
     select ord, e->>0 as channel, e->>1 as data, e->>2 as sender,
       case when json_typeof(e->3) = 'array' then array(select json_array_elements_text(e->3)) end as exclude
@@ -28,11 +29,17 @@ export const PUBLISH_SQL = `
     select seq.last_id - $2::int8 + batch.ord, batch.channel, batch.data, batch.sender, batch.exclude from batch, seq
   ), logged as (
     insert into mesh_publish_log (token, last_id, n) select $4::uuid, seq.last_id, $2::int4 from seq
-  )
+  )${hooks ? `, hooked as (
+    insert into mesh_webhook (target, event)
+    select h->>0, (h->1)::jsonb from json_array_elements($5::text::json) with ordinality as t(h, n) order by n
+  )` : ''}
   select seq.last_id as last_id,
     pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - $2::int8 + 1) || ',"to":' || seq.last_id || ${COMMIT_TIME}
       || coalesce(',"m":' || case when $3::boolean then $1::text end, '') || '}')
   from seq`;
+export const PUBLISH_SQL = publishSql(false);
+/** PUBLISH_SQL that also queues webhook events ($5). */
+export const PUBLISH_WITH_HOOKS_SQL = publishSql(true);
 
 // Moves committed rows of the inbox (written by mesh_publish() in applications'
 // transactions) into the outbox: same counter, same one-statement shape as a

@@ -1,8 +1,8 @@
 /**
  * The webhook queues in Postgres (mesh_webhook), one per target: pgmesh's own
  * ('', MESH_WEBHOOK_URL) and each Pusher app's ('pusher:<app id>'). Events are
- * written by mesh_cluster_apply() in the transaction that makes them true (or
- * enqueued, for a Pusher client event); any instance claims the oldest batch
+ * written in the transaction that makes them true (by mesh_cluster_apply(), or
+ * by the publish of a Pusher client event); any instance claims the oldest batch
  * of a target for a lease, sends it, and deletes it, or puts it back due
  * later. One batch per target is in flight in the cluster at a time, so each
  * backend gets its events in order and a dead one holds back only its own; a
@@ -45,8 +45,6 @@ export interface RetryPolicy {
 }
 
 export interface WebhookQueue {
-  /** Writes events made outside mesh_cluster_apply() (a Pusher client event), after the ones already queued. */
-  enqueue(events: readonly WebhookEvent[]): Promise<void>;
   /** Up to `limit` due events, oldest first, held for `leaseMs`. */
   claim(limit: number, leaseMs: number): Promise<ClaimedWebhook[]>;
   /** The backend took them: they go. */
@@ -84,11 +82,6 @@ export class SqlWebhookQueue implements WebhookQueue {
     readonly db: SqlDriver,
     readonly target: string,
   ) {}
-
-  async enqueue(events: readonly WebhookEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    await this.db.query('insert into mesh_webhook (target, event) select $1, e from jsonb_array_elements($2::text::jsonb) with ordinality as t(e, n) order by n', [this.target, JSON.stringify(events)]);
-  }
 
   async claim(limit: number, leaseMs: number): Promise<ClaimedWebhook[]> {
     const rows = await this.db.transaction(async (tx) => {

@@ -49,8 +49,13 @@ import { clientEventHook } from '../pusher/webhooks.ts';
 export interface PusherSocketOptions {
   maxFrame: number;
   clientAddress?: ClientAddress;
-  /** Queues an app's client_event webhook (apps with PUSHER_WEBHOOKS). */
-  clientEventHook?: (app: PusherApp, event: Record<string, unknown>) => void;
+  /** Apps with PUSHER_WEBHOOKS: where an app's client_event webhooks are queued, with the event itself. */
+  clientEventHooks?: {
+    /** The webhook target to queue one for now, or null (no webhook URL; or its backlog is full, and the drop is counted). */
+    target(app: PusherApp): string | null;
+    /** One was queued for `target`: send it soon. */
+    queued(target: string): void;
+  };
 }
 
 /** How long pusher-js waits, idle, before it pings (the protocol's activity_timeout). */
@@ -258,12 +263,14 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     if (stored.length > MAX_EVENT_DATA && new TextEncoder().encode(JSON.stringify(data)).length > MAX_EVENT_DATA) {
       return socket.send(pusherError(4301, `client event on ${channel}: the event data should be less than ${MAX_EVENT_DATA / 1024} KB`));
     }
+    // The app's backend hears of it through its webhook, written in the event's own transaction.
+    const target = options.clientEventHooks?.target(app) ?? null;
+    const hook = target === null ? undefined : { target, event: clientEventHook(channel, frame.event, data, session.id, userId) };
     try {
-      await log.publish([{ channel: storedChannel(app, channel), data: stored, sender: null, exclude: [session.id] }]);
+      await log.publish([{ channel: storedChannel(app, channel), data: stored, sender: null, exclude: [session.id], hook }]);
     } catch {
       return socket.send(pusherError(4301, 'client event not sent: the store is unavailable'));
     }
-    // Sent: now the app's backend hears of it (written after the event: a failure there cannot unsend it).
-    options.clientEventHook?.(app, clientEventHook(channel, frame.event, data, session.id, userId));
+    if (target !== null) options.clientEventHooks?.queued(target);
   }
 }
