@@ -9,7 +9,7 @@ import type { Hub } from '../core/hub.ts';
 import type { Store } from '../store/store.ts';
 import type { WebhookStats } from '../hooks/webhook-sender.ts';
 import type { WebhookSenders } from '../hooks/webhook-senders.ts';
-import { MESH_TARGET } from '../store/webhooks.ts';
+import { MESH_TARGET, pusherAppOf } from '../store/webhooks.ts';
 
 /** The stats route; mount it behind the server-API guard. */
 export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: WebhookSenders): Hono {
@@ -38,6 +38,9 @@ export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: 
 
 function pusherStats(webhooks: WebhookSenders | undefined): Record<string, WebhookStats> | undefined {
   const byApp: Record<string, WebhookStats> = {};
-  for (const [target, stats] of webhooks?.entries() ?? []) if (target.startsWith('pusher:')) byApp[target.slice('pusher:'.length)] = stats;
+  for (const [target, stats] of webhooks?.entries() ?? []) {
+    const app = pusherAppOf(target);
+    if (app !== null) byApp[app] = stats;
+  }
   return Object.keys(byApp).length > 0 ? byApp : undefined;
 }

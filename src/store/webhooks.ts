@@ -19,8 +19,11 @@ export type WebhookMode = 'send' | 'drop';
 
 /** pgmesh's own queue (MESH_WEBHOOK_URL). */
 export const MESH_TARGET = '';
+const PUSHER_TARGET = 'pusher:';
 /** A Pusher app's queue. */
-export const pusherTarget = (appId: string) => `pusher:${appId}`;
+export const pusherTarget = (appId: string) => `${PUSHER_TARGET}${appId}`;
+/** The Pusher app a target is the queue of, or null (pgmesh's own). */
+export const pusherAppOf = (target: string) => (target.startsWith(PUSHER_TARGET) ? target.slice(PUSHER_TARGET.length) : null);
 
 export interface ClaimedWebhook {
   row: number;
