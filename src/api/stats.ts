@@ -21,6 +21,7 @@ export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: 
       if (session.transport === 'sse') sse++;
       else websocket++;
     }
+    const mesh = webhooks?.stats(MESH_TARGET);
     const pusher = pusherStats(webhooks);
     return c.json({
       instance,
@@ -29,7 +30,7 @@ export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: 
       channels: hub.channelCount(),
       position: store.position,
       listening: store.listening,
-      ...(webhooks?.has(MESH_TARGET) && { webhooks: webhooks.stats(MESH_TARGET) }),
+      ...(mesh !== undefined && { webhooks: mesh }),
       ...(pusher !== undefined && { pusherWebhooks: pusher }),
     });
   });

@@ -18,10 +18,6 @@ export class WebhookSenders {
     return this.#senders.size;
   }
 
-  has(target: string): boolean {
-    return this.#senders.has(target);
-  }
-
   /** For mesh_cluster_apply(): each target's mode. */
   modes(): Record<string, WebhookMode> {
     const modes: Record<string, WebhookMode> = {};
@@ -45,7 +41,7 @@ export class WebhookSenders {
     return false;
   }
 
-  /** One target's counts. */
+  /** One target's counts (undefined: it has no sender). */
   stats(target: string): WebhookStats | undefined {
     return this.#senders.get(target)?.stats();
   }

@@ -2,7 +2,7 @@
  * The signatures of the Pusher protocol, with the app's secret:
  * a private or presence subscription carries `key:hex(HMAC-SHA256("socket_id:channel[:channel_data]"))`
  * (what the app's /broadcasting/auth returns), a sign-in `key:hex(HMAC-SHA256("socket_id::user::user_data"))`
- * (what its user authentication endpoint returns), and an HTTP API request carries
+ * (what its user authentication endpoint returns), a webhook hex(HMAC-SHA256(body)), and an HTTP API request carries
  * auth_key, auth_timestamp, auth_version, body_md5 and auth_signature (HMAC of
  * "METHOD\npath\nsorted query") in its query string.
  */
@@ -34,6 +34,11 @@ export function channelAuthValid(app: PusherApp, socketId: string, channel: stri
 /** Whether `auth` is what the app's secret signs for this socket signing in as `userData` ("socket_id::user::user_data"). */
 export function userAuthValid(app: PusherApp, socketId: string, userData: string, auth: unknown): boolean {
   return typeof auth === 'string' && sameHex(auth, `${app.key}:${hmacHex(app.secret, `${socketId}::user::${userData}`)}`);
+}
+
+/** X-Pusher-Signature of a webhook body: hex HMAC-SHA256 of it with the app's secret. */
+export function webhookSignature(app: PusherApp, body: string): string {
+  return hmacHex(app.secret, body);
 }
 
 /** Why a signed HTTP API request is refused, or null when it is good. */

@@ -6,9 +6,9 @@
  * member_added, member_removed (written by the cluster's presence) and
  * client_event.
  */
-import { createHmac } from 'node:crypto';
 import type { WebhookFormat } from '../hooks/webhook-sender.ts';
 import type { PusherApp } from './apps.ts';
+import { webhookSignature } from './signing.ts';
 
 /** Parses `id=url[,id=url…]`; throws naming the first bad entry. */
 export function parsePusherWebhooks(text: string): Record<string, string> {
@@ -35,7 +35,7 @@ export function pusherWebhookFormat(app: PusherApp): WebhookFormat {
       headers: {
         'content-type': 'application/json',
         'x-pusher-key': app.key,
-        'x-pusher-signature': createHmac('sha256', app.secret).update(body).digest('hex'),
+        'x-pusher-signature': webhookSignature(app, body),
       },
     };
   };

@@ -50,7 +50,11 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   // A pool of one connection is an ordered lane: postgres.js pipelines a busy connection's
   // queries, and the server runs one connection's statements one after another.
   const gate = new OpeningGate();
-  const makeLane = () => makePool(1, () => gate.closed());
+  const makeLane = (): postgres.Sql => {
+    // A retired lane's connection closing later is not news about the one in use.
+    const made: postgres.Sql = makePool(1, () => lane === made && gate.closed());
+    return made;
+  };
   let lane = makeLane();
   // A half-open socket makes a query hang until TCP gives up (many minutes). So every
   // query has a deadline, and a missed deadline — or a dead LISTEN session, which
