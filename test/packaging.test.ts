@@ -2,6 +2,7 @@
 import { describe, expect, test } from 'bun:test';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { NODE_FLAGS } from './harness/process.ts';
 
 const root = join(import.meta.dir, '..');
 const read = (file: string) => JSON.parse(readFileSync(join(root, file), 'utf8'));
@@ -57,6 +58,11 @@ describe('pinned dependencies', () => {
     expect(npmScripts).toContain('test');
     for (const name of new Set(npmScripts)) expect(`npm script ${name}: ${name in pkg.scripts}`).toBe(`npm script ${name}: true`);
     for (const name of new Set(denoTasks)) expect(`deno task ${name}: ${name in deno.tasks}`).toBe(`deno task ${name}: true`);
+  });
+
+  // The tests and the benchmark start Node as the harness says: that must be what `npm start` runs.
+  test("npm start gives Node the harness's V8 flags", () => {
+    expect(pkg.scripts.start).toBe(`tsx ${NODE_FLAGS.join(' ')} src/main.ts`);
   });
 
   test('the browser client is importable as pgmesh/client', async () => {

@@ -30,6 +30,21 @@ describe('accepted forms', () => {
     expect(ids[1]).toBe(ids[0]! + 1);
     expect(ids[2]).toBe(ids[0]! + 2);
   });
+
+  // The plain {"c","d"} body has a path of its own (no schema): its neighbours must come out the same.
+  test('a plain {"c","d"} and its variants store the same data', async () => {
+    const bodies = [{ c: 'plain', d: 'x' }, { c: 'plain', d: 'x', extra: 1 }, { c: 'plain', d: { x: 1 } }, { c: 'plain', d: null }, { c: 'plain', d: 'y', exclude: [] }];
+    let since = Infinity;
+    for (const body of bodies) {
+      const res = await open.publish(body);
+      expect(res.status).toBe(200);
+      since = Math.min(since, ((await res.json()) as { id: number }).id - 1);
+    }
+    const history = (await (await fetch(`${open.url}/v1/mesh/channels/plain/history?since=${since}`)).json()) as { messages: { data: string }[] };
+    expect(history.messages.map((m) => m.data)).toEqual(['x', 'x', '{"x":1}', 'null', 'y']);
+    await expectError(await open.publish({ c: 1, d: 'x' }), 400, 'ERR_BAD_ARGS');
+    await expectError(await open.publish({ c: 'plain' }), 400, 'ERR_BAD_ARGS');
+  });
 });
 
 describe('MESH_API_KEY', () => {

@@ -255,6 +255,8 @@ export class SqlStore implements Store {
     const { from, to } = n;
     if (typeof from !== 'number' || typeof to !== 'number') return;
     if (typeof n.at === 'number') this.#observer?.arrived(to - from + 1, (Date.now() - n.at) / 1000);
+    // Our own batches come back this way too, already released: nothing to build.
+    if (to <= this.#feed.lastId) return;
     const messages = n.m ? n.m.map(([channel, data, sender, exclude], i) => new Message(from + i, channel, data, sender, exclude ?? null)) : null;
     this.#feed.offer(from, to, messages, false);
   }

@@ -15,10 +15,13 @@ export { BIN };
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'node_modules', '.bin');
 
+/** V8 flags `npm start` gives Node (package.json): a young generation sized for a server's garbage, see docs/performance.md. */
+export const NODE_FLAGS = ['--max-semi-space-size=32'];
+
 /** The command line that runs src/main.ts on a runtime. */
 export function command(runtime: RuntimeName): string[] {
   const main = join(ROOT, 'src', 'main.ts');
-  if (runtime === 'node') return ['node', '--import', 'tsx', main];
+  if (runtime === 'node') return ['node', ...NODE_FLAGS, '--import', 'tsx', main];
   if (runtime === 'bun') return [join(BIN, 'bun'), main];
   return [join(BIN, 'deno'), 'run', '-A', main];
 }
