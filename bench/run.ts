@@ -101,6 +101,18 @@ function median<T>(rounds: T[], key: (t: T) => number): T {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
+/**
+ * Runs every case once per round, the cases taking turns within each round (so a slow spell of
+ * the shared host falls on all of them, not on one case's rounds), and gives each case's median.
+ */
+async function takingTurns<C, R>(cases: readonly C[], run: (c: C, round: number) => Promise<R>, key: (r: R) => number): Promise<R[]> {
+  const rounds = cases.map((): R[] => []);
+  for (let round = 1; round <= runs; round++) {
+    for (const [i, c] of cases.entries()) rounds[i]!.push(await run(c, round));
+  }
+  return rounds.map((caseRounds) => median(caseRounds, key));
+}
+
 async function withSystem<T>(name: SystemName, fn: (s: RunningSystem, db: string) => Promise<T>, env: Record<string, string> = {}): Promise<T> {
   const db = await freshDatabase();
   const system = await startSystem(name, db, env);
@@ -118,15 +130,15 @@ async function runFanout(): Promise<FanoutResult[]> {
     ...PLAN.fanoutSse.filter((name) => systemsArg < 0 || PLAN.fanoutSystems.includes(name)).map((name) => [name, 'sse'] as [SystemName, FanoutResult['transport']]),
   ];
   for (const size of PLAN.fanoutSizes) {
-    const rounds = new Map<string, FanoutResult[]>();
-    for (let round = 0; round < runs; round++) {
-      for (const [name, transport] of cases) {
-        log(`fan-out ${name} ${transport} ${size} subscribers, round ${round + 1}`);
-        const r = await withSystem(name, (s) => fanout(s, size, PLAN.fanoutSeconds, transport));
-        rounds.set(`${name} ${transport}`, [...(rounds.get(`${name} ${transport}`) ?? []), r]);
-      }
-    }
-    for (const [name, transport] of cases) out.push(median(rounds.get(`${name} ${transport}`)!, (r) => r.deliveriesPerSec));
+    const medians = await takingTurns(
+      cases,
+      ([name, transport], round) => {
+        log(`fan-out ${name} ${transport} ${size} subscribers, round ${round}`);
+        return withSystem(name, (s) => fanout(s, size, PLAN.fanoutSeconds, transport));
+      },
+      (r) => r.deliveriesPerSec,
+    );
+    out.push(...medians);
   }
   return out;
 }
@@ -147,22 +159,21 @@ async function cluster(kind: 'socketio' | RuntimeName): Promise<{ instances: Run
 
 async function runCross(): Promise<CrossResult[]> {
   const out: CrossResult[] = [];
-  const kinds = PLAN.crossKinds;
   for (const [shape, rate] of PLAN.crossCases) {
-    const rounds = new Map<string, CrossResult[]>();
-    for (let round = 0; round < runs; round++) {
-      for (const kind of kinds) {
-        log(`cross-instance ${kind} ${shape} ${rate} msg/s, round ${round + 1}`);
+    const medians = await takingTurns(
+      PLAN.crossKinds,
+      async (kind, round) => {
+        log(`cross-instance ${kind} ${shape} ${rate} msg/s, round ${round}`);
         const c = await cluster(kind);
         try {
-          const r = await cross(c.instances, rate, PLAN.crossSeconds, PLAN.crossPerInstance, shape);
-          rounds.set(kind, [...(rounds.get(kind) ?? []), r]);
+          return await cross(c.instances, rate, PLAN.crossSeconds, PLAN.crossPerInstance, shape);
         } finally {
           await c.stop();
         }
-      }
-    }
-    for (const kind of kinds) out.push(median(rounds.get(kind)!, (r) => r.p99));
+      },
+      (r) => r.p99,
+    );
+    out.push(...medians);
   }
   return out;
 }
@@ -197,37 +208,32 @@ async function runCrossMax(): Promise<CrossResult[]> {
   return out;
 }
 
-async function runDurable(): Promise<DurableResult[]> {
-  const out: DurableResult[] = [];
+function runDurable(): Promise<DurableResult[]> {
   const cases: [SystemName, DurableResult['mode'], boolean][] = [];
   for (const name of PLAN.durableSystems) for (const mode of ['single', 'batch100'] as const) cases.push([name, mode, true]);
   // What group commit buys, on the first system.
   if (PLAN.durableSystems.includes('pgmesh-bun')) cases.push(['pgmesh-bun', 'single', false], ['pgmesh-bun', 'batch100', false]);
-  // Systems take turns within each round, so a slow spell of the shared host falls on all of them.
-  const rounds = cases.map((): DurableResult[] => []);
-  for (let round = 0; round < runs; round++) {
-    for (const [i, [name, mode, groupCommit]] of cases.entries()) {
-      log(`durable ${name} ${mode} group commit ${groupCommit ? 'on' : 'off'}, round ${round + 1}`);
-      rounds[i]!.push(await withSystem(name, (s) => durable(s, mode, groupCommit, PLAN.durableSeconds), { MESH_GROUP_COMMIT: String(groupCommit) }));
-    }
-  }
-  for (const caseRounds of rounds) out.push(median(caseRounds, (r) => r.messagesPerSec));
-  return out;
+  return takingTurns(
+    cases,
+    ([name, mode, groupCommit], round) => {
+      log(`durable ${name} ${mode} group commit ${groupCommit ? 'on' : 'off'}, round ${round}`);
+      return withSystem(name, (s) => durable(s, mode, groupCommit, PLAN.durableSeconds), { MESH_GROUP_COMMIT: String(groupCommit) });
+    },
+    (r) => r.messagesPerSec,
+  );
 }
 
-async function runIdle(): Promise<IdleResult[]> {
-  const out: IdleResult[] = [];
+function runIdle(): Promise<IdleResult[]> {
   const cases: [SystemName, IdleResult['transport'], number][] = PLAN.idleSystems.map((s) => [s, 'websocket', PLAN.idleWs]);
   cases.push(['pgmesh-bun', 'sse', PLAN.idleSse]);
-  const rounds = cases.map((): IdleResult[] => []);
-  for (let round = 0; round < runs; round++) {
-    for (const [i, [name, transport, count]] of cases.entries()) {
-      log(`idle ${name} ${count} ${transport}, round ${round + 1}`);
-      rounds[i]!.push(await withSystem(name, (s) => idle(s, transport, count)));
-    }
-  }
-  for (const caseRounds of rounds) out.push(median(caseRounds, (r) => r.bytesPerConnection));
-  return out;
+  return takingTurns(
+    cases,
+    ([name, transport, count], round) => {
+      log(`idle ${name} ${count} ${transport}, round ${round}`);
+      return withSystem(name, (s) => idle(s, transport, count));
+    },
+    (r) => r.bytesPerConnection,
+  );
 }
 
 /** The reasons this run fails --check: lost or reordered messages (`broken`), and pgmesh measured below its peer (`slower`). */
