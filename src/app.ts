@@ -79,8 +79,15 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
       }
     : websocketRoute(gateway, runtime, { maxFrame: config.MESH_MAX_FRAME, clientAddress });
   // A draining instance takes no new realtime connection: the client retries, and lands elsewhere.
+  // Nor does one whose client address already holds MESH_MAX_CONNECTIONS_PER_ADDRESS of them (429, before any upgrade).
+  const perAddress = config.MESH_MAX_CONNECTIONS_PER_ADDRESS;
   const notDraining: MiddlewareHandler = async (c, next) => {
     if (readiness.draining) throw new MeshError('ERR_DRAINING');
+    const address = perAddress > 0 ? clientAddress(c) : undefined;
+    if (address !== undefined && hub.connectionsFrom(address) >= perAddress) {
+      metrics.limitReached('per_address');
+      throw new MeshError('ERR_LIMIT', `this address already holds ${perAddress} connections (MESH_MAX_CONNECTIONS_PER_ADDRESS)`);
+    }
     await next();
   };
   for (const path of [WS_PATH, ...config.MESH_WS_PATHS]) app.get(path, notDraining, ws);
@@ -90,8 +97,16 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
       target: (pusherApp: PusherApp) => (webhooks.admit(pusherTarget(pusherApp.id)) ? pusherTarget(pusherApp.id) : null),
       queued: (target: string) => webhooks.produced(target, 1, 'send'),
     };
-    app.get('/app/:key', notDraining, pusherSocketRoute(gateway, store, runtime, apps, { maxFrame: config.MESH_MAX_FRAME, clientAddress, clientEventHooks }));
-    app.route('/', pusherApiRoutes(apps, store, cluster));
+    const pusherOptions = {
+      maxFrame: config.MESH_MAX_FRAME,
+      maxJsonDepth: config.MESH_MAX_JSON_DEPTH,
+      idleTimeoutMs: config.MESH_AUTH_TIMEOUT,
+      onIdleClosed: () => metrics.limitReached('pusher_idle'),
+      clientAddress,
+      clientEventHooks,
+    };
+    app.get('/app/:key', notDraining, pusherSocketRoute(gateway, store, runtime, apps, pusherOptions));
+    app.route('/', pusherApiRoutes(apps, store, cluster, config.MESH_MAX_JSON_DEPTH));
   }
 
   // Pages on other origins (the app on app.example.com, pgmesh on rt.example.com) may use the
@@ -162,9 +177,9 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
 export function serverApi({ config, runtime, store, cluster, hub, instance, webhooks }: Pick<AppParts, 'config' | 'runtime' | 'store' | 'cluster' | 'hub' | 'instance' | 'webhooks'>): Hono {
   const api = new Hono();
   api.use('*', serverApiGuard(config.MESH_API_KEY, runtime));
-  api.route('/', publishRoute(store, config.MESH_MAX_MESSAGE));
-  api.route('/', usersRoutes(store, cluster));
-  api.route('/', connectionsRoutes(store));
+  api.route('/', publishRoute(store, config.MESH_MAX_MESSAGE, config.MESH_MAX_JSON_DEPTH));
+  api.route('/', usersRoutes(store, cluster, config.MESH_MAX_JSON_DEPTH));
+  api.route('/', connectionsRoutes(store, config.MESH_MAX_JSON_DEPTH));
   api.route('/', channelsRoutes(store, cluster));
   api.route('/', statsRoute(hub, store, instance, webhooks));
   return api;

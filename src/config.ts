@@ -96,6 +96,14 @@ export const ConfigSchema = z.object({
   MESH_RETENTION: duration.default(24 * 3_600_000),
   MESH_MAX_FRAME: size.default(64 * 1024),
   MESH_MAX_MESSAGE: size.default(1 << 20),
+  /** Deepest nesting of arrays and objects in any JSON pgmesh reads (frames, bodies, backend answers). */
+  MESH_MAX_JSON_DEPTH: z.coerce.number({ error: 'must be a number' }).int().min(2).max(1000).default(32),
+  /** Channels one connection may be subscribed to at once (pgmesh and Pusher sockets alike). */
+  MESH_MAX_SUBSCRIPTIONS: z.coerce.number({ error: 'must be a number' }).int().min(1).default(256),
+  /** Connections one user may hold on one instance; 0 is no limit. */
+  MESH_MAX_CONNECTIONS_PER_USER: z.coerce.number({ error: 'must be a number' }).int().min(0).default(0),
+  /** Realtime connections one client address may hold on one instance; 0 is no limit. */
+  MESH_MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number({ error: 'must be a number' }).int().min(0).default(0),
   /** Bytes a client may leave unread before it is cut off as a slow consumer. */
   MESH_MAX_BUFFERED: size.default(8 << 20),
   /** Cookie that may carry the token for EventSource (which cannot send headers). */

@@ -62,19 +62,34 @@ function wrap(logger: Logger): Log {
 
 const SHOWN_ELSEWHERE = new Set(['level', 'time', 'msg', 'instance', 'region', 'err']);
 
-/** Turns each JSON line into `12:00:01.234 WARN  fra-1 message key=value`, errors with their stack. */
+// Control characters (C0, DEL, C1) and the Unicode line breaks: what a client could use to forge a line or steer the terminal.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/** `text` with every control character written as a \u escape. */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A field's value as one token: plain when it is, else quoted and escaped. */
+function shown(value: unknown): string {
+  if (typeof value !== 'string') return escapeControls(JSON.stringify(value) ?? String(value));
+  return /^[^\s"\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/.test(value) ? value : escapeControls(JSON.stringify(value));
+}
+
+/** One JSON log line made readable: `12:00:01.234 WARN  fra-1 message key=value`, an error with its stack; nothing in it can start a line of its own. */
+export function prettyLine(line: string): string {
+  const entry = JSON.parse(line) as Record<string, unknown>;
+  const time = String(entry.time).slice(11, 23);
+  const where = [entry.instance, entry.region].filter((v) => v !== undefined).join('/');
+  const fields = Object.entries(entry)
+    .filter(([key]) => !SHOWN_ELSEWHERE.has(key))
+    .map(([key, value]) => `${escapeControls(key)}=${shown(value)}`);
+  const err = entry.err as { stack?: string; message?: string } | undefined;
+  // A stack's own lines stay lines (indented under this one); anything else in it is escaped.
+  const tail = err ? `\n  ${String(err.stack ?? err.message ?? '').split('\n').map(escapeControls).join('\n  ')}` : '';
+  return `${time} ${String(entry.level).toUpperCase().padEnd(5)} ${escapeControls(where)} ${escapeControls(String(entry.msg))}${fields.length ? ` ${fields.join(' ')}` : ''}${tail}\n`;
+}
+
 function readableStream(): DestinationStream {
-  return {
-    write(line: string) {
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      const time = String(entry.time).slice(11, 23);
-      const where = [entry.instance, entry.region].filter((v) => v !== undefined).join('/');
-      const fields = Object.entries(entry)
-        .filter(([key]) => !SHOWN_ELSEWHERE.has(key))
-        .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`);
-      const err = entry.err as { stack?: string; message?: string } | undefined;
-      const tail = err ? `\n  ${(err.stack ?? err.message ?? '').replace(/\n/g, '\n  ')}` : '';
-      process.stderr.write(`${time} ${String(entry.level).toUpperCase().padEnd(5)} ${where} ${entry.msg}${fields.length ? ` ${fields.join(' ')}` : ''}${tail}\n`);
-    },
-  };
+  return { write: (line: string) => void process.stderr.write(prettyLine(line)) };
 }

@@ -10,6 +10,11 @@ try {
   const config = loadConfig(process.env);
   const runtime = await loadRuntime();
   const mesh = await startMesh(config, { runtime });
+  // A bug on one connection's path must not end everyone's: logged and counted, and the process goes on.
+  runtime.onUncaught((kind, err) => {
+    mesh.metrics.uncaught(kind);
+    mesh.log.error(kind === 'rejection' ? 'unhandled rejection' : 'uncaught exception', { err });
+  });
   // Before the "listening" line: a signal sent as soon as it appears must find the drain in place
   // (the default action would kill the process and orphan the embedded Postgres).
   runtime.onShutdownSignal(async (signal) => {

@@ -20,6 +20,12 @@ export interface Metrics {
   store: StoreObserver;
   /** An error answered to a client or caller (reply frame or HTTP body), by its stable code. */
   errorReported(code: string): void;
+  /** An exception or rejection nothing caught (a bug): counted, logged, survived. */
+  uncaught(kind: 'rejection' | 'exception'): void;
+  /** A connection or subscription refused at one of the server's limits (subscriptions, per_user, per_address, pusher_idle). */
+  limitReached(limit: string): void;
+  /** An item the database refused for its data (SQLSTATE class 22), set apart so the rest of its batch went through: publish, presence. */
+  dataRefused(where: string): void;
   /** Adds the gauges read from the running instance (once its hub and store exist). */
   watch(hub: Hub, store: Store): void;
   /** Adds the webhook sender's counts (with MESH_WEBHOOK_URL). */
@@ -56,6 +62,14 @@ export function createMetrics({ instance, region, runtime }: MetricsLabels): Met
   const received = new Counter({ name: 'pgmesh_messages_received_total', help: 'Messages that reached this instance through LISTEN/NOTIFY.', registers: [registry] });
   const cursorWrites = new Counter({ name: 'pgmesh_cursor_writes_total', help: 'Per-user cursor rows written (offline delivery positions).', registers: [registry] });
   const errors = new Counter({ name: 'pgmesh_errors_total', help: 'Errors answered to clients and callers, by stable code.', labelNames: ['code'], registers: [registry] });
+  const uncaught = new Counter({ name: 'pgmesh_uncaught_errors_total', help: 'Exceptions and rejections nothing caught (bugs): logged, and the process went on.', labelNames: ['kind'], registers: [registry] });
+  const limits = new Counter({ name: 'pgmesh_limit_refusals_total', help: 'Connections and subscriptions refused at a limit, by limit.', labelNames: ['limit'], registers: [registry] });
+  const dataRefused = new Counter({
+    name: 'pgmesh_data_refused_total',
+    help: 'Items the database refused for their data, set apart so the rest of their batch went through.',
+    labelNames: ['where'],
+    registers: [registry],
+  });
 
   return {
     registry,
@@ -70,8 +84,12 @@ export function createMetrics({ instance, region, runtime }: MetricsLabels): Met
         lag.observe(Math.max(0, lagSeconds));
       },
       cursorsWritten: (rows) => cursorWrites.inc(rows),
+      refused: () => dataRefused.inc({ where: 'publish' }),
     },
     errorReported: (code) => errors.inc({ code }),
+    uncaught: (kind) => uncaught.inc({ kind }),
+    limitReached: (limit) => limits.inc({ limit }),
+    dataRefused: (where) => dataRefused.inc({ where }),
     watchWebhooks(stats) {
       new Gauge({
         name: 'pgmesh_webhooks_pending',

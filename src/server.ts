@@ -61,7 +61,8 @@ export interface StartOptions {
 
 /** Starts an instance; resolves once it is listening. */
 export async function startMesh(config: Config, options: StartOptions = {}): Promise<RunningMesh> {
-  const instance = config.MESH_INSTANCE_ID ?? `${hostname()}-${process.pid}`;
+  // Connection ids start with it (and fly-replay names it): the host name is kept to the alphabet of MESH_INSTANCE_ID.
+  const instance = config.MESH_INSTANCE_ID ?? `${hostname().replace(/[^\w.-]/g, '-').slice(0, 32)}-${process.pid}`;
   const log = options.log ?? createLog({ level: config.MESH_LOG, format: formatFor(config.MESH_LOG_FORMAT), instance, region: config.MESH_REGION });
   const runtime = options.runtime ?? (await loadRuntime());
   const metrics = createMetrics({ instance, region: config.MESH_REGION, runtime: runtime.name });
@@ -82,7 +83,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   const store = opened.store;
   await store.start();
 
-  const hub = new Hub();
+  const hub = new Hub((err) => log.error('delivery failed', { err }));
   metrics.watch(hub, store);
   store.onMessages((batch) => hub.deliver(batch));
   const webhooks = webhookSenders(config, opened, log);
@@ -94,6 +95,10 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     local: () => localConnections(hub),
     onError: database.failed,
     onHealthy: database.healthy,
+    onRefused: (err) => {
+      metrics.dataRefused('presence');
+      log.warn('presence changes of a connection refused by the database: dropped', { err });
+    },
     ...(webhooks.size > 0 && { hooks: () => webhooks.modes(), onHooks: (target: string, count: number, mode: WebhookMode) => webhooks.produced(target, count, mode) }),
   });
   await cluster.start();
@@ -107,6 +112,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     audience: config.JWT_AUDIENCE,
     authUrl: config.AUTH_URL,
     requireExp: config.JWT_REQUIRE_EXP,
+    maxJsonDepth: config.MESH_MAX_JSON_DEPTH,
   });
   const gateway = new Gateway({
     hub,
@@ -118,11 +124,15 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     observer: everyOf([presenceOf(cluster), lifecycleLog(log), ...(options.observers ?? [])]),
     members: cluster,
     maxMessage: config.MESH_MAX_MESSAGE,
+    maxJsonDepth: config.MESH_MAX_JSON_DEPTH,
+    maxSubscriptions: config.MESH_MAX_SUBSCRIPTIONS,
+    maxConnectionsPerUser: config.MESH_MAX_CONNECTIONS_PER_USER,
+    onLimit: metrics.limitReached,
     maxBuffered: config.MESH_MAX_BUFFERED,
     expiryHorizonMs: options.expiryHorizonMs,
     onError: (err) => log.error('op failed', { err }),
     onErrorReply: metrics.errorReported,
-    backend: config.MESH_RPC_URL ? new RpcClient({ url: config.MESH_RPC_URL, secret: config.MESH_WEBHOOK_SECRET!, timeoutMs: config.MESH_RPC_TIMEOUT, instance }) : undefined,
+    backend: config.MESH_RPC_URL ? new RpcClient({ url: config.MESH_RPC_URL, secret: config.MESH_WEBHOOK_SECRET!, timeoutMs: config.MESH_RPC_TIMEOUT, instance, maxJsonDepth: config.MESH_MAX_JSON_DEPTH }) : undefined,
   });
   hub.onCommand((message) => {
     const command = readCommand(message.data);

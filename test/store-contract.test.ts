@@ -8,6 +8,8 @@ import { NOTIFY_CHANNEL } from '../src/store/statements.ts';
 import type { Store } from '../src/store/store.ts';
 import type { SqlDriver } from '../src/store/driver.ts';
 import { freshDatabase } from './harness/postgres.ts';
+import { SqlCluster } from '../src/store/cluster.ts';
+import { MeshError } from '../src/core/errors.ts';
 
 const HOUR = 3_600_000;
 /** MESH_MAX_MESSAGE of the stores under test, which mesh_publish() in SQL enforces too. */
@@ -220,9 +222,53 @@ describe.each(implementations)('Store on %s', (_name, make) => {
     expect(await app.query('select target, event::text as event from mesh_webhook')).toEqual([{ target: 'pusher:1', event: '{"data": "hi", "name": "client_event"}' }]);
     expect((await store.history('private-chat', 0, 10)).map((m) => m.id)).toEqual([id!]);
     // An event Postgres cannot store (jsonb takes no \u0000) fails the statement: the message is not stored either.
-    await expect(store.publish([{ channel: 'private-chat', data: 'lost together', sender: null, hook: { target: 'pusher:1', event: { data: 'bad\u0000' } } }])).rejects.toMatchObject({ code: 'ERR_UNAVAILABLE' });
+    await expect(store.publish([{ channel: 'private-chat', data: 'lost together', sender: null, hook: { target: 'pusher:1', event: { data: 'bad\u0000' } } }])).rejects.toMatchObject({ code: 'ERR_DATA_REFUSED' });
     expect((await store.history('private-chat', 0, 10)).map((m) => m.data)).toEqual(['hi']);
     expect(await app.query('select count(*)::int as n from mesh_webhook')).toEqual([{ n: 1 }]);
+  });
+
+  // The edge refuses such text (edge-input.ts); this is the second line of defence, should any get past it.
+  test('a publish whose data the database refuses fails alone: the others of its group are stored and fed', async () => {
+    const store = await started();
+    const feed = feedOf(store);
+    const good = Array.from({ length: 40 }, (_, i) => store.publish([{ channel: 'g', data: `ok${i}`, sender: null }]));
+    const bad = [store.publish([{ channel: 'g', data: 'nul\u0000here', sender: null }]), store.publish([{ channel: 'g\ud800', data: 'x', sender: null }])];
+    const outcomes = await Promise.allSettled([...good, ...bad]);
+    expect(outcomes.slice(0, 40).every((o) => o.status === 'fulfilled')).toBe(true);
+    for (const o of outcomes.slice(40)) {
+      expect(o.status).toBe('rejected');
+      expect(((o as PromiseRejectedResult).reason as MeshError).code).toBe('ERR_DATA_REFUSED');
+    }
+    const got = await feed.until(40);
+    expect(got.map((m) => m.data).sort()).toEqual(Array.from({ length: 40 }, (_, i) => `ok${i}`).sort());
+    // Ids stay gap-free: the refused ones took none.
+    const ids = got.map((m) => m.id);
+    expect(ids).toEqual(Array.from({ length: 40 }, (_, i) => ids[0]! + i));
+  });
+
+  test("presence: a connection whose rows the database refuses is dropped; everyone else's are written, now and after", async () => {
+    const { app } = await startedWithApp();
+    const refused: unknown[] = [];
+    const errors: unknown[] = [];
+    const cluster = new SqlCluster(app, { instance: 'i1', ttlMs: 15_000, local: () => [], onError: (e) => errors.push(e), onRefused: (e) => refused.push(e) });
+    await cluster.start();
+    try {
+      cluster.connected('i1.good', 'alice', 'websocket', Date.now());
+      cluster.subscribed('i1.good', 'alice', ['room']);
+      cluster.connected('i1.bad', 'mallory\u0000', 'websocket', Date.now());
+      cluster.subscribed('i1.bad', 'mallory\u0000', ['room']);
+      await cluster.flush();
+      expect(refused.length).toBe(1);
+      expect((await cluster.user('alice')).map((c) => [c.id, c.channels])).toEqual([['i1.good', ['room']]]);
+      // Nothing is left to retry forever: the next change goes through on its own.
+      cluster.connected('i1.next', 'bob', 'websocket', Date.now());
+      await cluster.flush();
+      expect((await cluster.user('bob')).map((c) => c.id)).toEqual(['i1.next']);
+      expect(refused.length).toBe(1);
+      expect(errors).toEqual([]);
+    } finally {
+      await cluster.close();
+    }
   });
 
   test('ping resolves while the database is up', async () => {

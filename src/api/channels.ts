@@ -13,9 +13,10 @@ import type { Message } from '../core/message.ts';
 import type { Cluster } from '../store/cluster.ts';
 import type { Store } from '../store/store.ts';
 import { queryOf } from './json-body.ts';
+import { isCleanText } from '../core/edge-input.ts';
 import { MAX_PAGE, Paging, decodeCursor, encodeCursor } from './params.ts';
 
-const ChannelsQuery = z.object({ prefix: z.string().max(255).optional(), ...Paging });
+const ChannelsQuery = z.object({ prefix: z.string().max(255).refine(isCleanText, 'prefix holds a NUL character or a lone surrogate').optional(), ...Paging });
 const HistoryQuery = z.object({
   since: z.coerce.number({ error: 'since must be a message id' }).int().nonnegative().optional(),
   limit: Paging.limit,

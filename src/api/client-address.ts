@@ -23,13 +23,19 @@ export function clientAddressOf(runtime: RuntimeAdapter, options: { onFly: boole
     const peer = runtime.remoteAddress(c);
     if (options.onFly) {
       const fly = c.req.header('fly-client-ip')?.trim();
-      if (fly) return fly;
+      if (fly && parseAddress(fly) !== null) return fly;
     }
     if (peer === undefined || trusted.length === 0 || !isTrusted(peer)) return peer;
     const hops = (c.req.header('x-forwarded-for') ?? '').split(',').map((hop) => hop.trim()).filter((hop) => hop !== '');
     // Walk back from the nearest hop: the first one we do not trust is the client.
-    for (let i = hops.length - 1; i >= 0; i--) if (!isTrusted(hops[i]!)) return hops[i];
-    return hops[0] ?? peer;
+    // A hop that is no address (a forged header's junk) ends the walk: the last trusted hop before it is what we know.
+    let known = peer;
+    for (let i = hops.length - 1; i >= 0; i--) {
+      if (parseAddress(hops[i]!) === null) return known;
+      if (!isTrusted(hops[i]!)) return hops[i];
+      known = hops[i]!;
+    }
+    return known;
   };
 }
 

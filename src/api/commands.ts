@@ -9,15 +9,19 @@ import { commandMessage, type CommandTarget } from '../core/commands.ts';
 import type { Store } from '../store/store.ts';
 import { jsonBody, queryOf } from './json-body.ts';
 import { ChannelList, checkChannels } from './params.ts';
+import { isCleanText } from '../core/edge-input.ts';
 
-const CloseQuery = z.object({ reason: z.string().max(120, 'reason at most 120 characters').default('closed by the server') });
+// A WebSocket close frame carries 123 bytes of reason: longer ones are cut (on a character boundary) when sent.
+const CloseQuery = z.object({
+  reason: z.string().max(120, 'reason at most 120 characters').refine(isCleanText, 'reason holds a NUL character or a lone surrogate').default('closed by the server'),
+});
 
 /** Registers POST `<base>/subscribe`, POST `<base>/unsubscribe` and DELETE `<closePath>` on `app`. */
-export function commandRoutes(app: Hono, store: Store, paths: { base: string; closePath: string }, targetOf: (c: Context) => CommandTarget): void {
+export function commandRoutes(app: Hono, store: Store, paths: { base: string; closePath: string }, targetOf: (c: Context) => CommandTarget, maxDepth: number): void {
   for (const op of ['subscribe', 'unsubscribe'] as const) {
     app.post(`${paths.base}/${op}`, async (c) => {
       const target = targetOf(c);
-      const { channels } = await jsonBody(c, ChannelList);
+      const { channels } = await jsonBody(c, ChannelList, { maxDepth });
       checkChannels(channels);
       const [id] = await store.publish([commandMessage({ op, target, channels })]);
       return c.json({ success: true, id });

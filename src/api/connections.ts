@@ -2,11 +2,11 @@
 import { Hono } from 'hono';
 import type { Store } from '../store/store.ts';
 import { commandRoutes } from './commands.ts';
-import { pathId } from './params.ts';
+import { connectionId } from './params.ts';
 
 /** POST /connections/:id/subscribe|unsubscribe, DELETE /connections/:id. */
-export function connectionsRoutes(store: Store): Hono {
+export function connectionsRoutes(store: Store, maxDepth: number): Hono {
   const app = new Hono();
-  commandRoutes(app, store, { base: '/connections/:id', closePath: '/connections/:id' }, (c) => ({ connection: pathId(c, 'id') }));
+  commandRoutes(app, store, { base: '/connections/:id', closePath: '/connections/:id' }, (c) => ({ connection: connectionId(c, 'id') }), maxDepth);
   return app;
 }

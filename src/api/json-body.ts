@@ -1,30 +1,32 @@
 /** Reading a server-API request body: JSON, validated by a zod schema, with the error codes every route shares. */
 import type { Context } from 'hono';
 import type { z } from 'zod';
-import { MeshError, badArgs } from '../core/errors.ts';
+import { badArgs } from '../core/errors.ts';
 import { boundedText } from '../core/request-body.ts';
+import { readJson } from '../core/edge-input.ts';
 
 /** The largest body a server-API call other than publish takes (a list of channels, say). */
 const SMALL_BODY = 64 * 1024;
 
+/** What a JSON body may be: its bytes, and how deep it nests (MESH_MAX_JSON_DEPTH). */
+export interface BodyLimits {
+  maxBytes?: number;
+  maxDepth: number;
+}
+
 /**
- * The request body parsed as JSON and validated; ERR_TOO_LARGE, ERR_BAD_JSON or ERR_BAD_ARGS otherwise.
+ * The request body parsed as JSON and validated; ERR_TOO_LARGE, ERR_BAD_JSON, ERR_TOO_DEEP, ERR_BAD_TEXT or ERR_BAD_ARGS otherwise.
  * `shortcut` may take a common shape without the schema (a hot route's plain case): it answers
  * only for bodies the schema would take to the same value, else undefined.
  */
 export async function jsonBody<S extends z.ZodType>(
   c: Context,
   schema: S,
-  maxBytes = SMALL_BODY,
+  limits: BodyLimits,
   shortcut?: (body: unknown) => z.infer<S> | undefined,
 ): Promise<z.infer<S>> {
-  const text = await boundedText(c.req.raw, maxBytes);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new MeshError('ERR_BAD_JSON', 'request body is not valid JSON');
-  }
+  const text = await boundedText(c.req.raw, limits.maxBytes ?? SMALL_BODY);
+  const body = readJson(text, limits.maxDepth, 'request body');
   const taken = shortcut?.(body);
   if (taken !== undefined) return taken;
   const parsed = schema.safeParse(body);

@@ -2,17 +2,30 @@
 import { z } from 'zod';
 import { canonicalChannel } from '../core/channels.ts';
 import type { Context } from 'hono';
-import { badArgs } from '../core/errors.ts';
+import { MeshError, badArgs } from '../core/errors.ts';
+import { isCleanText } from '../core/edge-input.ts';
+import { isConnectionId } from '../core/session.ts';
 
 export const MAX_PAGE = 1000;
 
-const PathId = z.string().min(1, 'is empty').max(255, 'longer than 255 characters');
+const PathId = z
+  .string()
+  .min(1, 'is empty')
+  .max(255, 'longer than 255 characters')
+  .refine((id) => isCleanText(id) && !/[\x00-\x1f\x7f]/.test(id), 'holds a control character or a lone surrogate');
 
-/** A uid or connection id from the path; ERR_BAD_ARGS when it is not one. */
+/** A uid from the path; ERR_BAD_ARGS when it is not one. */
 export function pathId(c: Context, name: string): string {
   const parsed = PathId.safeParse(c.req.param(name));
   if (!parsed.success) throw badArgs(parsed.error.issues, `${name}: `);
   return parsed.data;
+}
+
+/** A connection id from the path; ERR_BAD_ARGS unless it has the shape pgmesh gives ids. */
+export function connectionId(c: Context, name: string): string {
+  const id = c.req.param(name) ?? '';
+  if (!isConnectionId(id)) throw new MeshError('ERR_BAD_ARGS', `${name}: not a connection id`);
+  return id;
 }
 
 /** `{"channels":[...]}`, each a name a client could subscribe to (`user_<uid>` included, `$…` refused). */
@@ -31,7 +44,7 @@ export function checkChannels(names: readonly string[]): void {
 /** `?limit=&cursor=` of a listing. */
 export const Paging = {
   limit: z.coerce.number({ error: 'limit must be a number' }).int().min(1).max(MAX_PAGE, `limit at most ${MAX_PAGE}`).default(100),
-  cursor: z.string().max(1024).optional(),
+  cursor: z.string().max(1024).regex(/^[\w-]*$/, 'cursor: not one a page gave out').optional(),
 };
 
 /** The opaque cursor of the page after `key`. */
@@ -39,7 +52,10 @@ export function encodeCursor(key: string | null): string | null {
   return key === null ? null : Buffer.from(key, 'utf8').toString('base64url');
 }
 
-/** The key a cursor stands for (an unknown cursor just starts past whatever it decodes to). */
+/** The key a cursor stands for (an unknown cursor just starts past whatever it decodes to); ERR_BAD_ARGS for one no page gave out. */
 export function decodeCursor(cursor: string | undefined): string | undefined {
-  return cursor === undefined ? undefined : Buffer.from(cursor, 'base64url').toString('utf8');
+  if (cursor === undefined) return undefined;
+  const key = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!isCleanText(key)) throw new MeshError('ERR_BAD_ARGS', 'cursor: not one a page gave out');
+  return key;
 }

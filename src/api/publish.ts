@@ -11,12 +11,16 @@ import { ALL_CHANNEL, canonicalChannel } from '../core/channels.ts';
 import { MeshError } from '../core/errors.ts';
 import type { Store } from '../store/store.ts';
 import { jsonBody } from './json-body.ts';
+import { isConnectionId } from '../core/session.ts';
 
 const MAX_BATCH = 1000;
 
 // `d` / `data` is delivered verbatim when it is a string, else as its JSON text.
 const text = z.unknown().refine((v) => v !== undefined, 'is required').transform((v) => (typeof v === 'string' ? v : JSON.stringify(v)));
-const exclude = z.array(z.string().min(1).max(128), { error: 'exclude must be a list of connection ids' }).max(1000).optional();
+const exclude = z
+  .array(z.string().refine(isConnectionId, 'exclude holds something that is not a connection id'), { error: 'exclude must be a list of connection ids' })
+  .max(1000)
+  .optional();
 const ConnmixItem = z.object({ c: z.string({ error: 'c must be a string' }), d: text, exclude }).transform((m) => ({ channel: m.c, data: m.d, exclude: m.exclude }));
 const NamedItem = z.object({ channel: z.string({ error: 'channel must be a string' }), data: text, exclude });
 const AllItem = z
@@ -43,10 +47,10 @@ function plainConnmix(body: unknown): PublishBody | undefined {
 }
 
 /** The publish route; mount it behind the server-API guard. */
-export function publishRoute(store: Store, maxMessage: number): Hono {
+export function publishRoute(store: Store, maxMessage: number, maxDepth: number): Hono {
   const app = new Hono();
   app.post('/publish', async (c) => {
-    const body = await jsonBody(c, PublishBody, 8 * maxMessage, plainConnmix);
+    const body = await jsonBody(c, PublishBody, { maxBytes: 8 * maxMessage, maxDepth }, plainConnmix);
     const items = Array.isArray(body) ? body : [body];
     const messages = items.map((item) => {
       const channel = 'all' in item ? item.channel : canonicalChannel(item.channel);

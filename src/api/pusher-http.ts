@@ -16,6 +16,7 @@ import type { Cluster } from '../store/cluster.ts';
 import { memberId, memberUid, pusherChannel, storedChannel, type PusherApp, type PusherApps } from '../pusher/apps.ts';
 import { MAX_EVENT_DATA, USER_CHANNEL_PREFIX, isChannelName, storedEvent } from '../pusher/frames.ts';
 import { apiSignatureProblem } from '../pusher/signing.ts';
+import { isCleanText, readJson } from '../core/edge-input.ts';
 
 /** Pusher's own limits: 10 KB of data per event (MAX_EVENT_DATA), 100 channels per event, 10 events per batch. */
 const MAX_BODY = 256 * 1024;
@@ -41,25 +42,26 @@ class PusherApiError extends Error {
 }
 
 /** The routes under /apps/{id}. */
-export function pusherApiRoutes(apps: PusherApps, log: MessageLog, cluster: Cluster): Hono {
+export function pusherApiRoutes(apps: PusherApps, log: MessageLog, cluster: Cluster, maxDepth: number): Hono {
   const api = new Hono();
   api.onError((err, c) => (err instanceof PusherApiError ? c.json({ error: err.message, code: err.status }, err.status) : c.json({ error: 'internal error', code: 500 }, 500)));
 
   api.post('/apps/:appId/events', async (c) => {
     const { app, body } = await signed(c, apps);
-    await publish(app, log, [parse(Event, body)]);
+    await publish(app, log, [parse(Event, body, maxDepth)]);
     return c.json({});
   });
 
   api.post('/apps/:appId/batch_events', async (c) => {
     const { app, body } = await signed(c, apps);
-    await publish(app, log, parse(Batch, body).batch);
+    await publish(app, log, parse(Batch, body, maxDepth).batch);
     return c.json({ batch: [] });
   });
 
   api.get('/apps/:appId/channels', async (c) => {
     const { app } = await signed(c, apps);
     const prefix = c.req.query('filter_by_prefix') ?? '';
+    if (prefix !== '' && !/^[A-Za-z0-9_\-=@,.;#]{1,164}$/.test(prefix)) throw new PusherApiError(400, 'filter_by_prefix is not the start of a channel name');
     const userCount = infoWanted(c).has('user_count');
     if (userCount && !prefix.startsWith('presence-')) throw new PusherApiError(400, 'info=user_count needs filter_by_prefix=presence-');
     const channels: Record<string, { user_count?: number }> = {};
@@ -78,7 +80,7 @@ export function pusherApiRoutes(apps: PusherApps, log: MessageLog, cluster: Clus
 
   api.get('/apps/:appId/channels/:channel', async (c) => {
     const { app } = await signed(c, apps);
-    const name = c.req.param('channel')!;
+    const name = channelParam(c);
     const info = infoWanted(c);
     if (info.has('user_count') && !name.startsWith('presence-')) throw new PusherApiError(400, 'user_count is only for presence channels');
     const stored = storedChannel(app, name);
@@ -93,7 +95,7 @@ export function pusherApiRoutes(apps: PusherApps, log: MessageLog, cluster: Clus
 
   api.get('/apps/:appId/channels/:channel/users', async (c) => {
     const { app } = await signed(c, apps);
-    const name = c.req.param('channel')!;
+    const name = channelParam(c);
     if (!name.startsWith('presence-')) throw new PusherApiError(400, 'users are listed for presence channels only');
     const { uids } = await viaStore(() => cluster.members(storedChannel(app, name)));
     return c.json({ users: uids.map((uid) => ({ id: memberId(app, uid) })) });
@@ -101,11 +103,20 @@ export function pusherApiRoutes(apps: PusherApps, log: MessageLog, cluster: Clus
 
   api.post('/apps/:appId/users/:userId/terminate_connections', async (c) => {
     const { app } = await signed(c, apps);
-    const target = { uid: memberUid(app, c.req.param('userId')!) };
+    const userId = c.req.param('userId')!;
+    if (!isCleanText(userId) || userId.length > 200) throw new PusherApiError(400, 'not a user id');
+    const target = { uid: memberUid(app, userId) };
     await viaStore(() => log.publish([commandMessage({ op: 'close', target, reason: 'terminated by the app' })]));
     return c.json({});
   });
   return api;
+}
+
+/** The channel named in the path; 400 unless it is a channel name. */
+function channelParam(c: Context): string {
+  const name = c.req.param('channel') ?? '';
+  if (!isChannelName(name)) throw new PusherApiError(400, `invalid channel name ${JSON.stringify(name.slice(0, 64))}`);
+  return name;
 }
 
 function infoWanted(c: Context): Set<string> {
@@ -137,12 +148,12 @@ async function signed(c: Context, apps: PusherApps): Promise<{ app: PusherApp; b
   return { app, body };
 }
 
-function parse<T>(schema: z.ZodType<T>, body: string): T {
+function parse<T>(schema: z.ZodType<T>, body: string, maxDepth: number): T {
   let json: unknown;
   try {
-    json = JSON.parse(body);
-  } catch {
-    throw new PusherApiError(400, 'the body is not JSON');
+    json = readJson(body, maxDepth, 'body');
+  } catch (err) {
+    throw new PusherApiError(400, err instanceof Error ? err.message : 'the body is not JSON');
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {

@@ -15,7 +15,7 @@ import { Paging, checkChannels, decodeCursor, encodeCursor, pathId } from './par
 const UsersQuery = z.object({ channel: z.string().min(1).max(255).optional(), ...Paging });
 
 /** GET /users, GET /users/:uid, POST /users/:uid/subscribe|unsubscribe, DELETE /users/:uid/connections. */
-export function usersRoutes(store: Store, cluster: Cluster): Hono {
+export function usersRoutes(store: Store, cluster: Cluster, maxDepth: number): Hono {
   const app = new Hono();
 
   app.get('/users', async (c) => {
@@ -31,7 +31,7 @@ export function usersRoutes(store: Store, cluster: Cluster): Hono {
     return c.json({ uid, online: connections.length > 0, connections });
   });
 
-  commandRoutes(app, store, { base: '/users/:uid', closePath: '/users/:uid/connections' }, (c) => ({ uid: pathId(c, 'uid') }));
+  commandRoutes(app, store, { base: '/users/:uid', closePath: '/users/:uid/connections' }, (c) => ({ uid: pathId(c, 'uid') }), maxDepth);
 
   return app;
 }

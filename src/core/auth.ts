@@ -9,6 +9,8 @@
 import * as jose from 'jose';
 import { z } from 'zod';
 import { MeshError } from './errors.ts';
+import { DEFAULT_MAX_JSON_DEPTH, isCleanText, readJson } from './edge-input.ts';
+import { type Answer, RedirectRefused, callOut } from './outbound.ts';
 import type { Grants } from './channels.ts';
 
 /** A verified caller: their grants and when their token stops being valid. */
@@ -25,21 +27,35 @@ export interface AuthSettings {
   authUrl?: string;
   /** Refuse JWTs without `exp` (a token that never expires would authorise its holder forever). */
   requireExp?: boolean;
+  /** Deepest JSON an AUTH_URL or JWKS answer may nest. */
+  maxJsonDepth?: number;
 }
+
+/** Most bytes of an AUTH_URL answer or a key set that are read. */
+const MAX_ANSWER = 256 * 1024;
 
 // Most tokens grant no extra channels: one shared empty list, not one per connection.
 const NO_GRANTS: readonly string[] = Object.freeze([]);
 
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 const patterns = z.array(z.string().max(255)).max(1000);
+// The uid is written to presence and cursor rows and names the user's channel: clean text, of a channel name's length.
+const userId = z.union([
+  z
+    .string()
+    .min(1)
+    .max(240)
+    .refine((uid) => isCleanText(uid) && !/[\x00-\x1f\x7f]/.test(uid), 'holds a control character or a lone surrogate'),
+  z.number(),
+]);
 const Claims = z.object({
-  sub: z.union([z.string().min(1), z.number()]).optional(),
-  uid: z.union([z.string().min(1), z.number()]).optional(),
+  sub: userId.optional(),
+  uid: userId.optional(),
   channels: patterns.optional(),
   publish: patterns.optional(),
   exp: z.number().optional(),
 });
-const ExchangeAnswer = Claims.extend({ uid: z.union([z.string().min(1), z.number()]) });
+const ExchangeAnswer = Claims.extend({ uid: userId });
 
 /** Verifies tokens once configured; create one per process (the JWKS cache lives in it). */
 export class Authenticator {
@@ -51,7 +67,14 @@ export class Authenticator {
   constructor(settings: AuthSettings) {
     this.#settings = settings;
     this.#secret = settings.jwtSecret ? new TextEncoder().encode(settings.jwtSecret) : undefined;
-    this.#jwks = settings.jwksUrl ? jose.createRemoteJWKSet(new URL(settings.jwksUrl)) : undefined;
+    const depth = settings.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
+    // jose reads the key set itself: through callOut, for its byte cap and depth limit (it follows no redirect either).
+    const keySetFetch = async (url: string, init: RequestInit) => {
+      const answer = await callOut(url, init, MAX_ANSWER);
+      if (answer.ok) readJson(answer.text, depth, 'key set');
+      return new Response(answer.text, { status: answer.status, headers: answer.headers });
+    };
+    this.#jwks = settings.jwksUrl ? jose.createRemoteJWKSet(new URL(settings.jwksUrl), { [jose.customFetch]: keySetFetch }) : undefined;
     this.#algorithms = [...(this.#secret ? ['HS256'] : []), ...(this.#jwks ? ASYMMETRIC : [])];
   }
 
@@ -91,20 +114,26 @@ export class Authenticator {
   };
 
   async #exchange(token: string): Promise<Identity> {
-    let res: Response;
+    let res: Answer;
     try {
-      res = await fetch(this.#settings.authUrl!, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ token }),
-        signal: AbortSignal.timeout(5000),
-      });
+      res = await callOut(
+        this.#settings.authUrl!,
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }), signal: AbortSignal.timeout(5000) },
+        MAX_ANSWER,
+      );
     } catch (err) {
-      throw new MeshError('ERR_AUTH_UNAVAILABLE', 'token exchange failed: AUTH_URL unreachable', { cause: err });
+      const why = err instanceof MeshError || err instanceof RedirectRefused ? `AUTH_URL ${err.message}` : 'AUTH_URL unreachable';
+      throw new MeshError('ERR_AUTH_UNAVAILABLE', `token exchange failed: ${why}`, { cause: err });
     }
     if (res.status >= 500) throw new MeshError('ERR_AUTH_UNAVAILABLE', `token exchange failed: AUTH_URL answered ${res.status}`);
     if (!res.ok) throw new MeshError('ERR_TOKEN_INVALID', 'token refused by AUTH_URL');
-    const answer = ExchangeAnswer.safeParse(await res.json().catch(() => null));
+    let body: unknown = null;
+    try {
+      body = readJson(res.text, this.#settings.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH, 'AUTH_URL answer');
+    } catch {
+      // not usable: said below
+    }
+    const answer = ExchangeAnswer.safeParse(body);
     if (!answer.success) throw new MeshError('ERR_AUTH_UNAVAILABLE', 'token exchange failed: AUTH_URL answer has no "uid"');
     return identityFrom(answer.data);
   }

@@ -31,7 +31,7 @@ export interface Grants {
 
 /** Throws ERR_BAD_CHANNEL unless `name` is a usable channel name. */
 export function assertChannelName(name: string): void {
-  if (name.length === 0 || !VALID.test(name)) {
+  if (name.length === 0 || !VALID.test(name) || !name.isWellFormed()) {
     throw new MeshError('ERR_BAD_CHANNEL', `invalid channel name ${JSON.stringify(name.slice(0, 64))}`);
   }
   if (name.length > MAX_CHANNEL_BYTES / 4 && encoder.encode(name).length > MAX_CHANNEL_BYTES) {

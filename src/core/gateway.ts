@@ -13,7 +13,7 @@ import { MeshError, asMeshError, type MeshErrorCode } from './errors.ts';
 import type { Hub } from './hub.ts';
 import type { DeliveryFormat } from './message.ts';
 import type { MessageLog } from './message-log.ts';
-import { type Command, type Reply, decodeFrame, failed, ok, parseCommand, replyOp } from './protocol.ts';
+import { type Command, type Reply, decodeFrame, failed, ok, parseCommand, replyOp, ridOf } from './protocol.ts';
 import { CloseCode, NOTHING_QUEUED, Session, type SessionPolicy, type SessionSink, type SubscriptionKind, type TransportName } from './session.ts';
 
 /** Who is in a channel, cluster-wide, and the last message id that answer includes. */
@@ -40,6 +40,8 @@ export interface GatewayOptions {
   region?: string;
   /** Largest message data, in bytes. */
   maxMessage: number;
+  /** Deepest nesting of JSON a client may send (MESH_MAX_JSON_DEPTH). */
+  maxJsonDepth: number;
   /** Unread bytes past which a client is cut off. */
   maxBuffered: number;
   /** A connection that has not authenticated by then is closed (4002). */
@@ -54,6 +56,12 @@ export interface GatewayOptions {
   onErrorReply?: (code: MeshErrorCode) => void;
   /** Answers `rpc` ops (MESH_RPC_URL); without it they are refused. */
   backend?: Backend;
+  /** Channels one connection may be subscribed to (MESH_MAX_SUBSCRIPTIONS). */
+  maxSubscriptions: number;
+  /** Connections one user may hold on this instance; 0 is no limit (MESH_MAX_CONNECTIONS_PER_USER). */
+  maxConnectionsPerUser: number;
+  /** Told of every refusal at a limit (metrics). */
+  onLimit?: (limit: 'subscriptions' | 'per_user') => void;
 }
 
 export interface OpenOptions {
@@ -125,17 +133,27 @@ export class Gateway {
     return failed(op, rid, error);
   }
 
+  /** Reads one text frame from outside (see edge-input.ts). */
+  decode(text: string): unknown {
+    return decodeFrame(text, this.#o.maxJsonDepth);
+  }
+
   /** Runs one text frame from a client and writes its reply to the session. */
   receive(session: Session, text: string): void {
     let frame: unknown;
     try {
-      frame = decodeFrame(text);
+      frame = this.decode(text);
     } catch (err) {
       session.reply(this.fail('error', undefined, asMeshError(err)));
       return;
     }
-    void this.handle(session, frame).then((reply) => session.reply(reply));
+    this.handle(session, frame).then((reply) => session.reply(reply)).catch(this.report);
   }
+
+  /** Reports a failure no client caused and none is told of (a bug): logged, never thrown on. */
+  report = (err: unknown): void => {
+    this.#o.onError?.(err);
+  };
 
   /** Runs one decoded frame behind the session's earlier ones; resolves with its reply. */
   handle(session: Session, frame: unknown): Promise<Reply> {
@@ -250,6 +268,13 @@ export class Gateway {
   async #auth(session: Session, token: string, rid: unknown): Promise<Reply> {
     const identity = await this.#o.auth.verify(token);
     const previous = session.identity;
+    const max = this.#o.maxConnectionsPerUser;
+    if (max > 0 && previous?.uid !== identity.uid && this.#o.hub.sessionsOf(identity.uid).filter((s) => !s.closed && s !== session).length >= max) {
+      this.#o.onLimit?.('per_user');
+      // After the reply, which says why: the client backs off rather than retrying at once.
+      setTimeout(() => session.close(CloseCode.LIMIT, 'too many connections for this user'), 0);
+      throw new MeshError('ERR_LIMIT', `user ${identity.uid.slice(0, 64)} already holds ${max} connections on this instance`);
+    }
     if (previous && previous.uid !== identity.uid) {
       // A different user on the same connection starts from nothing.
       const channels = session.visibleChannels();
@@ -320,6 +345,7 @@ export class Gateway {
       const after = since ?? (own ? ((await this.#o.log.cursor(uid, channel)) ?? 0) : undefined);
       plans.push({ channel, name, after, kind: own && !session.ackMode ? 'tracked' : 'plain' });
     }
+    this.#checkRoom(session, plans.length);
     // Presence: the members as of an id, then every join and leave after that id.
     const members: Record<string, string[]> = {};
     if (command.presence) {
@@ -360,6 +386,7 @@ export class Gateway {
    */
   async joinPresence(session: Session, channel: string, name: string, info: string | undefined): Promise<{ uids: string[]; info: Record<string, string | null> }> {
     if (this.#o.members === undefined) throw new MeshError('ERR_BAD_ARGS', 'presence is not available on this server');
+    if (!session.isSubscribed(channel)) this.#checkRoom(session, 1);
     const members = await this.#o.members.members(channel);
     const events = presenceChannel(channel);
     if (!session.isSubscribed(channel)) this.#o.hub.subscribe(session, channel, name, 'plain');
@@ -375,6 +402,7 @@ export class Gateway {
   /** For a protocol that authorises channels itself: subscribes `session` to `channel` (named `name` to it), live, and writes it to the cluster's presence. */
   joinChannel(session: Session, channel: string, name: string): void {
     if (session.isSubscribed(channel)) return;
+    this.#checkRoom(session, 1);
     this.#o.hub.subscribe(session, channel, name, 'plain');
     this.#o.hub.goLive(session, channel, this.#o.log.position);
     this.#o.observer?.subscribed(session, [channel]);
@@ -431,6 +459,14 @@ export class Gateway {
     return ok(command.via, command.rid, { id, channel });
   }
 
+  // Refuses `adding` more channels past MESH_MAX_SUBSCRIPTIONS: each costs presence rows, and webhooks, cluster-wide.
+  #checkRoom(session: Session, adding: number): void {
+    const max = this.#o.maxSubscriptions;
+    if (adding === 0 || session.subscriptionCount + adding <= max) return;
+    this.#o.onLimit?.('subscriptions');
+    throw new MeshError('ERR_LIMIT', `at most ${max} subscriptions per connection (MESH_MAX_SUBSCRIPTIONS)`);
+  }
+
   async #rpc(session: Session, command: Extract<Command, { op: 'rpc' }>): Promise<Reply> {
     const identity = need(session);
     if (this.#o.backend === undefined) throw new MeshError('ERR_RPC_UNAVAILABLE', 'this server has no backend for rpc (MESH_RPC_URL)');
@@ -446,6 +482,8 @@ export class Gateway {
     const identity = need(session);
     const channel = command.channel === undefined ? userChannel(identity.uid) : resolveChannel(command.channel, identity.uid).channel;
     if (!canSubscribe(identity, channel)) throw new MeshError('ERR_FORBIDDEN', `not allowed to ack on ${channel}`);
+    // A cursor row is kept for good: only channels this connection listens on (and the user's own) get one.
+    if (channel !== userChannel(identity.uid) && !session.isSubscribed(channel)) throw new MeshError('ERR_BAD_ARGS', `ack: not subscribed to ${channel}`);
     this.#o.log.advanceCursor(identity.uid, channel, command.id);
     return ok('ack', command.rid, { id: command.id });
   }
@@ -462,6 +500,3 @@ function replyName(command: Command): string {
   return command.op === 'publish' ? command.via : command.op;
 }
 
-function ridOf(frame: unknown): unknown {
-  return typeof frame === 'object' && frame !== null ? (frame as { rid?: unknown }).rid : undefined;
-}

@@ -20,6 +20,8 @@ export class Hub {
   readonly #channels = new Map<string, Set<Session>>();
   readonly #users = new Map<string, Set<Session>>();
   readonly #sessions = new Map<string, Session>();
+  /** client address -> how many sessions came from it (MESH_MAX_CONNECTIONS_PER_ADDRESS). */
+  readonly #byAddress = new Map<string, number>();
   /** channel -> format -> the sessions that get it through the native topic. */
   readonly #native = new Map<string, Map<DeliveryFormat, Set<Session>>>();
   #broadcast: Broadcast | undefined;
@@ -28,6 +30,12 @@ export class Hub {
   readonly #allNative = new Map<DeliveryFormat, number>();
   /** Messages handed to local subscribers so far, one per subscriber (a running total, for metrics). */
   delivered = 0;
+  readonly #onError: (err: unknown) => void;
+
+  /** `onError` hears of a delivery that threw (a bug): it is reported, and the rest of the batch still goes out. */
+  constructor(onError: (err: unknown) => void = () => {}) {
+    this.#onError = onError;
+  }
 
   /** Hands `$cmd` messages to `run`, at their place in the feed (so what follows them sees their effect). */
   onCommand(run: (message: Message) => void): void {
@@ -42,6 +50,12 @@ export class Hub {
   /** Registers a connected session. */
   attach(session: Session): void {
     this.#sessions.set(session.id, session);
+    if (session.address !== undefined) this.#byAddress.set(session.address, (this.#byAddress.get(session.address) ?? 0) + 1);
+  }
+
+  /** How many sessions of this instance came from `address`. */
+  connectionsFrom(address: string): number {
+    return this.#byAddress.get(address) ?? 0;
   }
 
   /** Records that a session now speaks for `uid`. */
@@ -99,14 +113,21 @@ export class Hub {
       if (n > 0) this.#allNative.set(session.format, n);
       else this.#allNative.delete(session.format);
     }
-    this.#sessions.delete(session.id);
+    if (!this.#sessions.delete(session.id) || session.address === undefined) return;
+    const n = this.#byAddress.get(session.address)! - 1;
+    if (n > 0) this.#byAddress.set(session.address, n);
+    else this.#byAddress.delete(session.address);
   }
 
   /** Fans a batch of messages (in id order) out to local subscribers. */
   deliver(batch: readonly Message[]): void {
     for (const message of batch) {
       if (message.channel === COMMAND_CHANNEL) {
-        this.#onCommand?.(message);
+        try {
+          this.#onCommand?.(message);
+        } catch (err) {
+          this.#onError(err);
+        }
         continue;
       }
       if (message.channel === ALL_CHANNEL) {
@@ -115,7 +136,7 @@ export class Hub {
       }
       const subscribers = this.#channels.get(message.channel);
       if (subscribers !== undefined) {
-        for (const session of subscribers) session.deliver(message);
+        for (const session of subscribers) this.#deliverTo(session, message);
         this.delivered += subscribers.size;
       }
       const native = this.#native.get(message.channel);
@@ -124,8 +145,17 @@ export class Hub {
         this.delivered += sessions.size;
         // A topic publish reaches every socket on it: a message that must skip some goes socket by socket.
         if (message.exclude === null) this.#broadcast!(nativeTopic(format, message.channel), message.frame(format));
-        else for (const session of sessions) session.deliver(message);
+        else for (const session of sessions) this.#deliverTo(session, message);
       }
+    }
+  }
+
+  // One session's failure (a bug, a socket torn down under us) is reported and costs no one else their message.
+  #deliverTo(session: Session, message: Message): void {
+    try {
+      session.deliver(message);
+    } catch (err) {
+      this.#onError(err);
     }
   }
 
@@ -136,7 +166,13 @@ export class Hub {
     }
     // Sessions outside the native topic, and, for a message that leaves some out, everyone.
     for (const session of this.#sessions.values()) {
-      if (!session.allNative || message.exclude !== null) session.deliverAll(message);
+      if (!session.allNative || message.exclude !== null) {
+        try {
+          session.deliverAll(message);
+        } catch (err) {
+          this.#onError(err);
+        }
+      }
     }
   }
 

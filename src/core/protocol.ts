@@ -8,8 +8,9 @@
 import { z } from 'zod';
 import { MeshError, badArgs } from './errors.ts';
 import { BROADCAST, USER_PREFIX, uidOfTarget } from './channels.ts';
+import { readJson } from './edge-input.ts';
 
-const rid = z.union([z.string().max(128), z.number()]).optional();
+const rid = z.union([z.string().max(128), z.number().finite()]).optional();
 const token = z.string({ error: 'token must be a string' }).min(1, 'token is empty').max(16_384, 'token too long');
 const channel = z.string({ error: 'channel must be a string' });
 const channels = z.array(channel, { error: 'channels must be a list of strings' }).min(1, 'no channel given').max(256, 'too many channels in one frame');
@@ -101,13 +102,16 @@ export function replyOp(frame: unknown): string {
   return typeof op === 'string' && op.length <= 64 ? op : 'error';
 }
 
-/** Decodes one text frame, or throws ERR_BAD_JSON. */
-export function decodeFrame(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new MeshError('ERR_BAD_JSON', 'frame is not valid JSON');
-  }
+/** Decodes one text frame, or throws ERR_BAD_JSON, ERR_TOO_DEEP or ERR_BAD_TEXT. */
+export function decodeFrame(text: string, maxDepth: number): unknown {
+  return readJson(text, maxDepth, 'frame');
+}
+
+/** The `rid` of a frame to echo in its reply: only the shapes a request id may have (a string of up to 128 characters, a finite number). */
+export function ridOf(frame: unknown): string | number | undefined {
+  const rid = typeof frame === 'object' && frame !== null ? (frame as Fields).rid : undefined;
+  if (typeof rid === 'string') return rid.length <= 128 ? rid : undefined;
+  return typeof rid === 'number' && Number.isFinite(rid) ? rid : undefined;
 }
 
 /** Validates a decoded frame into a Command, or throws a MeshError saying what is wrong with it. */

@@ -11,6 +11,7 @@ import type { Identity } from './auth.ts';
 import type { DeliveryFormat, Message } from './message.ts';
 import type { Reply } from './protocol.ts';
 import { ALL_CHANNEL, RESERVED_PREFIX } from './channels.ts';
+import { closeReason } from './edge-input.ts';
 
 export type TransportName = 'websocket' | 'sse';
 
@@ -36,6 +37,14 @@ export function nativeTopic(format: DeliveryFormat, channel: string): string {
   return `${format}:${channel}`;
 }
 
+// `<instance>.<suffix>`: MESH_INSTANCE_ID's alphabet, and a suffix that pgmesh writes in base 36 (Pusher's `<digits>.<digits>` fits too).
+const CONNECTION_ID = /^[\w.-]{1,64}\.[\w-]{1,40}$/;
+
+/** Whether `id` has the shape of the connection ids pgmesh gives out (so it is safe in a path, a header, a log line). */
+export function isConnectionId(id: string): boolean {
+  return CONNECTION_ID.test(id);
+}
+
 /** Close codes pgmesh uses (4000-4999: application closes survive every runtime). */
 export const CloseCode = {
   GOING_AWAY: 1001,
@@ -47,6 +56,8 @@ export const CloseCode = {
   KICKED: 4003,
   SLOW_CONSUMER: 4008,
   FLOOD: 4029,
+  /** A limit of the server (connections per user or per address) was reached: try later. */
+  LIMIT: 4030,
 } as const;
 
 const REASONS: Record<number, string> = {
@@ -58,6 +69,7 @@ const REASONS: Record<number, string> = {
   [CloseCode.KICKED]: 'kicked',
   [CloseCode.SLOW_CONSUMER]: 'slow_consumer',
   [CloseCode.FLOOD]: 'flood',
+  [CloseCode.LIMIT]: 'limit',
 };
 
 /** Why a closed session went, as the disconnect webhook says it (`client_closed` when the client left). */
@@ -326,7 +338,7 @@ export class Session {
     this.closed = true;
     this.closedWith = code;
     this.#stopTimers();
-    this.#sink.close(code, reason);
+    this.#sink.close(code, closeReason(reason));
   }
 
   /** Marks the session gone after its transport closed by itself; stops its timers. */

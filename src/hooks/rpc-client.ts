@@ -11,10 +11,12 @@ import type { Backend, RpcAnswer, RpcCall } from '../core/backend.ts';
 import { canonicalChannel } from '../core/channels.ts';
 import { MeshError } from '../core/errors.ts';
 import { SIGNATURE_HEADER, sign } from './signature.ts';
+import { type Answer, RedirectRefused, callOut } from '../core/outbound.ts';
+import { readJson } from '../core/edge-input.ts';
 
 // Published as the caller's, so `d` is data as a client's publish carries it: any JSON value.
 const data = z.unknown().refine((v) => v !== undefined, 'is required').transform((v) => JSON.stringify(v));
-const Answer = z.union([
+const RpcAnswerBody = z.union([
   z.object({
     error: z.object({ code: z.union([z.string().max(128), z.number()]), message: z.string().max(1000).default(''), data: z.unknown().optional() }),
   }),
@@ -32,6 +34,8 @@ export interface RpcClientOptions {
   secret: string;
   timeoutMs: number;
   instance: string;
+  /** Deepest JSON an answer may nest (MESH_MAX_JSON_DEPTH). */
+  maxJsonDepth: number;
 }
 
 /** The backend behind MESH_RPC_URL. */
@@ -40,24 +44,26 @@ export class RpcClient implements Backend {
 
   async rpc(call: RpcCall): Promise<RpcAnswer> {
     const body = JSON.stringify({ method: call.method, data: call.data, uid: call.uid, connection: call.connection, instance: this.options.instance });
-    let response: Response;
-    let text: string;
+    let response: Answer;
     try {
-      response = await fetch(this.options.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: sign(this.options.secret, body) },
-        body,
-        signal: AbortSignal.timeout(this.options.timeoutMs),
-      });
-      text = await response.text();
+      response = await callOut(
+        this.options.url,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: sign(this.options.secret, body) },
+          body,
+          signal: AbortSignal.timeout(this.options.timeoutMs),
+        },
+        MAX_ANSWER,
+      );
     } catch (err) {
       if ((err as Error).name === 'TimeoutError') throw new MeshError('ERR_RPC_TIMEOUT', `the backend did not answer ${call.method} within ${this.options.timeoutMs} ms`);
+      if (err instanceof MeshError || err instanceof RedirectRefused) throw new MeshError('ERR_RPC_UNAVAILABLE', `the backend ${err.message} for ${call.method}`, { cause: err });
       throw new MeshError('ERR_RPC_UNAVAILABLE', `the backend could not be reached for ${call.method}`, { cause: err });
     }
-    let answer: z.infer<typeof Answer>;
+    let answer: z.infer<typeof RpcAnswerBody>;
     try {
-      if (text.length > MAX_ANSWER) throw new Error('answer too large');
-      answer = Answer.parse(JSON.parse(text));
+      answer = RpcAnswerBody.parse(readJson(response.text, this.options.maxJsonDepth, 'answer'));
     } catch (err) {
       throw new MeshError('ERR_RPC_UNAVAILABLE', `the backend answered ${call.method} with HTTP ${response.status} and no usable JSON`, { cause: err });
     }

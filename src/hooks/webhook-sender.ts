@@ -9,6 +9,7 @@
 import type { Log } from '../log.ts';
 import type { RetryPolicy, WebhookBacklog, WebhookEvent, WebhookMode, WebhookQueue } from '../store/webhooks.ts';
 import { SIGNATURE_HEADER, sign } from './signature.ts';
+import { callOut } from '../core/outbound.ts';
 
 /** How a batch of events is put on the wire: its body and headers. */
 export type WebhookFormat = (events: readonly WebhookEvent[]) => { body: string; headers: Record<string, string> };
@@ -44,6 +45,8 @@ export interface WebhookStats extends WebhookBacklog {
 }
 
 const BATCH = 100;
+/** Most bytes of a webhook answer read (its body is not used). */
+const ANSWER_BYTES = 64 * 1024;
 /** How often the queue is looked at when nothing woke the sender. */
 const POLL_MS = 1000;
 /** How often the backlog is counted. */
@@ -139,13 +142,12 @@ export class WebhookSender {
   async #post(events: readonly WebhookEvent[]): Promise<string | null> {
     const { body, headers } = this.#o.format(events);
     try {
-      const response = await fetch(this.#o.url, {
-        method: 'POST',
-        headers,
-        body,
-        signal: AbortSignal.any([AbortSignal.timeout(this.#o.timeoutMs), this.#abort.signal]),
-      });
-      await response.body?.cancel();
+      // Only the status counts: the answer's body is not kept, so a little of it is read.
+      const response = await callOut(
+        this.#o.url,
+        { method: 'POST', headers, body, signal: AbortSignal.any([AbortSignal.timeout(this.#o.timeoutMs), this.#abort.signal]) },
+        ANSWER_BYTES,
+      );
       return response.ok ? null : `HTTP ${response.status}`;
     } catch (err) {
       return (err as Error).name === 'TimeoutError' ? `no answer within ${this.#o.timeoutMs} ms` : (err as Error).message;

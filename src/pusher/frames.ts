@@ -43,16 +43,6 @@ export const ChannelData = z.object({
   user_info: z.unknown().optional(),
 });
 
-/** JSON.parse that gives undefined for anything not JSON. */
-export function parseJson(text: string | undefined): unknown {
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Channels whose subscriptions the app's auth endpoint signs. */
 export function needsAuth(channel: string): boolean {
   return channel.startsWith('private-') || channel.startsWith('presence-');

@@ -17,8 +17,12 @@ function hmacHex(secret: string, text: string): string {
   return createHmac('sha256', secret).update(text).digest('hex');
 }
 
+// Compared as bytes: a signature of the right length in characters but not in bytes (multi-byte
+// characters) is simply wrong, where timingSafeEqual would throw on the unequal lengths.
 function sameHex(a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+  const given = Buffer.from(a);
+  const expected = Buffer.from(b);
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 /** The `auth` a subscription to `channel` from `socketId` must carry. */

@@ -52,6 +52,9 @@ export interface EventBodyOwner {
   cancelled(): void;
 }
 
+/** Told of an error nothing caught: a bug, logged and counted; the process goes on serving everyone else. */
+export type UncaughtHandler = (kind: 'rejection' | 'exception', err: unknown) => void;
+
 export interface RuntimeAdapter {
   readonly name: 'node' | 'bun' | 'deno';
   readonly upgradeWebSocket: UpgradeWebSocket<any>;
@@ -69,4 +72,6 @@ export interface RuntimeAdapter {
   serve(fetch: (request: Request, ...rest: any[]) => Response | Promise<Response>, options: ServeOptions): Promise<RunningServer>;
   /** Runs `handler` once on SIGINT or SIGTERM. */
   onShutdownSignal(handler: (signal: string) => void): void;
+  /** Hands every exception and rejection nothing caught to `handler`, instead of ending the process. */
+  onUncaught(handler: UncaughtHandler): void;
 }

@@ -2,7 +2,7 @@
 import type { ServerWebSocket } from 'bun';
 import { getBunServer, getConnInfo, upgradeWebSocket, websocket } from 'hono/bun';
 import type { EventBody, EventBodyOwner, RawSocket, RuntimeAdapter } from './adapter.ts';
-import { onFirstSignal } from './common.ts';
+import { onFirstSignal, onUncaughtProcess } from './common.ts';
 
 export const runtime: RuntimeAdapter = {
   name: 'bun',
@@ -41,6 +41,7 @@ export const runtime: RuntimeAdapter = {
     };
   },
   onShutdownSignal: (handler) => onFirstSignal((signal, fire) => process.once(signal, fire), handler),
+  onUncaught: onUncaughtProcess,
 };
 
 /** Bun's socket as a RawSocket: a class, so an idle connection carries no closures. */

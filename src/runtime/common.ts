@@ -1,5 +1,5 @@
 /** Pieces two or three runtime adapters share; still runtime code, so it lives here. */
-import type { EventBody, EventBodyOwner, RawSocket } from './adapter.ts';
+import type { EventBody, EventBodyOwner, RawSocket, UncaughtHandler } from './adapter.ts';
 
 interface StandardWebSocket {
   send(data: string): void;
@@ -31,6 +31,24 @@ export function onFirstSignal(listen: (signal: 'SIGINT' | 'SIGTERM', fire: () =>
       handler(signal);
     });
   }
+}
+
+/** The uncaught-error guard where `process` has Node's events (Node and Bun): a listener keeps the process alive. */
+export function onUncaughtProcess(handler: UncaughtHandler): void {
+  process.on('unhandledRejection', (reason) => handler('rejection', reason));
+  process.on('uncaughtException', (err) => handler('exception', err));
+}
+
+/** The uncaught-error guard of the web platform (Deno): the events are cancelled, so the process goes on. */
+export function onUncaughtWeb(handler: UncaughtHandler): void {
+  globalThis.addEventListener('unhandledrejection', (event) => {
+    event.preventDefault();
+    handler('rejection', (event as PromiseRejectionEvent).reason);
+  });
+  globalThis.addEventListener('error', (event) => {
+    event.preventDefault();
+    handler('exception', (event as ErrorEvent).error);
+  });
 }
 
 /** What a queued event body holds before it tells the writer to wait (the WHATWG stream's high-water mark). */

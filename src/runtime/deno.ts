@@ -2,7 +2,7 @@
 import { getConnInfo } from 'hono/deno';
 import { upgradeWebSocket } from 'hono/deno';
 import type { RuntimeAdapter } from './adapter.ts';
-import { QueuedEventBody, onFirstSignal, StandardSocket } from './common.ts';
+import { QueuedEventBody, onFirstSignal, StandardSocket, onUncaughtWeb } from './common.ts';
 
 // Only the few Deno APIs used here, so the project type-checks without Deno's own typings.
 declare const Deno: {
@@ -33,4 +33,5 @@ export const runtime: RuntimeAdapter = {
     });
   },
   onShutdownSignal: (handler) => onFirstSignal((signal, fire) => Deno.addSignalListener(signal, fire), handler),
+  onUncaught: onUncaughtWeb,
 };

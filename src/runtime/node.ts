@@ -4,7 +4,7 @@ import { serve, upgradeWebSocket } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { RuntimeAdapter } from './adapter.ts';
-import { QueuedEventBody, onFirstSignal, StandardSocket } from './common.ts';
+import { QueuedEventBody, onFirstSignal, StandardSocket, onUncaughtProcess } from './common.ts';
 
 export const runtime: RuntimeAdapter = {
   name: 'node',
@@ -32,4 +32,5 @@ export const runtime: RuntimeAdapter = {
     });
   },
   onShutdownSignal: (handler) => onFirstSignal((signal, fire) => process.once(signal, fire), handler),
+  onUncaught: onUncaughtProcess,
 };

@@ -6,7 +6,7 @@
  * one transaction that also emits the leave events, so they happen once.
  */
 import { MeshError } from '../core/errors.ts';
-import type { Row, SqlDriver } from './driver.ts';
+import { isDataError, type Row, type SqlDriver } from './driver.ts';
 import { PresenceBatch } from './presence-batch.ts';
 import { NOTIFY_CHANNEL } from './statements.ts';
 import type { WebhookMode } from './webhooks.ts';
@@ -83,6 +83,8 @@ export interface ClusterOptions {
   hooks?: () => Readonly<Record<string, WebhookMode>>;
   /** How many webhook events of a target a write produced (written, or dropped). */
   onHooks?: (target: string, count: number, mode: WebhookMode) => void;
+  /** A connection's presence changes the database refused for their data: dropped, so the rest are written. */
+  onRefused?: (err: unknown) => void;
 }
 
 const APPLY_SQL = `
@@ -179,9 +181,27 @@ export class SqlCluster implements Cluster {
     try {
       await this.#apply(taken.toJSON(), null);
     } catch (err) {
+      if (isDataError(err)) return this.#applyApart(taken);
       // Kept, not lost: it goes with the next flush (the heartbeat retries).
       this.#batch.restore(taken);
       throw err;
+    }
+  }
+
+  // One connection's refused changes must not stop everyone's (retried forever, they would): each is written alone, and what is refused is dropped.
+  async #applyApart(taken: PresenceBatch): Promise<void> {
+    const parts = taken.perConnection();
+    for (const [i, part] of parts.entries()) {
+      try {
+        await this.#apply(part.toJSON(), null);
+      } catch (err) {
+        if (isDataError(err)) {
+          this.#o.onRefused?.(err);
+          continue;
+        }
+        for (const rest of parts.slice(i)) this.#batch.restore(rest);
+        throw err;
+      }
     }
   }
 

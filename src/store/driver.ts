@@ -50,3 +50,9 @@ export class OutcomeUnknown extends Error {
     super(message, options);
   }
 }
+
+/** Whether the database refused a statement for the data it carried (SQLSTATE class 22: bad text, out of range…), not for being down. */
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('22');
+}

@@ -31,6 +31,11 @@ export interface GroupCommitOptions<T> {
   maxInFlight?: number;
   /** How long a group waits for the groups in flight before it goes anyway (when maxInFlight allows). */
   overlapAfterMs?: number;
+  /**
+   * Whether a failed commit failed for one request's data rather than for the database: the group is
+   * then split and committed again in halves, so only the request at fault fails.
+   */
+  splitOn?: (err: unknown) => boolean;
 }
 
 /** Queues publish requests and commits them in groups, in order, up to maxInFlight groups at a time. */
@@ -77,18 +82,30 @@ export class GroupCommit<T> {
   };
 
   async #send(group: Waiting<T>[]): Promise<void> {
+    // The answers go out before the next group does, in the same turn.
     try {
-      const ids = await this.#options.commit(group.flatMap((w) => w.items));
-      let at = 0;
-      for (const w of group) {
-        w.resolve(ids.slice(at, at + w.items.length));
-        at += w.items.length;
-      }
+      answer(group, await this.#options.commit(group.flatMap((w) => w.items)));
     } catch (err) {
-      for (const w of group) w.reject(err);
+      await this.#failed(group, err);
     }
     this.#inFlight--;
     this.#dispatch();
+  }
+
+  /** A group's commit failed: for one request's data, the group is bisected until that request stands alone; else every request fails. */
+  async #failed(group: Waiting<T>[], err: unknown): Promise<void> {
+    if (group.length === 1 || !this.#options.splitOn?.(err)) {
+      for (const w of group) w.reject(err);
+      return;
+    }
+    const half = Math.ceil(group.length / 2);
+    for (const part of [group.slice(0, half), group.slice(half)]) {
+      try {
+        answer(part, await this.#options.commit(part.flatMap((w) => w.items)));
+      } catch (partErr) {
+        await this.#failed(part, partErr);
+      }
+    }
   }
 
   #take(): Waiting<T>[] {
@@ -106,5 +123,14 @@ export class GroupCommit<T> {
     const group = this.#queue.splice(0, n);
     this.#queued -= count;
     return group;
+  }
+}
+
+/** Hands each request of a committed group its ids. */
+function answer<T>(group: readonly Waiting<T>[], ids: readonly number[]): void {
+  let at = 0;
+  for (const w of group) {
+    w.resolve(ids.slice(at, at + w.items.length));
+    at += w.items.length;
   }
 }

@@ -71,6 +71,21 @@ export class PresenceBatch {
     return taken;
   }
 
+  /** This batch as one batch per connection: to write apart what the database refuses from what it takes. */
+  perConnection(): PresenceBatch[] {
+    const ids = new Set([...this.#up.keys(), ...this.#down.keys(), ...this.#subs.keys()]);
+    return [...ids].map((id) => {
+      const part = new PresenceBatch();
+      const up = this.#up.get(id);
+      const down = this.#down.get(id);
+      const subs = this.#subs.get(id);
+      if (up !== undefined) part.#up.set(id, up);
+      if (down !== undefined) part.#down.set(id, down);
+      if (subs !== undefined) part.#subs.set(id, subs);
+      return part;
+    });
+  }
+
   /** Puts a batch that could not be written back in front of what came since. */
   restore(older: PresenceBatch): void {
     const newer = this.take();

@@ -6,7 +6,7 @@
 import { MeshError } from '../core/errors.ts';
 import { Message } from '../core/message.ts';
 import type { FeedListener, NewMessage, Store, StoreObserver } from './store.ts';
-import { OutcomeUnknown, type Row, type SqlDriver, type SqlQuery } from './driver.ts';
+import { OutcomeUnknown, isDataError, type Row, type SqlDriver, type SqlQuery } from './driver.ts';
 import { Feed } from './feed.ts';
 import { CursorBatch } from './cursor-batch.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -85,6 +85,7 @@ export class SqlStore implements Store {
       // Publishes go down one pipelined connection (queryInOrder), so groups may overlap.
       maxInFlight: 32,
       overlapAfterMs: 10,
+      splitOn: isRefusedData,
     });
   }
 
@@ -189,10 +190,16 @@ export class SqlStore implements Store {
     const observer = this.#observer;
     if (observer === undefined) return committed;
     const started = performance.now();
-    return committed.then((ids) => {
-      observer.published(ids.length, (performance.now() - started) / 1000);
-      return ids;
-    });
+    return committed.then(
+      (ids) => {
+        observer.published(ids.length, (performance.now() - started) / 1000);
+        return ids;
+      },
+      (err: unknown) => {
+        if (isRefusedData(err)) observer.refused();
+        throw err;
+      },
+    );
   }
 
   async #commit(items: NewMessage[]): Promise<number[]> {
@@ -208,6 +215,8 @@ export class SqlStore implements Store {
         : this.#db.queryInOrder(PUBLISH_WITH_HOOKS_SQL, [bodies, items.length, inline, token, JSON.stringify(hooks)]));
       to = Number(rows[0]!.last_id);
     } catch (err) {
+      // The edge refuses what Postgres cannot hold; should something still get through, it is the caller's 400, not everyone's 503.
+      if (isDataError(err)) throw new MeshError('ERR_DATA_REFUSED', 'the database refused this message\'s data: nothing was stored', { cause: err });
       if (!(err instanceof OutcomeUnknown)) throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: publish not committed', { cause: err });
       to = await this.#resolve(token, err);
     }
@@ -390,6 +399,10 @@ export class SqlStore implements Store {
       }
     });
   }
+}
+
+function isRefusedData(err: unknown): boolean {
+  return err instanceof MeshError && err.code === 'ERR_DATA_REFUSED';
 }
 
 function toMessage(row: Row): Message {

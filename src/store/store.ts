@@ -21,6 +21,8 @@ export interface StoreObserver {
   arrived(count: number, lagSeconds: number): void;
   /** Per-user cursor rows written. */
   cursorsWritten(rows: number): void;
+  /** A publish the database refused for its data (the others of its group went through). */
+  refused(): void;
 }
 
 export interface Store extends MessageLog {

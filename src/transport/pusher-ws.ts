@@ -35,7 +35,6 @@ import {
   memberAdded,
   memberRemoved,
   needsAuth,
-  parseJson,
   presenceSucceeded,
   pusherError,
   signinSuccess,
@@ -45,9 +44,17 @@ import {
 } from '../pusher/frames.ts';
 import { channelAuthValid, userAuthValid } from '../pusher/signing.ts';
 import { clientEventHook } from '../pusher/webhooks.ts';
+import { MeshError } from '../core/errors.ts';
+import { readJson, readJsonOrUndefined } from '../core/edge-input.ts';
 
 export interface PusherSocketOptions {
   maxFrame: number;
+  /** Deepest JSON a frame (and the JSON inside its strings) may nest. */
+  maxJsonDepth: number;
+  /** A socket that has neither subscribed nor signed in by then is closed (MESH_AUTH_TIMEOUT, as for pgmesh sockets). */
+  idleTimeoutMs: number;
+  /** Told when a socket is closed for holding nothing past idleTimeoutMs (metrics). */
+  onIdleClosed?: () => void;
   clientAddress?: ClientAddress;
   /** Apps with PUSHER_WEBHOOKS: where an app's client_event webhooks are queued, with the event itself. */
   clientEventHooks?: {
@@ -73,6 +80,9 @@ const PUSHER_CLOSE: Record<number, number> = {
   [CloseCode.FLOOD]: 4100,
   [CloseCode.TOO_BIG]: 4100,
   [CloseCode.KICKED]: 4009,
+  // Back off and come again: a page that subscribes later still can.
+  [CloseCode.AUTH_TIMEOUT]: 4100,
+  [CloseCode.LIMIT]: 4100,
 };
 // A Pusher socket is anonymous: what it may hear is decided channel by channel, by signatures.
 const ANONYMOUS = Object.freeze({ uid: '', subscribe: Object.freeze([]), publish: Object.freeze([]), expiresAt: null });
@@ -85,6 +95,8 @@ class PusherSink implements SessionSink {
   readonly me = new Map<string, string>();
   /** The user it signed in as (pusher:signin), if it did. */
   user: string | undefined;
+  /** Closes the socket if it has not subscribed or signed in by then; cleared when it does. */
+  idleTimer: ReturnType<typeof setTimeout> | undefined;
   #allowance = CLIENT_EVENTS_PER_S;
   #allowanceAt = 0;
   constructor(
@@ -114,11 +126,24 @@ class PusherSink implements SessionSink {
     else if (event === 'leave') this.socket.send(memberRemoved(channel, userId));
   }
   close(code: number, reason: string): void {
+    clearTimeout(this.idleTimer);
     this.socket.close(PUSHER_CLOSE[code] ?? code, reason);
+  }
+  /** It subscribed or signed in: it is doing something, the deadline goes. */
+  busy(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
   }
   buffered(): number {
     return this.socket.buffered();
   }
+}
+
+// A timer callback taking the session: no closure per connection.
+function closeIfIdle(session: Session, onIdleClosed: (() => void) | undefined): void {
+  if (session.closed) return;
+  onIdleClosed?.();
+  session.close(CloseCode.AUTH_TIMEOUT, 'no subscription in time');
 }
 
 /** A socket_id as Pusher's server libraries check it (`\d+\.\d+`), unique in the cluster by its 64 random bits. */
@@ -144,32 +169,49 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
           socket.close(4001, 'unknown app key');
           return;
         }
-        const sink = new PusherSink(socket, app);
-        const id = newSocketId();
-        session = gateway.open(sink, { format: 'raw', ackMode: false, transport: 'websocket', address, id, identity: ANONYMOUS });
-        sinks.set(session, sink);
-        // In the cluster's presence from the start (the HTTP API counts its channels), as nobody until a presence channel says who.
-        gateway.identify(session, { ...ANONYMOUS, uid: memberUid(app, `${ANONYMOUS_MARK}${id}`) });
-        socket.send(connectionEstablished(session.id, ACTIVITY_TIMEOUT_S));
+        try {
+          const sink = new PusherSink(socket, app);
+          const id = newSocketId();
+          session = gateway.open(sink, { format: 'raw', ackMode: false, transport: 'websocket', address, id, identity: ANONYMOUS });
+          sinks.set(session, sink);
+          sink.idleTimer = setTimeout(closeIfIdle, options.idleTimeoutMs, session, options.onIdleClosed);
+          // In the cluster's presence from the start (the HTTP API counts its channels), as nobody until a presence channel says who.
+          gateway.identify(session, { ...ANONYMOUS, uid: memberUid(app, `${ANONYMOUS_MARK}${id}`) });
+          socket.send(connectionEstablished(session.id, ACTIVITY_TIMEOUT_S));
+        } catch (err) {
+          gateway.report(err);
+        }
       },
+      // Nothing a client sends may throw out of here: the runtime would take the process down with it.
       onMessage(event) {
         if (session === undefined || app === undefined) return;
-        const text = event.data;
-        if (typeof text !== 'string' || text.length > options.maxFrame) {
-          socket.send(pusherError(4301, 'frames must be JSON text under the size limit'));
-          return;
-        }
-        let frame;
         try {
-          frame = IncomingFrame.parse(JSON.parse(text));
-        } catch {
-          socket.send(pusherError(null, 'invalid frame: expected {"event","data"}'));
-          return;
+          const text = event.data;
+          if (typeof text !== 'string' || text.length > options.maxFrame) {
+            socket.send(pusherError(4301, 'frames must be JSON text under the size limit'));
+            return;
+          }
+          let frame;
+          try {
+            frame = IncomingFrame.parse(readJson(text, options.maxJsonDepth, 'frame'));
+          } catch (err) {
+            socket.send(pusherError(null, err instanceof MeshError ? `invalid frame: ${err.message}` : 'invalid frame: expected {"event","data"}'));
+            return;
+          }
+          handle(app, session, socket, frame);
+        } catch (err) {
+          gateway.report(err);
         }
-        handle(app, session, socket, frame);
       },
       onClose() {
-        if (session !== undefined) gateway.close(session);
+        try {
+          if (session !== undefined) {
+            sinks.get(session)?.busy();
+            gateway.close(session);
+          }
+        } catch (err) {
+          gateway.report(err);
+        }
       },
     };
   });
@@ -185,12 +227,12 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
       return;
     }
     if (frame.event === 'pusher:signin') return signin(app, session, socket, frame.data);
-    if (frame.event.startsWith('client-')) return void clientEvent(app, session, socket, frame);
+    if (frame.event.startsWith('client-')) return void clientEvent(app, session, socket, frame).catch(gateway.report);
   }
 
   function signin(app: PusherApp, session: Session, socket: RawSocket, data: unknown): void {
     const parsed = SigninData.safeParse(data);
-    const user = parsed.success && userAuthValid(app, session.id, parsed.data.user_data, parsed.data.auth) ? parseJson(parsed.data.user_data) : undefined;
+    const user = parsed.success && userAuthValid(app, session.id, parsed.data.user_data, parsed.data.auth) ? readJsonOrUndefined(parsed.data.user_data, options.maxJsonDepth) : undefined;
     const id = (user as { id?: unknown } | undefined)?.id;
     if (!parsed.success || (typeof id !== 'string' && typeof id !== 'number') || String(id) === '') {
       // As Pusher does: a failed sign-in ends the connection (4009, pusher-js does not reconnect).
@@ -199,6 +241,7 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
       return;
     }
     const sink = sinks.get(session)!;
+    sink.busy();
     sink.user = String(id);
     gateway.identify(session, { ...ANONYMOUS, uid: memberUid(app, sink.user) });
     socket.send(signinSuccess(parsed.data.user_data));
@@ -212,7 +255,7 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
       // Only the user it is for, signed in on this socket.
       const user = sinks.get(session)?.user;
       if (user === undefined || channel !== `${USER_CHANNEL_PREFIX}${user}`) return socket.send(subscriptionError(channel, 'AuthError', `${channel} is the channel of a user this socket has not signed in as`, 403));
-      gateway.joinChannel(session, storedChannel(app, channel), channel);
+      if (!joined(session, socket, channel, () => gateway.joinChannel(session, storedChannel(app, channel), channel))) return;
       return socket.send(subscriptionSucceeded(channel));
     }
     if (!CHANNEL_NAME.test(channel)) return socket.send(subscriptionError(channel, 'InvalidChannel', 'channel names are 1-164 of A-Z a-z 0-9 _ - = @ , . ;', 400));
@@ -220,13 +263,26 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
       return socket.send(subscriptionError(channel, 'AuthError', `the auth signature for ${channel} is not valid for this socket`, 401));
     }
     const stored = storedChannel(app, channel);
-    if (channel.startsWith('presence-')) return void joinPresence(app, session, socket, channel, stored, channel_data);
-    gateway.joinChannel(session, stored, channel);
+    if (channel.startsWith('presence-')) return void joinPresence(app, session, socket, channel, stored, channel_data).catch(gateway.report);
+    if (!joined(session, socket, channel, () => gateway.joinChannel(session, stored, channel))) return;
     socket.send(subscriptionSucceeded(channel));
   }
 
+  /** Runs a join; a refusal at a limit becomes the channel's subscription_error. True when it joined. */
+  function joined(session: Session, socket: RawSocket, channel: string, join: () => void): boolean {
+    try {
+      join();
+    } catch (err) {
+      if (!(err instanceof MeshError) || err.code !== 'ERR_LIMIT') throw err;
+      socket.send(subscriptionError(channel, 'LimitReached', err.message, 429));
+      return false;
+    }
+    sinks.get(session)?.busy();
+    return true;
+  }
+
   async function joinPresence(app: PusherApp, session: Session, socket: RawSocket, channel: string, stored: string, channelData: string | undefined): Promise<void> {
-    const member = ChannelData.safeParse(parseJson(channelData));
+    const member = ChannelData.safeParse(readJsonOrUndefined(channelData, options.maxJsonDepth));
     if (!member.success) return socket.send(subscriptionError(channel, 'InvalidChannelData', 'channel_data must be JSON with a user_id', 400));
     const userId = String(member.data.user_id);
     // From its first presence channel on (unless it signed in), the connection is this app's user (presence rows, terminate_connections).
@@ -239,9 +295,11 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     let members;
     try {
       members = await gateway.joinPresence(session, stored, channel, info);
-    } catch {
+    } catch (err) {
+      if (err instanceof MeshError && err.code === 'ERR_LIMIT') return socket.send(subscriptionError(channel, 'LimitReached', err.message, 429));
       return socket.send(subscriptionError(channel, 'ServerError', 'the member list could not be read', 503));
     }
+    sinks.get(session)?.busy();
     // The members as the cluster has them, and this socket's member (its own row may not be written yet).
     const hash: Record<string, unknown> = {};
     for (const uid of members.uids) hash[memberId(app, uid)] = members.info[uid] == null ? null : JSON.parse(members.info[uid]!);

@@ -11,11 +11,11 @@ import { bearerToken, type Authenticator } from '../core/auth.ts';
 import { MeshError } from '../core/errors.ts';
 import type { Gateway } from '../core/gateway.ts';
 import type { DeliveryFormat, Message } from '../core/message.ts';
-import { type Reply, decodeFrame, encodeReply } from '../core/protocol.ts';
+import { type Reply, encodeReply, ridOf } from '../core/protocol.ts';
 import type { ClientAddress } from '../api/client-address.ts';
 import { boundedText } from '../core/request-body.ts';
 import { relayUplink, type UplinkRelay } from './uplink-relay.ts';
-import type { Session, SessionSink } from '../core/session.ts';
+import { isConnectionId, type Session, type SessionSink } from '../core/session.ts';
 import type { EventBody, RuntimeAdapter } from '../runtime/adapter.ts';
 
 export interface SseOptions {
@@ -176,6 +176,8 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
 
   app.post('/:session', async (c) => {
     const id = c.req.param('session');
+    // The id names the instance that holds the stream, and may be passed on in a header: only ids of the shape pgmesh gives out.
+    if (!isConnectionId(id)) throw new MeshError('ERR_NOT_FOUND', 'no such session: not a session id');
     const session = gateway.session(id);
     if (!session || session.transport !== 'sse' || session.closed) {
       const relayed = session === undefined && options.relay ? await relayUplink(c, options.relay, id, options.maxFrame * MAX_FRAMES_PER_POST) : null;
@@ -188,14 +190,14 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
     if (caller.uid !== session.uid) throw new MeshError('ERR_FORBIDDEN', 'this session belongs to another user');
 
     const body = await boundedText(c.req.raw, options.maxFrame * MAX_FRAMES_PER_POST);
-    const decoded = decodeFrame(body);
+    const decoded = gateway.decode(body);
     const frames = Array.isArray(decoded) ? decoded : [decoded];
     if (frames.length > MAX_FRAMES_PER_POST) throw new MeshError('ERR_BAD_ARGS', `at most ${MAX_FRAMES_PER_POST} frames per request`);
     const replies: string[] = [];
     for (const frame of frames) {
       if (typeof frame === 'object' && frame !== null && (frame as { op?: unknown }).op === 'auth') {
         const refused = new MeshError('ERR_FORBIDDEN', 'the stream is authenticated when it opens: use refresh');
-        replies.push(encodeReply(gateway.fail('auth', (frame as { rid?: unknown }).rid, refused)));
+        replies.push(encodeReply(gateway.fail('auth', ridOf(frame), refused)));
         continue;
       }
       replies.push(encodeReply(await gateway.handle(session, frame)));

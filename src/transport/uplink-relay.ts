@@ -10,6 +10,7 @@ import type { Context } from 'hono';
 import { MeshError } from '../core/errors.ts';
 import { boundedText } from '../core/request-body.ts';
 import { errorResponse } from '../api/errors.ts';
+import { isConnectionId } from '../core/session.ts';
 
 export interface UplinkRelay {
   /** This instance's id. */
@@ -32,7 +33,8 @@ export function ownerOf(session: string): string | null {
 
 /** The owner's answer to a POST for a session held elsewhere; null when there is no owner to pass it to. */
 export async function relayUplink(c: Context, relay: UplinkRelay, session: string, maxBytes: number): Promise<Response | null> {
-  const owner = ownerOf(session);
+  // The owner goes into a header (fly-replay) and a URL: only ids of the shape pgmesh gives out.
+  const owner = isConnectionId(session) ? ownerOf(session) : null;
   if (owner === null || owner === relay.instance) return null;
   if (c.req.header(RELAYED_BY) !== undefined || c.req.header('fly-replay-src') !== undefined) return null;
   if (relay.onFly) {
@@ -54,6 +56,7 @@ export async function relayUplink(c: Context, relay: UplinkRelay, session: strin
       headers,
       body,
       signal: AbortSignal.timeout(RELAY_TIMEOUT_MS),
+      redirect: 'manual',
     });
   } catch (err) {
     throw new MeshError('ERR_UNAVAILABLE', `the instance holding this stream (${owner}) did not answer`, { cause: err });

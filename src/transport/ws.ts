@@ -58,24 +58,37 @@ export function websocketRoute(gateway: Gateway, runtime: RuntimeAdapter, option
     let session: Session | undefined;
     return {
       onOpen(_event, ws) {
-        const s = (session = gateway.open(new SocketSink(runtime.socket(ws), format), { format, ackMode, transport: 'websocket', address }));
-        if (token) void gateway.run(s, { op: 'auth', token }).then((reply) => s.reply(reply));
+        try {
+          const s = (session = gateway.open(new SocketSink(runtime.socket(ws), format), { format, ackMode, transport: 'websocket', address }));
+          if (token) gateway.run(s, { op: 'auth', token }).then((reply) => s.reply(reply)).catch(gateway.report);
+        } catch (err) {
+          gateway.report(err);
+        }
       },
+      // Nothing a client sends may throw out of here: the runtime would take the process down with it.
       onMessage(event) {
         if (session === undefined) return;
-        const data = event.data;
-        if (typeof data !== 'string') {
-          session.reply(gateway.fail('error', undefined, new MeshError('ERR_BINARY_FRAME', 'binary frames are not supported: send JSON text')));
-          return;
+        try {
+          const data = event.data;
+          if (typeof data !== 'string') {
+            session.reply(gateway.fail('error', undefined, new MeshError('ERR_BINARY_FRAME', 'binary frames are not supported: send JSON text')));
+            return;
+          }
+          if (tooBig(data, options.maxFrame)) {
+            session.close(CloseCode.TOO_BIG, 'frame too large');
+            return;
+          }
+          gateway.receive(session, data);
+        } catch (err) {
+          gateway.report(err);
         }
-        if (tooBig(data, options.maxFrame)) {
-          session.close(CloseCode.TOO_BIG, 'frame too large');
-          return;
-        }
-        gateway.receive(session, data);
       },
       onClose() {
-        if (session !== undefined) gateway.close(session);
+        try {
+          if (session !== undefined) gateway.close(session);
+        } catch (err) {
+          gateway.report(err);
+        }
       },
     };
   });
