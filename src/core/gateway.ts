@@ -462,7 +462,7 @@ export class Gateway {
   // Refuses `adding` more channels past MESH_MAX_SUBSCRIPTIONS: each costs presence rows, and webhooks, cluster-wide.
   #checkRoom(session: Session, adding: number): void {
     const max = this.#o.maxSubscriptions;
-    if (adding === 0 || session.subscriptionCount + adding <= max) return;
+    if (adding === 0 || session.channelsHeld + adding <= max) return;
     this.#o.onLimit?.('subscriptions');
     throw new MeshError('ERR_LIMIT', `at most ${max} subscriptions per connection (MESH_MAX_SUBSCRIPTIONS)`);
   }

@@ -181,6 +181,13 @@ export class Session {
     return n;
   }
 
+  /** How many channels it holds against MESH_MAX_SUBSCRIPTIONS: every subscription but the join/leave events that come with a presence one. */
+  get channelsHeld(): number {
+    let n = 0;
+    for (const sub of this.#subs.values()) if (sub.kind !== 'presence') n++;
+    return n;
+  }
+
   /** Channels this session is subscribed to (as stored). */
   channels(): IterableIterator<string> {
     return this.#subs.keys();
