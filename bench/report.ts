@@ -3,6 +3,7 @@ import type { CrossResult } from './scenarios/cross.ts';
 import type { DurableResult } from './scenarios/durable.ts';
 import type { FanoutResult } from './scenarios/fanout.ts';
 import type { IdleResult } from './scenarios/idle.ts';
+import type { HostileResult } from './scenarios/hostile.ts';
 
 export interface Results {
   date: string;
@@ -13,6 +14,8 @@ export interface Results {
   cross: CrossResult[];
   durable: DurableResult[];
   idle: IdleResult[];
+  /** Absent in results written before the scenario existed. */
+  hostile?: HostileResult[];
 }
 
 const n = (x: number, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-');
@@ -70,6 +73,17 @@ export function formatTables(r: Results): string {
         table(
           ['system', 'transport', 'connections', 'instance MB before', 'bytes/connection', 'idle cores', 'dropped'],
           r.idle.map((i) => [i.system, i.transport, i.connections, n(i.instanceMB ?? NaN, 1), n(i.bytesPerConnection), n(i.idleCores, 3), i.dropped]),
+        ),
+    );
+  if (r.hostile?.length)
+    parts.push(
+      '### Under attack (good single POSTs at 2,000/s, alone and beside poison at full speed)\n\n' +
+        table(
+          ['system', 'attack', 'good/s', 'p50 ms', 'p99 ms', 'p99 vs quiet', 'good failed', 'poison sent', 'poison 5xx', 'poison frames'],
+          r.hostile.map((h) => {
+            const quiet = r.hostile!.find((q) => q.system === h.system && q.attack === 'quiet');
+            return [h.system, h.attack, n(h.goodPerSec), n(h.p50, 1), n(h.p99, 1), quiet && h.attack !== 'quiet' ? `${n(h.p99 / Math.max(quiet.p99, 1), 2)}x` : '-', h.goodFailed, n(h.poisonSent), h.poison5xx, n(h.poisonFrames)];
+          }),
         ),
     );
   return parts.join('\n\n');

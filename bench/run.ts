@@ -8,7 +8,7 @@
  *   --quick        small sizes, one run each
  *   --check        fail on loss/duplicates, or pgmesh below the peer
  *   --runs N       rounds to take the median of (default 3, quick 1)
- *   --only a,b     scenarios: fanout, cross, durable, idle
+ *   --only a,b     scenarios: fanout, cross, durable, idle, hostile
  *   --systems a,b  the systems to run (e.g. pgmesh-node,ws-ceiling); cross-instance takes the
  *                  pgmesh-<runtime> and socketio ones
  */
@@ -22,6 +22,7 @@ import { cross, type CrossResult, type CrossShape } from './scenarios/cross.ts';
 import { durable, type DurableResult } from './scenarios/durable.ts';
 import { fanout, type FanoutResult } from './scenarios/fanout.ts';
 import { idle, type IdleResult } from './scenarios/idle.ts';
+import { hostile, type HostileResult } from './scenarios/hostile.ts';
 import { startPgmesh, startSystem, type RunningSystem, type SystemName } from './systems.ts';
 import type { RuntimeName } from '../test/harness/process.ts';
 
@@ -31,7 +32,7 @@ const check = args.includes('--check');
 const runsArg = args.indexOf('--runs');
 const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : quick ? 1 : 3;
 const onlyArg = args.indexOf('--only');
-const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',') : ['fanout', 'cross', 'durable', 'idle'];
+const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',') : ['fanout', 'cross', 'durable', 'idle', 'hostile'];
 
 /** pgmesh on each runtime over DATABASE_URL, on the embedded Postgres, and on PGlite: the durable and idle scenarios' rows. */
 const PGMESH_STORES: SystemName[] = [
@@ -62,6 +63,8 @@ const PLAN = quick
       idleWs: 5000,
       idleSse: 5000,
       idleSystems: ['pgmesh-bun', 'pgmesh-bun-embedded', 'socketio'] as SystemName[],
+      hostileSystems: ['pgmesh-bun'] as SystemName[],
+      hostileSeconds: 4,
     }
   : {
       fanoutSizes: [1000, 5000, 10_000],
@@ -80,6 +83,8 @@ const PLAN = quick
       idleWs: 19_000,
       idleSse: 5000,
       idleSystems: [...PGMESH_STORES, 'socketio', 'bun-ceiling'] as SystemName[],
+      hostileSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno'] as SystemName[],
+      hostileSeconds: 10,
     };
 
 // --systems a,b: run every scenario over these systems instead of the plan's (the cross-instance
@@ -90,6 +95,7 @@ if (systemsArg >= 0) {
   PLAN.fanoutSystems = chosen;
   PLAN.durableSystems = chosen;
   PLAN.idleSystems = chosen;
+  PLAN.hostileSystems = chosen.filter((name) => name.startsWith('pgmesh'));
   PLAN.crossKinds = chosen.flatMap((name) => (name === 'socketio' ? ['socketio' as const] : /^pgmesh-(bun|node|deno)$/.test(name) ? [name.slice(7) as RuntimeName] : []));
 }
 
@@ -236,6 +242,20 @@ function runIdle(): Promise<IdleResult[]> {
   );
 }
 
+async function runHostile(): Promise<HostileResult[]> {
+  const out: HostileResult[] = [];
+  for (const name of PLAN.hostileSystems) {
+    const rounds: HostileResult[][] = [];
+    for (let round = 1; round <= runs; round++) {
+      log(`under attack ${name}, round ${round}`);
+      rounds.push(await withSystem(name, (s) => hostile(s, PLAN.hostileSeconds)));
+    }
+    // The round whose attacked p99 is the median, both of its rows (quiet and attacked come from one instance).
+    out.push(...median(rounds, (r) => r[1]!.p99));
+  }
+  return out;
+}
+
 /** The reasons this run fails --check: lost or reordered messages (`broken`), and pgmesh measured below its peer (`slower`). */
 function verdict(r: Results): { broken: string[]; slower: string[] } {
   const problems: string[] = [];
@@ -246,6 +266,7 @@ function verdict(r: Results): { broken: string[]; slower: string[] } {
   for (const c of r.cross.filter((x) => mine(x.system) && x.held === undefined)) if (c.lost || c.errors) problems.push(`cross-instance ${c.system} ${c.shape} ${c.rate}/s: lost ${c.lost}, out of order ${c.errors}`);
   for (const d of r.durable.filter((x) => mine(x.system))) if (d.lost || d.failed) problems.push(`durable ${d.system} ${d.mode}: lost ${d.lost}, failed ${d.failed}`);
   for (const i of r.idle.filter((x) => mine(x.system))) if (i.dropped) problems.push(`idle ${i.system} ${i.transport}: ${i.dropped} dropped`);
+  for (const h of r.hostile ?? []) if (h.goodFailed || h.poison5xx) problems.push(`under attack ${h.system} ${h.attack}: ${h.goodFailed} good publishes failed, ${h.poison5xx} poison requests answered 5xx`);
   const broken = problems.splice(0);
   // Below the peer measured in the same run.
   for (const size of new Set(r.fanout.map((f) => f.subscribers))) {
@@ -277,6 +298,7 @@ async function main(): Promise<void> {
     cross: only.includes('cross') ? [...(await runCross()), ...(await runCrossMax())] : [],
     durable: only.includes('durable') ? await runDurable() : [],
     idle: only.includes('idle') ? await runIdle() : [],
+    hostile: only.includes('hostile') ? await runHostile() : [],
   };
   console.log(formatTables(results));
   const dir = join(ROOT, 'bench', 'results');

@@ -13,6 +13,11 @@ const { databaseUrl, instances } = await startCluster(['bun', 'node', 'deno']);
 const [A, B, C] = instances as [(typeof instances)[0], (typeof instances)[0], (typeof instances)[0]];
 const sql = postgres(databaseUrl, { max: 2, onnotice: () => {} });
 
+/** B's LISTEN sessions as the server sees them (what a failed wait prints). */
+const listenSessions = async () =>
+  JSON.stringify(await sql`select pid, state, backend_start, state_change, left(query, 60) as query from pg_stat_activity where application_name = 'pgmesh-B-listen'`);
+const singleListen = async () => (await sql`select count(*)::int as n from pg_stat_activity where application_name = 'pgmesh-B-listen'`)[0]!.n === 1;
+
 const isText = (prefix: string) => (f: unknown) => typeof f === 'string' && f.startsWith(prefix);
 
 describe('a cluster of three instances on one Postgres', () => {
@@ -57,6 +62,8 @@ describe('a cluster of three instances on one Postgres', () => {
     let killed = 0;
     for (let i = 0; i < N; i++) {
       if (i === 200) {
+        // One live session to kill: a busy machine can have B between a missed heartbeat and its new session.
+        await pollUntil(singleListen, 15_000, 'B with one LISTEN session', 50, listenSessions);
         const rows = await sql`select pg_terminate_backend(pid) as ok from pg_stat_activity where application_name = 'pgmesh-B-listen'`;
         killed = rows.filter((r) => r.ok).length;
       }
@@ -67,8 +74,7 @@ describe('a cluster of three instances on one Postgres', () => {
     expect(got).toEqual(Array.from({ length: N }, (_, i) => `f-${i}`));
     // B listens again by itself (a new session with the same name), not merely polling.
     await pollUntil(async () => ((await (await fetch(`${B.url}/healthz`)).json()) as { listening: boolean }).listening, 15_000, 'B listening again');
-    const relisten = await sql`select count(*)::int as n from pg_stat_activity where application_name = 'pgmesh-B-listen'`;
-    expect(relisten[0]!.n).toBe(1);
+    await pollUntil(singleListen, 15_000, 'B with one LISTEN session', 50, listenSessions);
   }, 60_000);
 
   test("B's LISTEN session is terminated as it publishes, 50 times in a row: every publish answers 200 and arrives everywhere once", async () => {
@@ -76,10 +82,9 @@ describe('a cluster of three instances on one Postgres', () => {
     for (const s of subs) await s.request({ op: 'subscribe', args: ['room_drop'] });
     const statuses: number[] = [];
     let terminated = 0;
-    const listening = async () => (await sql`select count(*)::int as n from pg_stat_activity where application_name = 'pgmesh-B-listen'`)[0]!.n === 1;
     for (let i = 0; i < 50; i++) {
       // B has listened again since the last round: each round kills a live session.
-      await pollUntil(listening, 10_000, 'B listening again');
+      await pollUntil(singleListen, 15_000, 'B listening again', 50, listenSessions);
       const [killed, res] = await Promise.all([
         sql`select count(*)::int as n from (select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgmesh-B-listen') t`,
         B.publish({ c: 'room_drop', d: `drop-${i}` }),

@@ -41,17 +41,13 @@ export function pusherWebhookFormat(app: PusherApp): WebhookFormat {
   };
 }
 
-/**
- * The client_event webhook of a client event: its data as text, as Pusher gives it (a string as
- * it came, anything else JSON-encoded; a string holding a NUL character JSON-encoded too, since
- * the queue's jsonb cannot hold one).
- */
+/** The client_event webhook of a client event: its data as text, as Pusher gives it (a string as it came, anything else JSON-encoded). */
 export function clientEventHook(channel: string, event: string, data: unknown, socketId: string, userId?: string): Record<string, unknown> {
   return {
     name: 'client_event',
     channel,
     event,
-    data: typeof data === 'string' && !data.includes('\u0000') ? data : JSON.stringify(data ?? null),
+    data: typeof data === 'string' ? data : JSON.stringify(data ?? null),
     socket_id: socketId,
     ...(userId === undefined ? {} : { user_id: userId }),
   };

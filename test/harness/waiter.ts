@@ -36,12 +36,12 @@ export function createWaiter(): Waiter {
 
 /**
  * For a condition only a request can observe (another process's state): asks `probe` every
- * `intervalMs` until it holds, or rejects after `timeoutMs`. Where an event exists, wait for it instead.
+ * `intervalMs` until it holds, or rejects after `timeoutMs` (saying what `state` reports then). Where an event exists, wait for it instead.
  */
-export async function pollUntil(probe: () => Promise<boolean>, timeoutMs: number, what: string, intervalMs = 25): Promise<void> {
+export async function pollUntil(probe: () => Promise<boolean>, timeoutMs: number, what: string, intervalMs = 25, state?: () => Promise<string>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${state ? `; state: ${await state()}` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
