@@ -79,10 +79,10 @@ export function formatTables(r: Results): string {
     parts.push(
       '### Under attack (good single POSTs at 2,000/s, alone and beside poison at full speed)\n\n' +
         table(
-          ['system', 'attack', 'good/s', 'p50 ms', 'p99 ms', 'p99 vs quiet', 'good failed', 'poison sent', 'poison 5xx', 'poison frames'],
+          ['system', 'attack', 'good/s', 'p50 ms', 'p99 ms', 'p99 vs quiet', 'good failed', 'poison sent', 'poison 5xx', 'poison frames', 'attacker sockets'],
           r.hostile.map((h) => {
             const quiet = r.hostile!.find((q) => q.system === h.system && q.attack === 'quiet');
-            return [h.system, h.attack, n(h.goodPerSec), n(h.p50, 1), n(h.p99, 1), quiet && h.attack !== 'quiet' ? `${n(h.p99 / Math.max(quiet.p99, 1), 2)}x` : '-', h.goodFailed, n(h.poisonSent), h.poison5xx, n(h.poisonFrames)];
+            return [h.system, h.attack, n(h.goodPerSec), n(h.p50, 1), n(h.p99, 1), quiet && h.attack !== 'quiet' ? `${n(h.p99 / Math.max(quiet.p99, 1), 2)}x` : '-', h.goodFailed, n(h.poisonSent), h.poison5xx, n(h.poisonFrames), n(h.poisonSockets ?? 0)];
           }),
         ),
     );

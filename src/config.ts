@@ -100,6 +100,8 @@ export const ConfigSchema = z.object({
   MESH_MAX_JSON_DEPTH: z.coerce.number({ error: 'must be a number' }).int().min(2).max(1000).default(32),
   /** Channels one connection may be subscribed to at once (pgmesh and Pusher sockets alike). */
   MESH_MAX_SUBSCRIPTIONS: z.coerce.number({ error: 'must be a number' }).int().min(1).default(256),
+  /** Frames one connection may send a second (twice that in a burst; a refused frame counts 5); past it, closed with 4029. 0 is no limit. */
+  MESH_MAX_FRAMES_PER_SECOND: z.coerce.number({ error: 'must be a number' }).int().min(0).default(100),
   /** Connections one user may hold on one instance; 0 is no limit. */
   MESH_MAX_CONNECTIONS_PER_USER: z.coerce.number({ error: 'must be a number' }).int().min(0).default(0),
   /** Realtime connections one client address may hold on one instance; 0 is no limit. */

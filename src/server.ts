@@ -126,6 +126,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     maxMessage: config.MESH_MAX_MESSAGE,
     maxJsonDepth: config.MESH_MAX_JSON_DEPTH,
     maxSubscriptions: config.MESH_MAX_SUBSCRIPTIONS,
+    maxFramesPerSecond: config.MESH_MAX_FRAMES_PER_SECOND,
     maxConnectionsPerUser: config.MESH_MAX_CONNECTIONS_PER_USER,
     onLimit: metrics.limitReached,
     maxBuffered: config.MESH_MAX_BUFFERED,

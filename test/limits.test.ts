@@ -73,6 +73,31 @@ describe('limits', () => {
     expect(await mesh.store.cursor('acker', 'user:acker')).toBe(6);
   });
 
+  test('MESH_MAX_FRAMES_PER_SECOND: a socket sending faster is closed with 4029 (a Pusher one with 4100); a refused frame costs five; a client at its pace is untouched', async () => {
+    const fast = await startTestMesh({ MESH_MAX_FRAMES_PER_SECOND: '20', PUSHER_APPS: `${APP.id}:${APP.key}:${APP.secret}` });
+    const calm = await fast.login('calm');
+    const flooder = await fast.login('flooder');
+    for (let i = 0; i < 300; i++) flooder.send({ op: 'ping', rid: i });
+    expect(await flooder.closed).toEqual({ code: 4029, reason: 'too many frames a second' });
+    // The burst is twice the rate: 40 frames, the auth one among them (plus what refills while they are read).
+    const pongs = flooder.frames.filter((f) => typeof f === 'object' && f.op === 'pong').length;
+    expect(pongs).toBeGreaterThanOrEqual(39);
+    expect(pongs).toBeLessThan(100);
+    // Refused frames cost five each: eight bad ones spend the burst.
+    const garbage = await fast.login('garbage');
+    for (let i = 0; i < 300; i++) garbage.send('not json');
+    expect((await garbage.closed).code).toBe(4029);
+    const refused = garbage.frames.filter((f) => typeof f === 'object' && f.reason === 'ERR_BAD_JSON').length;
+    expect(refused).toBeGreaterThanOrEqual(8);
+    expect(refused).toBeLessThan(20);
+    const pusher = await fast.connect('', `/app/${APP.key}`);
+    await pusher.next(pusherEvent('pusher:connection_established'));
+    for (let i = 0; i < 300; i++) pusher.send({ event: 'pusher:ping', data: {} });
+    expect((await pusher.closed).code).toBe(4100);
+    expect(await calm.request({ op: 'ping' })).toEqual({ op: 'pong' });
+    expect((await refusals(fast)).frames).toBe(3);
+  });
+
   test('MESH_MAX_CONNECTIONS_PER_ADDRESS: past it, a WebSocket upgrade or an SSE stream from that address is refused with 429 ERR_LIMIT', async () => {
     const small = await startTestMesh({ MESH_MAX_CONNECTIONS_PER_ADDRESS: '2' });
     const a = await small.login('addr-1');

@@ -14,6 +14,7 @@ import type { Hub } from './hub.ts';
 import type { DeliveryFormat } from './message.ts';
 import type { MessageLog } from './message-log.ts';
 import { type Command, type Reply, decodeFrame, failed, ok, parseCommand, replyOp, ridOf } from './protocol.ts';
+import { TokenBucket } from './token-bucket.ts';
 import { CloseCode, NOTHING_QUEUED, Session, type SessionPolicy, type SessionSink, type SubscriptionKind, type TransportName } from './session.ts';
 
 /** Who is in a channel, cluster-wide, and the last message id that answer includes. */
@@ -60,8 +61,10 @@ export interface GatewayOptions {
   maxSubscriptions: number;
   /** Connections one user may hold on this instance; 0 is no limit (MESH_MAX_CONNECTIONS_PER_USER). */
   maxConnectionsPerUser: number;
+  /** Frames a connection may send a second, twice that in a burst; 0 is no limit (MESH_MAX_FRAMES_PER_SECOND). */
+  maxFramesPerSecond: number;
   /** Told of every refusal at a limit (metrics). */
-  onLimit?: (limit: 'subscriptions' | 'per_user') => void;
+  onLimit?: (limit: 'subscriptions' | 'per_user' | 'frames') => void;
 }
 
 export interface OpenOptions {
@@ -78,6 +81,8 @@ export interface OpenOptions {
 }
 
 const HISTORY_PAGE = 1000;
+/** What a refused frame costs of the allowance beyond the 1 every frame costs: a client sending what it should not is cut off sooner. */
+export const REFUSED_EXTRA = 4;
 const MAX_QUEUED_OPS = 256;
 /** Token expiries further off than this are armed later, by the sweep. */
 const EXPIRY_HORIZON_MS = 60_000;
@@ -138,16 +143,33 @@ export class Gateway {
     return decodeFrame(text, this.#o.maxJsonDepth);
   }
 
+  /**
+   * Charges a frame from the client to its connection's allowance (MESH_MAX_FRAMES_PER_SECOND, a burst of
+   * twice that); past it the connection is closed with 4029 and false returned. Every dialect calls this
+   * for every frame, before any work: a client flooding at full speed costs the others little.
+   */
+  admit(session: Session, cost = 1): boolean {
+    const rate = this.#o.maxFramesPerSecond;
+    if (rate <= 0 || session.closed) return !session.closed;
+    const bucket = (session.frames ??= new TokenBucket(rate, 2 * rate));
+    if (bucket.take(cost, performance.now())) return true;
+    this.#o.onLimit?.('frames');
+    session.close(CloseCode.FLOOD, 'too many frames a second');
+    return false;
+  }
+
   /** Runs one text frame from a client and writes its reply to the session. */
   receive(session: Session, text: string): void {
+    if (!this.admit(session)) return;
     let frame: unknown;
     try {
       frame = this.decode(text);
     } catch (err) {
       session.reply(this.fail('error', undefined, asMeshError(err)));
+      this.admit(session, REFUSED_EXTRA);
       return;
     }
-    this.handle(session, frame).then((reply) => session.reply(reply)).catch(this.report);
+    this.#handle(session, frame).then((reply) => session.reply(reply)).catch(this.report);
   }
 
   /** Reports a failure no client caused and none is told of (a bug): logged, never thrown on. */
@@ -155,12 +177,18 @@ export class Gateway {
     this.#o.onError?.(err);
   };
 
-  /** Runs one decoded frame behind the session's earlier ones; resolves with its reply. */
+  /** Runs one decoded frame (of an SSE uplink POST) behind the session's earlier ones; resolves with its reply. */
   handle(session: Session, frame: unknown): Promise<Reply> {
+    if (!this.admit(session)) return Promise.resolve(this.fail(replyOp(frame), ridOf(frame), new MeshError('ERR_FLOOD', 'too many frames a second: the stream is closed')));
+    return this.#handle(session, frame);
+  }
+
+  #handle(session: Session, frame: unknown): Promise<Reply> {
     let command: Command;
     try {
       command = parseCommand(frame);
     } catch (err) {
+      this.admit(session, REFUSED_EXTRA);
       return Promise.resolve(this.fail(replyOp(frame), ridOf(frame), asMeshError(err)));
     }
     return this.run(session, command);

@@ -12,6 +12,7 @@ import type { DeliveryFormat, Message } from './message.ts';
 import type { Reply } from './protocol.ts';
 import { ALL_CHANNEL, RESERVED_PREFIX } from './channels.ts';
 import { closeReason } from './edge-input.ts';
+import type { TokenBucket } from './token-bucket.ts';
 
 export type TransportName = 'websocket' | 'sse';
 
@@ -154,6 +155,8 @@ export class Session {
   // Two fields rather than a map of timers: an idle connection costs a few bytes less.
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   #authTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What it may still send (MESH_MAX_FRAMES_PER_SECOND); made at its first frame, so an idle connection has none. */
+  frames: TokenBucket | undefined;
   /** In the runtime's native topic of `$all` (every authenticated connection). */
   allNative = false;
   readonly #sink: SessionSink;

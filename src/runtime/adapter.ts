@@ -28,6 +28,11 @@ export interface RunningServer {
 export interface RawSocket {
   send(text: string): void;
   close(code: number, reason: string): void;
+  /**
+   * Closes with `code` and reads nothing more: for a client flooding us, whose frames already on the
+   * way would otherwise still be read and parsed. Where the runtime cannot stop reading, absent.
+   */
+  cutOff?(code: number, reason: string): void;
   buffered(): number;
   topics?: {
     subscribe(topic: string): void;

@@ -6,10 +6,25 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { RuntimeAdapter } from './adapter.ts';
 import { QueuedEventBody, onFirstSignal, StandardSocket, onUncaughtProcess } from './common.ts';
 
+/** How long a cut-off socket may take to send its close frame and hear the answer before it is destroyed. */
+const CUT_OFF_MS = 1000;
+
+/** `ws`'s socket, which can stop reading. */
+class NodeSocket extends StandardSocket {
+  constructor(readonly ws: WebSocket) {
+    super(ws);
+  }
+  cutOff(code: number, reason: string): void {
+    this.ws.close(code, reason);
+    this.ws.pause();
+    setTimeout(() => this.ws.terminate(), CUT_OFF_MS).unref();
+  }
+}
+
 export const runtime: RuntimeAdapter = {
   name: 'node',
   upgradeWebSocket,
-  socket: (ws) => new StandardSocket(ws.raw as WebSocket),
+  socket: (ws) => new NodeSocket(ws.raw as WebSocket),
   remoteAddress: (c) => getConnInfo(c).remote.address,
   // Node's requestTimeout and keep-alive timers do not cut a response in progress.
   keepOpen: () => {},

@@ -14,7 +14,7 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import { ALL_CHANNEL } from '../core/channels.ts';
-import type { Gateway } from '../core/gateway.ts';
+import { REFUSED_EXTRA, type Gateway } from '../core/gateway.ts';
 import type { Message } from '../core/message.ts';
 import type { MessageLog } from '../core/message-log.ts';
 import { CloseCode, type Session, type SessionSink } from '../core/session.ts';
@@ -46,6 +46,7 @@ import { channelAuthValid, userAuthValid } from '../pusher/signing.ts';
 import { clientEventHook } from '../pusher/webhooks.ts';
 import { MeshError } from '../core/errors.ts';
 import { readJson, readJsonOrUndefined } from '../core/edge-input.ts';
+import { TokenBucket } from '../core/token-bucket.ts';
 
 export interface PusherSocketOptions {
   maxFrame: number;
@@ -97,8 +98,7 @@ class PusherSink implements SessionSink {
   user: string | undefined;
   /** Closes the socket if it has not subscribed or signed in by then; cleared when it does. */
   idleTimer: ReturnType<typeof setTimeout> | undefined;
-  #allowance = CLIENT_EVENTS_PER_S;
-  #allowanceAt = 0;
+  readonly #clientEvents = new TokenBucket(CLIENT_EVENTS_PER_S, CLIENT_EVENTS_PER_S);
   constructor(
     readonly socket: RawSocket,
     readonly app: PusherApp,
@@ -111,11 +111,7 @@ class PusherSink implements SessionSink {
   reply(): void {}
   /** Takes one client event from the socket's allowance; false when it is spent. */
   takeClientEvent(now: number): boolean {
-    this.#allowance = Math.min(CLIENT_EVENTS_PER_S, this.#allowance + ((now - this.#allowanceAt) / 1000) * CLIENT_EVENTS_PER_S);
-    this.#allowanceAt = now;
-    if (this.#allowance < 1) return false;
-    this.#allowance -= 1;
-    return true;
+    return this.#clientEvents.take(1, now);
   }
   /** A presence channel's join or leave, as member_added / member_removed. */
   notice(event: string, data: Record<string, unknown>): void {
@@ -127,7 +123,10 @@ class PusherSink implements SessionSink {
   }
   close(code: number, reason: string): void {
     clearTimeout(this.idleTimer);
-    this.socket.close(PUSHER_CLOSE[code] ?? code, reason);
+    const pusherCode = PUSHER_CLOSE[code] ?? code;
+    // A flooding client is cut off: what it already sent is not read.
+    if (code === CloseCode.FLOOD && this.socket.cutOff) this.socket.cutOff(pusherCode, reason);
+    else this.socket.close(pusherCode, reason);
   }
   /** It subscribed or signed in: it is doing something, the deadline goes. */
   busy(): void {
@@ -186,9 +185,11 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
       onMessage(event) {
         if (session === undefined || app === undefined) return;
         try {
+          if (!gateway.admit(session)) return;
           const text = event.data;
           if (typeof text !== 'string' || text.length > options.maxFrame) {
             socket.send(pusherError(4301, 'frames must be JSON text under the size limit'));
+            gateway.admit(session, REFUSED_EXTRA);
             return;
           }
           let frame;
@@ -196,6 +197,7 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
             frame = IncomingFrame.parse(readJson(text, options.maxJsonDepth, 'frame'));
           } catch (err) {
             socket.send(pusherError(null, err instanceof MeshError ? `invalid frame: ${err.message}` : 'invalid frame: expected {"event","data"}'));
+            gateway.admit(session, REFUSED_EXTRA);
             return;
           }
           handle(app, session, socket, frame);
@@ -312,7 +314,7 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     if (!needsAuth(channel)) return socket.send(pusherError(4301, 'client events are only for private and presence channels'));
     if (!session.isSubscribed(storedChannel(app, channel))) return socket.send(pusherError(4301, `client event on ${channel}: not subscribed to it`));
     const sink = sinks.get(session)!;
-    if (!sink.takeClientEvent(Date.now())) return socket.send(pusherError(4301, `client event on ${channel}: over the limit of ${CLIENT_EVENTS_PER_S} a second`));
+    if (!sink.takeClientEvent(performance.now())) return socket.send(pusherError(4301, `client event on ${channel}: over the limit of ${CLIENT_EVENTS_PER_S} a second`));
     const data = frame.data ?? null;
     // On a presence channel the others learn who sent it.
     const userId = sink.me.get(channel);

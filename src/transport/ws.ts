@@ -40,7 +40,9 @@ export class SocketSink implements SessionSink {
     this.socket.send(JSON.stringify({ event, ...data }));
   }
   close(code: number, reason: string): void {
-    this.socket.close(code, reason);
+    // A flooding client is cut off: what it already sent is not read.
+    if (code === CloseCode.FLOOD && this.socket.cutOff) this.socket.cutOff(code, reason);
+    else this.socket.close(code, reason);
   }
   buffered(): number {
     return this.socket.buffered();
