@@ -22,7 +22,7 @@ export interface Metrics {
   errorReported(code: string): void;
   /** An exception or rejection nothing caught (a bug): counted, logged, survived. */
   uncaught(kind: 'rejection' | 'exception'): void;
-  /** A connection or subscription refused at one of the server's limits (subscriptions, per_user, per_address, pusher_idle). */
+  /** A connection or subscription refused at one of the server's limits (subscriptions, frames, per_user, per_address, pusher_idle). */
   limitReached(limit: string): void;
   /** An item the database refused for its data (SQLSTATE class 22), set apart so the rest of its batch went through: publish, presence. */
   dataRefused(where: string): void;

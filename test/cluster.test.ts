@@ -15,8 +15,8 @@ const sql = postgres(databaseUrl, { max: 2, onnotice: () => {} });
 
 /** B's LISTEN sessions as the server sees them (what a failed wait prints). */
 const listenSessions = async () =>
-  JSON.stringify(await sql`select pid, state, backend_start, state_change, left(query, 60) as query from pg_stat_activity where application_name = 'pgmesh-B-listen'`);
-const singleListen = async () => (await sql`select count(*)::int as n from pg_stat_activity where application_name = 'pgmesh-B-listen'`)[0]!.n === 1;
+  JSON.stringify(await sql`select pid, state, backend_start, state_change, left(query, 60) as query from pg_stat_activity where application_name = 'pgmesh-B-listen' and datname = current_database()`);
+const singleListen = async () => (await sql`select count(*)::int as n from pg_stat_activity where application_name = 'pgmesh-B-listen' and datname = current_database()`)[0]!.n === 1;
 
 const isText = (prefix: string) => (f: unknown) => typeof f === 'string' && f.startsWith(prefix);
 
@@ -64,7 +64,7 @@ describe('a cluster of three instances on one Postgres', () => {
       if (i === 200) {
         // One live session to kill: a busy machine can have B between a missed heartbeat and its new session.
         await pollUntil(singleListen, 15_000, 'B with one LISTEN session', 50, listenSessions);
-        const rows = await sql`select pg_terminate_backend(pid) as ok from pg_stat_activity where application_name = 'pgmesh-B-listen'`;
+        const rows = await sql`select pg_terminate_backend(pid) as ok from pg_stat_activity where application_name = 'pgmesh-B-listen' and datname = current_database()`;
         killed = rows.filter((r) => r.ok).length;
       }
       expect((await A.publish({ c: 'room_fault', d: `f-${i}` })).status).toBe(200);
@@ -86,7 +86,7 @@ describe('a cluster of three instances on one Postgres', () => {
       // B has listened again since the last round: each round kills a live session.
       await pollUntil(singleListen, 15_000, 'B listening again', 50, listenSessions);
       const [killed, res] = await Promise.all([
-        sql`select count(*)::int as n from (select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgmesh-B-listen') t`,
+        sql`select count(*)::int as n from (select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgmesh-B-listen' and datname = current_database()) t`,
         B.publish({ c: 'room_drop', d: `drop-${i}` }),
       ]);
       terminated += killed[0]!.n;

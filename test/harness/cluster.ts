@@ -12,11 +12,15 @@ export interface Instance extends MeshProcess {
   publish(body: unknown): Promise<Response>;
 }
 
-/** Starts one instance per runtime given, named A, B, C…, on a fresh database (or `databaseUrl`). */
+/**
+ * Starts one instance per runtime given, named A, B, C…, on a fresh database (or `databaseUrl`).
+ * Called at a file's top level, they stop after its last test; called inside a test (where bun
+ * runs no afterAll registered then), the test stops them with `stop()`, in a finally.
+ */
 export async function startCluster(
   runtimes: RuntimeName[],
   options: { databaseUrl?: string; env?: Record<string, string> } = {},
-): Promise<{ databaseUrl: string; instances: Instance[] }> {
+): Promise<{ databaseUrl: string; instances: Instance[]; stop: () => Promise<void> }> {
   const databaseUrl = options.databaseUrl ?? (await freshDatabase());
   const clients: WsClient[] = [];
   const instances = await Promise.all(
@@ -38,11 +42,12 @@ export async function startCluster(
       return instance;
     }),
   );
-  afterAll(async () => {
+  const stop = async () => {
     for (const c of clients) c.close();
     await Promise.all(instances.map((i) => i.stop()));
-  });
-  return { databaseUrl, instances };
+  };
+  afterAll(stop);
+  return { databaseUrl, instances, stop };
 }
 
 /** Waits until `count` frames matching `match` arrived on `client`; returns their texts in arrival order. */

@@ -53,6 +53,13 @@ export interface MeshProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+// Every server this test process started and has not seen exit: a test that fails (or forgets) before
+// stopping one must not leave it running after the run, holding sessions on the shared Postgres.
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /** Starts pgmesh on `runtime` (or with an explicit command line, run in `cwd`) with `env` on a free port. */
 export function startProcess(runtime: RuntimeName, env: Record<string, string> = {}, timeoutMs = 60_000, commandLine?: string[], cwd = ROOT): Promise<MeshProcess> {
   const [cmd, ...args] = commandLine ?? command(runtime);
@@ -63,9 +70,15 @@ export function startProcess(runtime: RuntimeName, env: Record<string, string> =
     // A wrapper (npm, deno task) runs the server as its child: a group of their own lets the test end both.
     detached: commandLine !== undefined,
   });
+  running.add(child);
   let out = '';
   let err = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      running.delete(child);
+      resolve(code);
+    }),
+  );
   child.stderr!.on('data', (d) => (err += d));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
