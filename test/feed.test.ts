@@ -7,6 +7,9 @@
 import { describe, expect, test } from 'bun:test';
 import { Message } from '../src/core/message.ts';
 import { Feed } from '../src/store/feed.ts';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { BIN, ROOT } from './harness/process.ts';
 
 function setup(tableIds: number[], page = 1000) {
   const table = tableIds.map((id) => new Message(id, 'c', `m${id}`, null));
@@ -90,5 +93,12 @@ describe('Feed', () => {
     feed.offer(2, 3, batch(2, 3), false);
     await until(3);
     expect(got).toEqual([1, 2, 3]);
+  });
+
+  test.each(['node', 'deno'] as const)('on %s, a feed 130,000 batches behind folds them into one range and still releases every message in order', (runtime) => {
+    const fixture = join(ROOT, 'test', 'fixtures', 'feed-far-behind.ts');
+    const [cmd, ...args] = runtime === 'node' ? ['node', '--import', 'tsx', fixture] : [join(BIN, 'deno'), 'run', '-A', fixture];
+    const run = spawnSync(cmd!, args, { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(`${run.status} ${run.stdout.trim()}`).toBe('0 released 130000 in order');
   });
 });

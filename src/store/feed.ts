@@ -21,6 +21,11 @@ interface Held {
 // A batch from our own commit may overtake the NOTIFY of an earlier batch from
 // another instance; give that NOTIFY a moment before reading the table.
 const LOCAL_GAP_GRACE_MS = 25;
+/**
+ * Batches held back past this many are folded into one id range, read from the table: a feed that
+ * fell far behind (a long LISTEN outage under load) holds bounded memory and still catches up.
+ */
+const MAX_HELD = 10_000;
 
 /** Releases committed batches to listeners strictly in id order. */
 export class Feed {
@@ -60,7 +65,21 @@ export class Feed {
       return;
     }
     this.#held.push({ from, to, messages });
+    if (this.#held.length > MAX_HELD) this.#held = [{ from: this.#heldFrom(), to: this.#heldUpTo(), messages: null }];
     this.#scheduleRepair(local && messages !== null ? LOCAL_GAP_GRACE_MS : 0);
+  }
+
+  // Loops, not Math.max(...held): a spread of some 120,000 arguments throws.
+  #heldFrom(): number {
+    let from = Infinity;
+    for (const h of this.#held) if (h.from < from) from = h.from;
+    return from;
+  }
+
+  #heldUpTo(): number {
+    let to = 0;
+    for (const h of this.#held) if (h.to > to) to = h.to;
+    return to;
   }
 
   /** Reads everything after lastId up to `head` (after a reconnect, or a poll). */
@@ -117,7 +136,7 @@ export class Feed {
         while (this.#held.length > 0) {
           this.#releaseHeld();
           if (this.#held.length === 0) break;
-          const upTo = Math.max(...this.#held.map((h) => h.to));
+          const upTo = this.#heldUpTo();
           const rows = await this.#readRange(this.#lastId, upTo);
           // An empty read means the rest of the range was expired by retention: skip it.
           if (rows.length === 0) this.#lastId = upTo;
