@@ -134,6 +134,9 @@ export async function startEmbeddedServer(dataDir: string): Promise<EmbeddedServ
     ...user,
     env: { ...process.env, LC_ALL: 'C' },
     stdio: ['ignore', 'ignore', 'pipe'],
+    // A process group of its own: a terminal's Ctrl-C (SIGINT to the foreground group) would otherwise stop
+    // the database under pgmesh's drain. pgmesh stops it itself, once its clients are gone.
+    detached: true,
   });
   const exited = new Promise<number | null>((done) => server.once('exit', (code) => done(code)));
   let log = '';
