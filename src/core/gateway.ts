@@ -197,25 +197,38 @@ export class Gateway {
   /** Queues a validated command behind the session's earlier ones. */
   run(session: Session, command: Command): Promise<Reply> {
     const name = replyName(command);
-    if (session.closed) return Promise.resolve(this.fail(name, command.rid, new MeshError('ERR_CLOSED')));
+    return this.serially(
+      session,
+      () => this.#execute(session, command),
+      (err) => this.fail(name, command.rid, err),
+    );
+  }
+
+  /**
+   * Runs `work` for a session behind its earlier ops, one at a time, in order: how every dialect drives a
+   * connection (pgmesh frames, Pusher's). A failure becomes `failed(err)`'s answer; a closed session, or one
+   * with 256 ops waiting (closed with 4029), gets that answer without running anything.
+   */
+  serially<T>(session: Session, work: () => Promise<T>, failed: (err: MeshError) => T): Promise<T> {
+    if (session.closed) return Promise.resolve(failed(new MeshError('ERR_CLOSED')));
     if (session.queued >= MAX_QUEUED_OPS) {
       session.close(CloseCode.FLOOD, 'too many ops in flight');
-      return Promise.resolve(this.fail(name, command.rid, new MeshError('ERR_FLOOD')));
+      return Promise.resolve(failed(new MeshError('ERR_FLOOD')));
     }
     session.queued++;
-    const done = session.queue.then(async (): Promise<Reply> => {
+    const done = session.queue.then(async (): Promise<T> => {
       try {
-        return await this.#execute(session, command);
+        return await work();
       } catch (err) {
         const e = asMeshError(err);
         if (e.code === 'ERR_INTERNAL') this.#o.onError?.(err);
-        return this.fail(name, command.rid, e);
+        return failed(e);
       } finally {
         // The last op out leaves the queue as it found it: an idle connection holds no promise of its own.
         if (--session.queued === 0) session.queue = NOTHING_QUEUED;
       }
     });
-    // The queue keeps the order, not the reply: an idle connection holds no old answer.
+    // The queue keeps the order, not the answer: an idle connection holds no old answer.
     session.queue = done.then(settled);
     return done;
   }
@@ -295,6 +308,7 @@ export class Gateway {
 
   async #auth(session: Session, token: string, rid: unknown): Promise<Reply> {
     const identity = await this.#o.auth.verify(token);
+    stillOpen(session);
     const previous = session.identity;
     const max = this.#o.maxConnectionsPerUser;
     if (max > 0 && previous?.uid !== identity.uid && this.#o.hub.sessionsOf(identity.uid).filter((s) => !s.closed && s !== session).length >= max) {
@@ -359,6 +373,7 @@ export class Gateway {
     let clamped: { since: number; to: number } | undefined;
     if (since !== undefined && since > this.#o.log.position) {
       const head = await this.#o.log.head();
+      stillOpen(session);
       if (since > head) {
         clamped = { since, to: head };
         since = head;
@@ -371,6 +386,7 @@ export class Gateway {
       if (session.isSubscribed(channel)) continue;
       const own = isOwnChannel(channel, uid);
       const after = since ?? (own ? ((await this.#o.log.cursor(uid, channel)) ?? 0) : undefined);
+      stillOpen(session);
       plans.push({ channel, name, after, kind: own && !session.ackMode ? 'tracked' : 'plain' });
     }
     this.#checkRoom(session, plans.length);
@@ -379,6 +395,7 @@ export class Gateway {
     if (command.presence) {
       for (const { channel, name } of refs.values()) {
         const { uids, at } = await this.#o.members!.members(channel);
+        stillOpen(session);
         members[name] = uids;
         if (!session.isSubscribed(presenceChannel(channel))) plans.push({ channel: presenceChannel(channel), name, after: at, kind: 'presence' });
       }
@@ -396,6 +413,8 @@ export class Gateway {
         }
       }
       for (const { channel, after } of plans) if (after !== undefined) await this.#replay(session, channel, after);
+      // Closed while the history was read: what was begun is undone, and presence never hears of it.
+      stillOpen(session);
       for (const { channel } of plans) this.#o.hub.goLive(session, channel, this.#o.log.position);
     } catch (err) {
       for (const { channel } of plans) this.#o.hub.unsubscribe(session, channel);
@@ -416,11 +435,18 @@ export class Gateway {
     if (this.#o.members === undefined) throw new MeshError('ERR_BAD_ARGS', 'presence is not available on this server');
     if (!session.isSubscribed(channel)) this.#checkRoom(session, 1);
     const members = await this.#o.members.members(channel);
+    stillOpen(session);
     const events = presenceChannel(channel);
     if (!session.isSubscribed(channel)) this.#o.hub.subscribe(session, channel, name, 'plain');
     if (!session.isSubscribed(events)) {
       this.#o.hub.subscribe(session, events, name, 'presence', members.at);
       await this.#replay(session, events, members.at);
+      // Closed while the events were read: nothing of it stays, and presence never hears of it.
+      if (session.closed) {
+        this.#o.hub.unsubscribe(session, channel);
+        this.#o.hub.unsubscribe(session, events);
+        throw new MeshError('ERR_CLOSED');
+      }
     }
     this.#o.hub.goLive(session, channel, this.#o.log.position);
     this.#o.observer?.subscribed(session, [channel], info);
@@ -518,6 +544,11 @@ export class Gateway {
 }
 
 function settled(): void {}
+
+/** Throws ERR_CLOSED once the session's transport has closed: after an await, nothing more is begun for a connection that is gone. */
+function stillOpen(session: Session): void {
+  if (session.closed) throw new MeshError('ERR_CLOSED');
+}
 
 function need(session: Session) {
   if (session.identity === null) throw new MeshError('ERR_NOT_AUTH');

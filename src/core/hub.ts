@@ -78,6 +78,8 @@ export class Hub {
 
   /** Subscribes a session (see Session.subscribe) and starts delivering to it. */
   subscribe(session: Session, channel: string, name: string, kind: SubscriptionKind, replayAfter?: number): void {
+    // A session already torn down would stay in the channel's set for good: nothing would detach it again.
+    if (session.closed) return;
     session.subscribe(channel, name, kind, replayAfter);
     add(this.#channels, channel, session);
   }

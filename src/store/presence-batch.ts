@@ -33,8 +33,8 @@ export class PresenceBatch {
   }
 
   connected(id: string, up: ConnectionUp): void {
-    // A connection re-authenticated as another user: its row is rewritten, not dropped.
-    this.#down.delete(id);
+    // Connection ids are never reused: news of one after its end is late, and would write a ghost.
+    if (this.#down.has(id)) return;
     this.#up.set(id, up);
   }
 
@@ -54,6 +54,7 @@ export class PresenceBatch {
   }
 
   #mark(id: string, uid: string, channels: readonly string[], on: boolean | string): void {
+    if (this.#down.has(id)) return;
     let entry = this.#subs.get(id);
     if (entry === undefined) this.#subs.set(id, (entry = { uid, channels: new Map() }));
     for (const channel of channels) entry.channels.set(channel, on);

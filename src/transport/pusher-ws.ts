@@ -138,6 +138,9 @@ class PusherSink implements SessionSink {
   }
 }
 
+/** What a Pusher frame that failed outside its own handling is answered with: nothing (the gateway reported a bug already; a closed socket hears nothing). */
+function ignoreFailure(): void {}
+
 // A timer callback taking the session: no closure per connection.
 function closeIfIdle(session: Session, onIdleClosed: (() => void) | undefined): void {
   if (session.closed) return;
@@ -218,18 +221,22 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     };
   });
 
+  // A ping is answered at once; everything else runs behind the socket's earlier frames, as pgmesh ops do:
+  // an unsubscribe right after a presence subscribe waits for the join to finish, then undoes it.
   function handle(app: PusherApp, session: Session, socket: RawSocket, frame: ReturnType<typeof IncomingFrame.parse>): void {
     if (frame.event === 'pusher:ping') return socket.send(PONG);
+    void gateway.serially(session, () => run(app, session, socket, frame), ignoreFailure);
+  }
+
+  async function run(app: PusherApp, session: Session, socket: RawSocket, frame: ReturnType<typeof IncomingFrame.parse>): Promise<void> {
     if (frame.event === 'pusher:subscribe') return subscribe(app, session, socket, frame.data);
     if (frame.event === 'pusher:unsubscribe') {
       const parsed = SubscribeData.safeParse(frame.data);
-      if (!parsed.success) return;
-      const stored = storedChannel(app, parsed.data.channel);
-      gateway.leaveChannel(session, stored);
+      if (parsed.success) gateway.leaveChannel(session, storedChannel(app, parsed.data.channel));
       return;
     }
     if (frame.event === 'pusher:signin') return signin(app, session, socket, frame.data);
-    if (frame.event.startsWith('client-')) return void clientEvent(app, session, socket, frame).catch(gateway.report);
+    if (frame.event.startsWith('client-')) return clientEvent(app, session, socket, frame);
   }
 
   function signin(app: PusherApp, session: Session, socket: RawSocket, data: unknown): void {
@@ -249,7 +256,7 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     socket.send(signinSuccess(parsed.data.user_data));
   }
 
-  function subscribe(app: PusherApp, session: Session, socket: RawSocket, data: unknown): void {
+  async function subscribe(app: PusherApp, session: Session, socket: RawSocket, data: unknown): Promise<void> {
     const parsed = SubscribeData.safeParse(data);
     if (!parsed.success) return socket.send(pusherError(null, 'pusher:subscribe needs {"channel"}'));
     const { channel, auth, channel_data } = parsed.data;
@@ -265,7 +272,7 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
       return socket.send(subscriptionError(channel, 'AuthError', `the auth signature for ${channel} is not valid for this socket`, 401));
     }
     const stored = storedChannel(app, channel);
-    if (channel.startsWith('presence-')) return void joinPresence(app, session, socket, channel, stored, channel_data).catch(gateway.report);
+    if (channel.startsWith('presence-')) return joinPresence(app, session, socket, channel, stored, channel_data);
     if (!joined(session, socket, channel, () => gateway.joinChannel(session, stored, channel))) return;
     socket.send(subscriptionSucceeded(channel));
   }
@@ -298,6 +305,7 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     try {
       members = await gateway.joinPresence(session, stored, channel, info);
     } catch (err) {
+      if (err instanceof MeshError && err.code === 'ERR_CLOSED') return;
       if (err instanceof MeshError && err.code === 'ERR_LIMIT') return socket.send(subscriptionError(channel, 'LimitReached', err.message, 429));
       return socket.send(subscriptionError(channel, 'ServerError', 'the member list could not be read', 503));
     }
