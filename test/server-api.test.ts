@@ -95,6 +95,10 @@ describe('who is online, the same answer on every instance', () => {
     const rest = await api(C, 'GET', `/channels?prefix=room_list_&limit=2&cursor=${paged.body.next}`);
     expect(rest.body).toMatchObject({ channels: [{ channel: 'room_list_list-c' }], next: null });
     expect((await api(A, 'GET', '/channels?prefix=no_such_')).body).toEqual({ channels: [], count: 0, next: null });
+    // One channel by name, from any instance; one nobody is in is not a 404.
+    expect((await api(C, 'GET', '/channels/room_list')).body).toEqual({ channel: 'room_list', occupied: true, subscribers: 4, users: 4 });
+    expect((await api(A, 'GET', '/channels/room_list_list-b')).body).toEqual({ channel: 'room_list_list-b', occupied: true, subscribers: 1, users: 1 });
+    expect((await api(B, 'GET', '/channels/room_lis')).body).toEqual({ channel: 'room_lis', occupied: false, subscribers: 0, users: 0 });
   });
 });
 

@@ -27,7 +27,7 @@ function shown(m: Message): Record<string, unknown> {
   return m.sender === null ? { id: m.id, data: m.data } : { id: m.id, data: JSON.parse(m.data), uid: m.sender };
 }
 
-/** GET /channels, DELETE /channels/:channel/subscribers, GET /channels/:channel/history. */
+/** GET /channels, GET /channels/:channel, DELETE /channels/:channel/subscribers, GET /channels/:channel/history. */
 export function channelsRoutes(store: Store, cluster: Cluster): Hono {
   const app = new Hono();
 
@@ -37,6 +37,14 @@ export function channelsRoutes(store: Store, cluster: Cluster): Hono {
     if (q.prefix?.startsWith(RESERVED_PREFIX)) throw new MeshError('ERR_BAD_CHANNEL', `channel names starting with ${RESERVED_PREFIX} are reserved`);
     const page = await cluster.channels({ prefix: q.prefix, limit: q.limit, after: decodeCursor(q.cursor) });
     return c.json({ channels: page.items, count: page.count, next: encodeCursor(page.next) });
+  });
+
+  app.get('/channels/:channel', async (c) => {
+    const channel = canonicalChannel(c.req.param('channel'));
+    // The listing's page that starts at the channel's own name holds it, if anyone is in it.
+    const page = await cluster.channels({ prefix: channel, limit: 1 });
+    const found = page.items.find((i) => i.channel === channel);
+    return c.json({ channel, occupied: found !== undefined, subscribers: found?.subscribers ?? 0, users: found?.users ?? 0 });
   });
 
   app.delete('/channels/:channel/subscribers', async (c) => {

@@ -84,6 +84,13 @@ export const OPERATIONS: Record<string, Partial<Record<Method, Operation>>> = {
       answer: '{"channels":[{"channel","subscribers","users"}],"count":n,"next":cursor|null}',
     },
   },
+  '/v1/mesh/channels/{channel}': {
+    get: {
+      summary: 'One channel, cluster-wide: whether anyone is subscribed, how many connections and users',
+      gatewayClient: 'getClientCountByGroup / getUidCountByGroup',
+      answer: '{"channel","occupied":bool,"subscribers":n,"users":n}',
+    },
+  },
   '/v1/mesh/channels/{channel}/subscribers': {
     delete: { summary: 'Everyone leaves the channel', gatewayClient: 'ungroup', answer: '{"success":true,"id":command id}' },
   },
