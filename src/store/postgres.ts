@@ -48,12 +48,12 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     });
   let pool = makePool(options.max ?? 8);
   // A pool of one connection is an ordered lane: postgres.js pipelines a busy connection's
-  // queries, and the server runs one connection's statements one after another.
-  const gate = new OpeningGate();
-  const makeLane = (): postgres.Sql => {
-    // A retired lane's connection closing later is not news about the one in use.
-    const made: postgres.Sql = makePool(1, () => lane === made && gate.closed());
-    return made;
+  // queries, and the server runs one connection's statements one after another. Each lane has
+  // a gate of its own: a retired lane's late answer, or its connection closing, says nothing
+  // about the lane in use.
+  const makeLane = (): Lane => {
+    const gate = new OpeningGate();
+    return { gate, sql: makePool(1, () => gate.closed()) };
   };
   let lane = makeLane();
   // A half-open socket makes a query hang until TCP gives up (many minutes). So every
@@ -62,10 +62,9 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   // gracefully: queries in flight on its healthy connections finish (a LISTEN drop on a
   // healthy database fails nothing); after RETIRE_GRACE_S what still hangs is destroyed.
   const resetPool = () => {
-    const old = [pool, lane];
+    const old = [pool, lane.sql];
     pool = makePool(options.max ?? 8);
     lane = makeLane();
-    gate.closed();
     for (const retired of old) void retired.end({ timeout: RETIRE_GRACE_S }).catch(() => {});
   };
   const asQuery = (q: () => postgres.Sql | postgres.TransactionSql, deadlineMs: number | null): SqlQuery => ({
@@ -83,7 +82,10 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
   return {
     kind: 'postgres',
     ...asQuery(() => pool, QUERY_DEADLINE_MS),
-    queryInOrder: gate.wrap(asQuery(() => lane, QUERY_DEADLINE_MS).query),
+    queryInOrder: (text, params) => {
+      const current = lane;
+      return current.gate.run(() => asQuery(() => current.sql, QUERY_DEADLINE_MS).query(text, params));
+    },
     transaction: async (fn) => (await pool.begin((tx) => fn(asQuery(() => tx, null)))) as Awaited<ReturnType<typeof fn>>,
     listen: async (channel, events) => {
       const listener = new Listener(url, channel, {
@@ -98,7 +100,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     },
     close: async () => {
       await Promise.all(listeners.map((l) => l.stop()));
-      await Promise.all([pool.end({ timeout: 5 }), lane.end({ timeout: 5 })]);
+      await Promise.all([pool.end({ timeout: 5 }), lane.sql.end({ timeout: 5 })]);
     },
   };
 }
@@ -122,22 +124,27 @@ class OpeningGate {
     this.#open = false;
   }
 
-  wrap<A extends unknown[], R>(query: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-    return async (...args) => {
-      // Promise reactions run in the order they were registered: the waiters go in call order.
-      while (!this.#open && this.#opening !== null) await this.#opening.catch(() => {});
-      if (this.#open) return query(...args);
-      const run = query(...args);
-      this.#opening = run;
-      try {
-        const result = await run;
-        this.#open = true;
-        return result;
-      } finally {
-        if (this.#opening === run) this.#opening = null;
-      }
-    };
+  /** Runs `query` at once while the connection is open; while it opens, after the query that opens it. */
+  async run<R>(query: () => Promise<R>): Promise<R> {
+    // Promise reactions run in the order they were registered: the waiters go in call order.
+    while (!this.#open && this.#opening !== null) await this.#opening.catch(() => {});
+    if (this.#open) return query();
+    const running = query();
+    this.#opening = running;
+    try {
+      const result = await running;
+      this.#open = true;
+      return result;
+    } finally {
+      if (this.#opening === running) this.#opening = null;
+    }
   }
+}
+
+/** An ordered lane (a pool of one connection) and the gate that holds its queries while it opens. */
+interface Lane {
+  sql: postgres.Sql;
+  gate: OpeningGate;
 }
 
 /** A query past its deadline: its socket is destroyed within RETIRE_GRACE_S by the pool's replacement. */
