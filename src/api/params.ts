@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { canonicalChannel } from '../core/channels.ts';
 import type { Context } from 'hono';
 import { MeshError, badArgs } from '../core/errors.ts';
-import { isCleanText } from '../core/edge-input.ts';
+import { isCleanText, isIdText } from '../core/edge-input.ts';
 import { isConnectionId } from '../core/session.ts';
 
 export const MAX_PAGE = 1000;
@@ -12,7 +12,7 @@ const PathId = z
   .string()
   .min(1, 'is empty')
   .max(255, 'longer than 255 characters')
-  .refine((id) => isCleanText(id) && !/[\x00-\x1f\x7f]/.test(id), 'holds a control character or a lone surrogate');
+  .refine(isIdText, 'holds a control character or a lone surrogate');
 
 /** A uid from the path; ERR_BAD_ARGS when it is not one. */
 export function pathId(c: Context, name: string): string {

@@ -9,7 +9,7 @@
 import * as jose from 'jose';
 import { z } from 'zod';
 import { MeshError } from './errors.ts';
-import { DEFAULT_MAX_JSON_DEPTH, isCleanText, readJson } from './edge-input.ts';
+import { DEFAULT_MAX_JSON_DEPTH, isIdText, readJson } from './edge-input.ts';
 import { type Answer, RedirectRefused, callOut } from './outbound.ts';
 import type { Grants } from './channels.ts';
 
@@ -45,7 +45,7 @@ const userId = z.union([
     .string()
     .min(1)
     .max(240)
-    .refine((uid) => isCleanText(uid) && !/[\x00-\x1f\x7f]/.test(uid), 'holds a control character or a lone surrogate'),
+    .refine(isIdText, 'holds a control character or a lone surrogate'),
   z.number(),
 ]);
 const Claims = z.object({

@@ -19,10 +19,9 @@ export function isCleanText(text: string): boolean {
   return !text.includes('\u0000') && text.isWellFormed();
 }
 
-/** Throws ERR_BAD_TEXT naming `what` unless `text` is clean (see isCleanText). */
-export function checkText(text: string, what: string): string {
-  if (!isCleanText(text)) throw badText(what);
-  return text;
+/** Whether `text` may be an id (a uid, a connection's): clean, and no control character either (ids end up in logs and headers). */
+export function isIdText(text: string): boolean {
+  return isCleanText(text) && !/[\x00-\x1f\x7f]/.test(text);
 }
 
 function badText(what: string): MeshError {
@@ -30,7 +29,7 @@ function badText(what: string): MeshError {
 }
 
 /** Whether a JSON text nests arrays and objects deeper than `max` (brackets inside strings do not count). */
-export function nestsDeeper(text: string, max: number): boolean {
+function nestsDeeper(text: string, max: number): boolean {
   if (text.length <= max) return false;
   let depth = 0;
   let inString = false;
