@@ -10,6 +10,8 @@ import type { SqlDriver } from '../src/store/driver.ts';
 import { freshDatabase } from './harness/postgres.ts';
 import { SqlCluster } from '../src/store/cluster.ts';
 import { MeshError } from '../src/core/errors.ts';
+import { SqlWebhookQueue } from '../src/store/webhooks.ts';
+import { pollUntil } from './harness/waiter.ts';
 
 const HOUR = 3_600_000;
 /** MESH_MAX_MESSAGE of the stores under test, which mesh_publish() in SQL enforces too. */
@@ -269,6 +271,28 @@ describe.each(implementations)('Store on %s', (_name, make) => {
     } finally {
       await cluster.close();
     }
+  });
+
+  test('a webhook lease names its holder: a sender whose lease ran out can neither deliver nor release the batch another claimed since', async () => {
+    const { store, app } = await startedWithApp();
+    await store.publish([{ channel: 'c', data: 'x', sender: null, hook: { target: 'lease-test', event: { n: 1 } } }]);
+    const queue = new SqlWebhookQueue(app, 'lease-test');
+    const policy = { firstDelayMs: 1000, maxDelayMs: 60_000, expireMs: 3_600_000 };
+    const slow = await queue.claim(10, 50);
+    expect(slow.events.map((e) => e.event)).toEqual([{ n: 1 }]);
+    const rows = slow.events.map((e) => e.row);
+    // Its lease runs out (its POST hangs): the batch is claimed again, by another sender.
+    let again = slow;
+    await pollUntil(async () => (again = await queue.claim(10, 60_000)).events.length === 1, 5000, 'the batch claimable again');
+    expect(again.lease).not.toBe(slow.lease);
+    // The slow sender's answer comes late: it changes nothing.
+    await queue.delivered(rows, slow.lease);
+    expect(await queue.retry(rows, slow.lease, 'late', policy)).toBe(0);
+    expect(await queue.backlog()).toEqual({ pending: 1, failing: 0 });
+    // Still held by the second claim: nobody else gets it meanwhile, and its holder delivers it.
+    expect((await queue.claim(10, 60_000)).events).toEqual([]);
+    await queue.delivered(rows, again.lease);
+    expect(await queue.backlog()).toEqual({ pending: 0, failing: 0 });
   });
 
   test('ping resolves while the database is up', async () => {

@@ -116,19 +116,19 @@ export class WebhookSender {
     }
     while (!this.#stopped) {
       // The lease outlasts the POST (aborted at its timeout) by a second: a live sender always settles its batch within it.
-      const claimed = await this.#o.queue.claim(BATCH, this.#o.timeoutMs + 1000);
-      if (claimed.length === 0) return;
-      const rows = claimed.map((c) => c.row);
-      const failure = await this.#post(claimed.map((c) => c.event));
+      const { lease, events } = await this.#o.queue.claim(BATCH, this.#o.timeoutMs + 1000);
+      if (events.length === 0) return;
+      const rows = events.map((c) => c.row);
+      const failure = await this.#post(events.map((c) => c.event));
       if (failure === null) {
-        await this.#o.queue.delivered(rows);
+        await this.#o.queue.delivered(rows, lease);
         this.#stats.sent += rows.length;
         if (this.#failing) this.#o.log.info('webhooks delivered again', { url: this.#o.url });
         this.#failing = false;
         continue;
       }
       this.#stats.failures++;
-      const expired = await this.#o.queue.retry(rows, failure, this.#o.retry);
+      const expired = await this.#o.queue.retry(rows, lease, failure, this.#o.retry);
       this.#stats.expired += expired;
       if (expired > 0) this.#o.log.warn('webhook events given up: undelivered past MESH_WEBHOOK_RETRY_FOR', { count: expired });
       if (!this.#failing) this.#o.log.warn('webhook delivery failing; retrying with backoff', { url: this.#o.url, error: failure });

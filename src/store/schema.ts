@@ -458,6 +458,12 @@ export const MIGRATIONS: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    // A webhook batch's lease names its holder: only the sender that claimed a batch may deliver or
+    // retry it, so one slower than its lease cannot delete or release a batch claimed again since.
+    version: 8,
+    sql: `alter table mesh_webhook add column claim_token uuid;`,
+  },
 ];
 
 /** The schema version this code writes. */

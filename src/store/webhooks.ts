@@ -7,7 +7,8 @@
  * later. One batch per target is in flight in the cluster at a time, so each
  * backend gets its events in order and a dead one holds back only its own; a
  * lease that runs out (its instance died mid-send) makes the rows claimable
- * again: delivery is at least once.
+ * again: delivery is at least once. A claim's lease names it: a sender slower than
+ * its lease can neither delete nor release a batch that another claimed since.
  */
 import type { SqlDriver } from './driver.ts';
 
@@ -31,6 +32,13 @@ export interface ClaimedWebhook {
   attempts: number;
 }
 
+/** A claimed batch: its events, oldest first, and the lease that says who holds them. */
+export interface ClaimedBatch {
+  /** Names this claim: delivered() and retry() act only on rows still held under it. */
+  lease: string;
+  events: ClaimedWebhook[];
+}
+
 export interface WebhookBacklog {
   /** Events waiting, sent or not yet tried. */
   pending: number;
@@ -48,12 +56,12 @@ export interface RetryPolicy {
 }
 
 export interface WebhookQueue {
-  /** Up to `limit` due events, oldest first, held for `leaseMs`. */
-  claim(limit: number, leaseMs: number): Promise<ClaimedWebhook[]>;
-  /** The backend took them: they go. */
-  delivered(rows: readonly number[]): Promise<void>;
-  /** The backend did not take them: due again after a growing wait, or given up when too old. Resolves with how many were given up. */
-  retry(rows: readonly number[], error: string, policy: RetryPolicy): Promise<number>;
+  /** Up to `limit` due events, oldest first, held for `leaseMs` under a new lease. */
+  claim(limit: number, leaseMs: number): Promise<ClaimedBatch>;
+  /** The backend took them: they go (only rows still held under `lease`: after it ran out they may be another's). */
+  delivered(rows: readonly number[], lease: string): Promise<void>;
+  /** The backend did not take them: due again after a growing wait, or given up when too old (rows still under `lease` only). Resolves with how many were given up. */
+  retry(rows: readonly number[], lease: string, error: string, policy: RetryPolicy): Promise<number>;
   backlog(): Promise<WebhookBacklog>;
 }
 
@@ -63,7 +71,7 @@ export interface WebhookQueue {
 // "nothing in flight" check and the claim one step.
 const CLAIM_LOCK_SQL = `select pg_advisory_xact_lock(hashtextextended('mesh_webhook:' || $1, 7361842003))`;
 const CLAIM_SQL = `
-  update mesh_webhook w set claimed_until = now() + $2::interval
+  update mesh_webhook w set claimed_until = now() + $2::interval, claim_token = $4::uuid
   where w.id in (select id from mesh_webhook where target = $3 order by id limit $1::int4)
     and not exists (select 1 from mesh_webhook x where x.target = $3 and x.claimed_until is not null and x.claimed_until > now())
     and (select due_at from mesh_webhook where target = $3 order by id limit 1) <= now()
@@ -71,11 +79,11 @@ const CLAIM_SQL = `
 
 const RETRY_SQL = `
   with expired as (
-    delete from mesh_webhook where id = any($1::int8[]) and created_at < now() - $3::interval returning 1
+    delete from mesh_webhook where id = any($1::int8[]) and claim_token = $7::uuid and created_at < now() - $3::interval returning 1
   ), retried as (
-    update mesh_webhook set attempts = attempts + 1, last_error = left($2, 500), claimed_until = null,
+    update mesh_webhook set attempts = attempts + 1, last_error = left($2, 500), claimed_until = null, claim_token = null,
       due_at = now() + least($4::interval * power(2, attempts), $5::interval) * $6::float8
-    where id = any($1::int8[]) and created_at >= now() - $3::interval
+    where id = any($1::int8[]) and claim_token = $7::uuid and created_at >= now() - $3::interval
   )
   select count(*)::int8 as expired from expired`;
 
@@ -86,24 +94,26 @@ export class SqlWebhookQueue implements WebhookQueue {
     readonly target: string,
   ) {}
 
-  async claim(limit: number, leaseMs: number): Promise<ClaimedWebhook[]> {
+  async claim(limit: number, leaseMs: number): Promise<ClaimedBatch> {
+    const lease = crypto.randomUUID();
     const rows = await this.db.transaction(async (tx) => {
       await tx.query(CLAIM_LOCK_SQL, [this.target]);
-      return tx.query(CLAIM_SQL, [limit, `${leaseMs} milliseconds`, this.target]);
+      return tx.query(CLAIM_SQL, [limit, `${leaseMs} milliseconds`, this.target, lease]);
     });
-    return rows
+    const events = rows
       .map((r) => ({ row: Number(r.id), event: JSON.parse(r.event as string) as WebhookEvent, attempts: Number(r.attempts) }))
       .sort((a, b) => a.row - b.row);
+    return { lease, events };
   }
 
-  async delivered(rows: readonly number[]): Promise<void> {
-    await this.db.query('delete from mesh_webhook where id = any($1::int8[])', [rows]);
+  async delivered(rows: readonly number[], lease: string): Promise<void> {
+    await this.db.query('delete from mesh_webhook where id = any($1::int8[]) and claim_token = $2::uuid', [rows, lease]);
   }
 
-  async retry(rows: readonly number[], error: string, policy: RetryPolicy): Promise<number> {
+  async retry(rows: readonly number[], lease: string, error: string, policy: RetryPolicy): Promise<number> {
     // One jitter for the whole batch: its events stay together, and in order, when they are tried again.
     const jitter = 0.8 + Math.random() * 0.4;
-    const result = await this.db.query(RETRY_SQL, [rows, error, `${policy.expireMs} milliseconds`, `${policy.firstDelayMs} milliseconds`, `${policy.maxDelayMs} milliseconds`, jitter]);
+    const result = await this.db.query(RETRY_SQL, [rows, error, `${policy.expireMs} milliseconds`, `${policy.firstDelayMs} milliseconds`, `${policy.maxDelayMs} milliseconds`, jitter, lease]);
     return Number(result[0]?.expired ?? 0);
   }
 
