@@ -8,6 +8,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { startTestMesh } from './harness/mesh.ts';
 import { pollUntil } from './harness/waiter.ts';
+import { keyPair, signWith } from './harness/tokens.ts';
 
 const SECRET = 'outbound-secret-0123456789';
 
@@ -95,4 +96,28 @@ describe('outbound calls', () => {
       await auth.close();
     }
   });
+
+  test('JWKS_URL: a key set behind a redirect, over 256 KB, or nested too deep is not used: ERR_AUTH_UNAVAILABLE, and the redirect target hears nothing', async () => {
+    const pair = await keyPair('RS256', 'k1');
+    const keys = await backend((req, res) => {
+      if (req.url === '/redirect') return void res.writeHead(302, { location: `${elsewhere.url}/jwks` }).end();
+      const padding = req.url === '/huge' ? { padding: 'x'.repeat(300 * 1024) } : req.url === '/deep' ? { padding: JSON.parse('['.repeat(100) + ']'.repeat(100)) } : {};
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [pair.publicJwk], ...padding }));
+    });
+    try {
+      const jwt = await signWith(pair, 'jwks-user');
+      for (const path of ['/redirect', '/huge', '/deep']) {
+        const mesh = await startTestMesh({ JWT_SECRET: '', JWKS_URL: `${keys.url}${path}` });
+        const client = await mesh.connect();
+        expect(await client.request({ op: 'auth', token: jwt })).toMatchObject({ success: false, reason: 'ERR_AUTH_UNAVAILABLE' });
+      }
+      // The same key set, plainly served, verifies the same token.
+      const plain = await startTestMesh({ JWT_SECRET: '', JWKS_URL: `${keys.url}/plain` });
+      const client = await plain.connect();
+      expect(await client.request({ op: 'auth', token: jwt })).toMatchObject({ success: true, uid: 'jwks-user' });
+      expect(elsewhere.hits).toEqual([]);
+    } finally {
+      await keys.close();
+    }
+  }, 30_000);
 });
