@@ -161,6 +161,14 @@ export class Hub {
     }
   }
 
+  #deliverAllTo(session: Session, message: Message): void {
+    try {
+      session.deliverAll(message);
+    } catch (err) {
+      this.#onError(err);
+    }
+  }
+
   #deliverAll(message: Message): void {
     this.delivered += this.#sessions.size;
     for (const format of this.#allNative.keys()) {
@@ -168,13 +176,7 @@ export class Hub {
     }
     // Sessions outside the native topic, and, for a message that leaves some out, everyone.
     for (const session of this.#sessions.values()) {
-      if (!session.allNative || message.exclude !== null) {
-        try {
-          session.deliverAll(message);
-        } catch (err) {
-          this.#onError(err);
-        }
-      }
+      if (!session.allNative || message.exclude !== null) this.#deliverAllTo(session, message);
     }
   }
 

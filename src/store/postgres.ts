@@ -47,15 +47,6 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
       onclose,
     });
   let pool = makePool(options.max ?? 8);
-  // A pool of one connection is an ordered lane: postgres.js pipelines a busy connection's
-  // queries, and the server runs one connection's statements one after another. Each lane has
-  // a gate of its own: a retired lane's late answer, or its connection closing, says nothing
-  // about the lane in use.
-  const makeLane = (): Lane => {
-    const gate = new OpeningGate();
-    return { gate, sql: makePool(1, () => gate.closed()) };
-  };
-  let lane = makeLane();
   // A half-open socket makes a query hang until TCP gives up (many minutes). So every
   // query has a deadline, and a missed deadline — or a dead LISTEN session, which
   // usually means the network path died — replaces the pool. The old one is retired
@@ -78,14 +69,22 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     },
     exec: async (text) => void (await q().unsafe(text)),
   });
+  // A pool of one connection is an ordered lane: postgres.js pipelines a busy connection's
+  // queries, and the server runs one connection's statements one after another. Each lane has
+  // a gate of its own: a retired lane's late answer, or its connection closing, says nothing
+  // about the lane in use.
+  const makeLane = (): Lane => {
+    const gate = new OpeningGate();
+    const sql = makePool(1, () => gate.closed());
+    const query = asQuery(() => sql, QUERY_DEADLINE_MS).query;
+    return { sql, run: (text, params) => gate.run(() => query(text, params)) };
+  };
+  let lane = makeLane();
   const listeners: Listener[] = [];
   return {
     kind: 'postgres',
     ...asQuery(() => pool, QUERY_DEADLINE_MS),
-    queryInOrder: (text, params) => {
-      const current = lane;
-      return current.gate.run(() => asQuery(() => current.sql, QUERY_DEADLINE_MS).query(text, params));
-    },
+    queryInOrder: (text, params) => lane.run(text, params),
     transaction: async (fn) => (await pool.begin((tx) => fn(asQuery(() => tx, null)))) as Awaited<ReturnType<typeof fn>>,
     listen: async (channel, events) => {
       const listener = new Listener(url, channel, {
@@ -141,10 +140,10 @@ class OpeningGate {
   }
 }
 
-/** An ordered lane (a pool of one connection) and the gate that holds its queries while it opens. */
+/** An ordered lane: a pool of one connection, and its queries, held by the lane's own gate while it opens. */
 interface Lane {
   sql: postgres.Sql;
-  gate: OpeningGate;
+  run: SqlQuery['query'];
 }
 
 /** A query past its deadline: its socket is destroyed within RETIRE_GRACE_S by the pool's replacement. */

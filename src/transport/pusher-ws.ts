@@ -47,6 +47,7 @@ import { clientEventHook } from '../pusher/webhooks.ts';
 import { MeshError } from '../core/errors.ts';
 import { readJson, readJsonOrUndefined } from '../core/edge-input.ts';
 import { TokenBucket } from '../core/token-bucket.ts';
+import { closeSocket } from './ws.ts';
 
 export interface PusherSocketOptions {
   maxFrame: number;
@@ -123,10 +124,7 @@ class PusherSink implements SessionSink {
   }
   close(code: number, reason: string): void {
     clearTimeout(this.idleTimer);
-    const pusherCode = PUSHER_CLOSE[code] ?? code;
-    // A flooding client is cut off: what it already sent is not read.
-    if (code === CloseCode.FLOOD && this.socket.cutOff) this.socket.cutOff(pusherCode, reason);
-    else this.socket.close(pusherCode, reason);
+    closeSocket(this.socket, code, PUSHER_CLOSE[code] ?? code, reason);
   }
   /** It subscribed or signed in: it is doing something, the deadline goes. */
   busy(): void {

@@ -21,6 +21,15 @@ export interface WsOptions {
 
 const encoder = new TextEncoder();
 
+/**
+ * Closes a socket for a session closed with `code`, sending `wireCode` (a dialect's own code for it).
+ * A flooding client is cut off where the runtime can: what it already sent is not read.
+ */
+export function closeSocket(socket: RawSocket, code: number, wireCode: number, reason: string): void {
+  if (code === CloseCode.FLOOD && socket.cutOff) socket.cutOff(wireCode, reason);
+  else socket.close(wireCode, reason);
+}
+
 /** A session sink writing JSON text frames to a socket (a class: no closures per connection). */
 export class SocketSink implements SessionSink {
   readonly topics: RawSocket['topics'];
@@ -40,9 +49,7 @@ export class SocketSink implements SessionSink {
     this.socket.send(JSON.stringify({ event, ...data }));
   }
   close(code: number, reason: string): void {
-    // A flooding client is cut off: what it already sent is not read.
-    if (code === CloseCode.FLOOD && this.socket.cutOff) this.socket.cutOff(code, reason);
-    else this.socket.close(code, reason);
+    closeSocket(this.socket, code, code, reason);
   }
   buffered(): number {
     return this.socket.buffered();
