@@ -12,12 +12,20 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import PusherServer from 'pusher';
 import { launchBrowser } from './harness/browser.ts';
+import { freshDatabase } from './harness/postgres.ts';
+import { startLatencyProxy } from './harness/tcp-proxy.ts';
 import { startTestMesh } from './harness/mesh.ts';
 import { hasPhp, runPhp } from './harness/php.ts';
 import { ROOT } from './harness/process.ts';
 
 const APP = { id: '2001', key: 'browser-key', secret: 'browser-secret-0123456789' };
 const mesh = await startTestMesh({ PUSHER_APPS: `${APP.id}:${APP.key}:${APP.secret}` });
+// The same app on Postgres 20 ms away: a presence write takes long enough for a page's next subscribe to join it.
+const database = new URL(await freshDatabase());
+const distance = await startLatencyProxy(Number(database.port), 20);
+database.port = String(distance.port);
+const farMesh = await startTestMesh({ PUSHER_APPS: `${APP.id}:${APP.key}:${APP.secret}`, DATABASE_URL: database.toString() }, { stopAfterAll: false });
+const farSdk = new PusherServer({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(farMesh.port), useTLS: false });
 const sdk = new PusherServer({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(mesh.port), useTLS: false });
 
 // The application: its page (pusher-js from its own origin) and its channel auth endpoint.
@@ -45,10 +53,12 @@ const ECHO_PAGE = `<!doctype html><script src="/pusher.min.js"></script><script 
     authEndpoint: '/broadcasting/auth?user=' + user,
   });
   Echo.private('orders.7').listen('OrderShipped', (e) => log.push(['OrderShipped', e]));
+  // Who the page believes is in the room: here(), then joining and leaving.
+  window.members = new Set();
   Echo.join('room.1')
-    .here((users) => ((window.here = users.map((u) => u.name).sort()), log.push(['here', window.here])))
-    .joining((u) => log.push(['joining', u.name]))
-    .leaving((u) => log.push(['leaving', u.name]))
+    .here((users) => ((window.here = users.map((u) => u.name).sort()), (window.members = new Set(window.here)), log.push(['here', window.here])))
+    .joining((u) => (window.members.add(u.name), log.push(['joining', u.name])))
+    .leaving((u) => (window.members.delete(u.name), log.push(['leaving', u.name])))
     .listen('.chat.message', (e) => log.push(['chat.message', e]))
     .listenForWhisper('typing', (e) => log.push(['typing', e]));
   window.whisper = () => Echo.join('room.1').whisper('typing', { name: user });
@@ -84,6 +94,8 @@ const browser = await launchBrowser();
 afterAll(async () => {
   await browser.close();
   app.stop(true);
+  await farMesh.stop();
+  await distance.close();
 });
 
 async function openPage() {
@@ -150,6 +162,37 @@ describe('Pusher clients in their own homes', () => {
     await alice.until('bob leaving', `log.some((e) => e[0] === 'leaving' && e[1] === 'bob')`);
     await alice.context.close();
   }, 60_000);
+
+  // Echo's commonest page subscribes to a private channel and joins a presence channel within a
+  // millisecond; both land in one presence write, and the member must go out under its own id.
+  test("Laravel Echo's private() then join() on 20 pages at once: every page's member list, here() and the app's user list are exactly the 20 users", async () => {
+    const users = Array.from({ length: 20 }, (_, i) => `user${String(i + 1).padStart(2, '0')}`);
+    const context = await browser.newContext();
+    const pages = await Promise.all(
+      users.map(async (user) => {
+        const page = await context.newPage();
+        await page.goto(`http://127.0.0.1:${app.port}/echo?key=${APP.key}&port=${farMesh.port}&user=${user}`);
+        return page;
+      }),
+    );
+    const everyone = JSON.stringify(users);
+    for (const [i, page] of pages.entries()) {
+      await page.waitForFunction(`JSON.stringify([...window.members].sort()) === '${everyone}'`, null, { timeout: 30_000 }).catch(async (err) => {
+        throw new Error(`${users[i]} sees ${await page.evaluate(() => JSON.stringify([...(window as any).members].sort()))}; log ${await page.evaluate(() => JSON.stringify((window as any).log))}`, { cause: err });
+      });
+    }
+    // here() named only real users (no socket's stand-in id), each once.
+    for (const page of pages) {
+      const here = (await page.evaluate(() => (window as any).here)) as string[];
+      expect(new Set(here).size).toBe(here.length);
+      for (const name of here) expect(users).toContain(name);
+    }
+    const listed = (await farSdk.get({ path: '/channels/presence-room.1/users' }).then((r) => r.json())) as { users: { id: string }[] };
+    expect(listed.users.map((u) => u.id).sort()).toEqual(users.map((u) => `id-${u}`));
+    const channel = (await farSdk.get({ path: '/channels/presence-room.1', params: { info: 'user_count' } }).then((r) => r.json())) as { user_count: number };
+    expect(channel.user_count).toBe(20);
+    await context.close();
+  }, 120_000);
 
   test.skipIf(!hasPhp)('a plain PHP script signs the Pusher way and the browser gets its event; a wrong secret is refused', async () => {
     const page = await openPage();

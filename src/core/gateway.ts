@@ -390,14 +390,17 @@ export class Gateway {
       plans.push({ channel, name, after, kind: own && !session.ackMode ? 'tracked' : 'plain' });
     }
     this.#checkRoom(session, plans.length);
-    // Presence: the members as of an id, then every join and leave after that id.
+    // Presence: the members as of an id, then every join and leave after that id (folded into the list up to the reply).
     const members: Record<string, string[]> = {};
+    const lists = new Map<string, { name: string; members: Map<string, string | null> }>();
     if (command.presence) {
       for (const { channel, name } of refs.values()) {
         const { uids, at } = await this.#o.members!.members(channel);
         stillOpen(session);
         members[name] = uids;
-        if (!session.isSubscribed(presenceChannel(channel))) plans.push({ channel: presenceChannel(channel), name, after: at, kind: 'presence' });
+        if (session.isSubscribed(presenceChannel(channel))) continue;
+        plans.push({ channel: presenceChannel(channel), name, after: at, kind: 'presence' });
+        lists.set(presenceChannel(channel), { name, members: new Map(uids.map((uid) => [uid, null])) });
       }
     }
     // Every message after this id reaches the new subscriptions live: a client that saw
@@ -412,7 +415,12 @@ export class Gateway {
           if (after! < expiredUpTo) session.notice('expired', { channel: name, since: after, expiredUpTo });
         }
       }
-      for (const { channel, after } of plans) if (after !== undefined) await this.#replay(session, channel, after);
+      for (const { channel, after } of plans) {
+        const list = lists.get(channel);
+        if (list !== undefined) await this.#catchUpMembers(session, channel, after!, list.members);
+        else if (after !== undefined) await this.#replay(session, channel, after);
+      }
+      for (const { name, members: list } of lists.values()) members[name] = [...list.keys()].sort();
       // Closed while the history was read: what was begun is undone, and presence never hears of it.
       stillOpen(session);
       for (const { channel } of plans) this.#o.hub.goLive(session, channel, this.#o.log.position);
@@ -437,20 +445,23 @@ export class Gateway {
     const members = await this.#o.members.members(channel);
     stillOpen(session);
     const events = presenceChannel(channel);
+    const list = new Map<string, string | null>(members.uids.map((uid) => [uid, members.info[uid] ?? null]));
     if (!session.isSubscribed(channel)) this.#o.hub.subscribe(session, channel, name, 'plain');
     if (!session.isSubscribed(events)) {
       this.#o.hub.subscribe(session, events, name, 'presence', members.at);
-      await this.#replay(session, events, members.at);
-      // Closed while the events were read: nothing of it stays, and presence never hears of it.
-      if (session.closed) {
+      try {
+        await this.#catchUpMembers(session, events, members.at, list);
+      } catch (err) {
+        // Closed (or the store failed) while the events were read: nothing of it stays, and presence never hears of it.
         this.#o.hub.unsubscribe(session, channel);
         this.#o.hub.unsubscribe(session, events);
-        throw new MeshError('ERR_CLOSED');
+        throw err;
       }
     }
     this.#o.hub.goLive(session, channel, this.#o.log.position);
     this.#o.observer?.subscribed(session, [channel], info);
-    return { uids: members.uids, info: members.info };
+    const uids = [...list.keys()].sort();
+    return { uids, info: Object.fromEntries(uids.map((uid) => [uid, list.get(uid) ?? null])) };
   }
 
   /** For a protocol that authorises channels itself: subscribes `session` to `channel` (named `name` to it), live, and writes it to the cluster's presence. */
@@ -480,6 +491,18 @@ export class Gateway {
     session.identity = identity;
     this.#o.hub.bindUser(session, identity.uid);
     this.#o.observer?.authenticated(session);
+  }
+
+  /** Reads a presence channel's events after `after` into `members` (see Session.foldPresence); throws ERR_CLOSED if the session closed meanwhile. */
+  async #catchUpMembers(session: Session, events: string, after: number, members: Map<string, string | null>): Promise<void> {
+    for (;;) {
+      const page = await this.#o.log.history(events, after, HISTORY_PAGE);
+      stillOpen(session);
+      const last = page.length < HISTORY_PAGE;
+      session.foldPresence(events, page, members, last);
+      if (last) return;
+      after = page[page.length - 1]!.id;
+    }
   }
 
   async #replay(session: Session, channel: string, after: number): Promise<void> {

@@ -302,6 +302,29 @@ export class Session {
     for (const message of held) this.#write(sub, message);
   }
 
+  /**
+   * Folds a presence subscription's events into `members` instead of writing them: the list the
+   * client is about to get then includes every join and leave up to here, and the events after it
+   * come live, after the list (a client that got an event before its list would lose it). With
+   * `last`, the events held meanwhile are folded too and the subscription goes live. `members`
+   * maps each uid to what it said about itself, as JSON text.
+   */
+  foldPresence(channel: string, history: Iterable<Message>, members: Map<string, string | null>, last: boolean): void {
+    const sub = this.#subs.get(channel);
+    if (!sub || sub.held === null || sub.kind !== 'presence') return;
+    const fold = (message: Message) => {
+      if (message.id <= sub.lastId) return;
+      sub.lastId = message.id;
+      const { event, uid, info } = message.memo(PRESENCE_EVENT, (m) => JSON.parse(m.data) as PresenceEvent);
+      if (event === 'join') members.set(uid, info === undefined ? null : JSON.stringify(info));
+      else members.delete(uid);
+    };
+    for (const message of history) fold(message);
+    if (!last) return;
+    for (const message of sub.held) fold(message);
+    sub.held = null;
+  }
+
   /** Writes more replayed history while still holding live messages back. */
   replay(channel: string, history: Iterable<Message>): void {
     const sub = this.#subs.get(channel);

@@ -25,8 +25,12 @@ export class PresenceBatch {
   #up = new Map<string, ConnectionUp>();
   /** connection -> why it went */
   #down = new Map<string, string>();
-  /** connection -> channel -> subscribed (true, or its member info) or left (false), with the connection's uid. */
-  #subs = new Map<string, { uid: string; channels: Map<string, boolean | string> }>();
+  /**
+   * connection -> channel -> subscribed (true, or its member info) or left (false), each with the uid
+   * the connection had when it was queued: a connection whose uid is settled later (a Pusher socket,
+   * nobody until its first presence channel) never has a later write go out under its earlier uid.
+   */
+  #subs = new Map<string, Map<string, { uid: string; on: boolean | string }>>();
 
   get empty(): boolean {
     return this.#up.size === 0 && this.#down.size === 0 && this.#subs.size === 0;
@@ -56,8 +60,8 @@ export class PresenceBatch {
   #mark(id: string, uid: string, channels: readonly string[], on: boolean | string): void {
     if (this.#down.has(id)) return;
     let entry = this.#subs.get(id);
-    if (entry === undefined) this.#subs.set(id, (entry = { uid, channels: new Map() }));
-    for (const channel of channels) entry.channels.set(channel, on);
+    if (entry === undefined) this.#subs.set(id, (entry = new Map()));
+    for (const channel of channels) entry.set(channel, { uid, on });
   }
 
   /** Takes everything waiting, leaving the batch empty. */
@@ -94,8 +98,8 @@ export class PresenceBatch {
     this.#down = older.#down;
     this.#subs = older.#subs;
     for (const [id, up] of newer.#up) this.connected(id, up);
-    for (const [id, { uid, channels }] of newer.#subs) {
-      for (const [channel, on] of channels) this.#mark(id, uid, [channel], on);
+    for (const [id, channels] of newer.#subs) {
+      for (const [channel, { uid, on }] of channels) this.#mark(id, uid, [channel], on);
     }
     for (const [id, reason] of newer.#down) this.disconnected(id, reason);
   }
@@ -103,8 +107,8 @@ export class PresenceBatch {
   toJSON(): PresenceBatchJson {
     const sub: PresenceBatchJson['sub'] = [];
     const unsub: [string, string][] = [];
-    for (const [id, { uid, channels }] of this.#subs) {
-      for (const [channel, on] of channels) {
+    for (const [id, channels] of this.#subs) {
+      for (const [channel, { uid, on }] of channels) {
         if (on === false) unsub.push([id, channel]);
         else sub.push(on === true ? [id, channel, uid] : [id, channel, uid, on]);
       }
