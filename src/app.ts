@@ -94,8 +94,7 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
   if (config.PUSHER_APPS.length > 0) {
     const apps = new PusherApps(config.PUSHER_APPS);
     const clientEventHooks = webhooks && {
-      target: (pusherApp: PusherApp) => (webhooks.admit(pusherTarget(pusherApp.id)) ? pusherTarget(pusherApp.id) : null),
-      queued: (target: string) => webhooks.produced(target, 1, 'send'),
+      target: (pusherApp: PusherApp) => (webhooks.has(pusherTarget(pusherApp.id)) ? pusherTarget(pusherApp.id) : null),
     };
     const pusherOptions = {
       maxFrame: config.MESH_MAX_FRAME,

@@ -17,7 +17,7 @@ import { RpcClient } from './hooks/rpc-client.ts';
 import { WebhookSender, meshWebhookFormat } from './hooks/webhook-sender.ts';
 import { WebhookSenders } from './hooks/webhook-senders.ts';
 import { pusherWebhookFormat } from './pusher/webhooks.ts';
-import { MESH_TARGET, pusherTarget, type WebhookMode } from './store/webhooks.ts';
+import { MESH_TARGET, pusherTarget, type WebhookTargets } from './store/webhooks.ts';
 import { OutageLog } from './outage-log.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
 import { loadRuntime } from './runtime/detect.ts';
@@ -67,6 +67,9 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   const runtime = options.runtime ?? (await loadRuntime());
   const metrics = createMetrics({ instance, region: config.MESH_REGION, runtime: runtime.name });
   const database = new OutageLog('database', log);
+  // The webhook senders need the opened store's connections; the store's publishes need the senders' bounds.
+  let webhooks: WebhookSenders | undefined;
+  const hookTargets: WebhookTargets = { bounds: () => webhooks?.bounds() ?? {}, wrote: (target, produced, written) => webhooks?.wrote(target, produced, written) };
   const opened = await openStore({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.MESH_DATA_DIR,
@@ -79,6 +82,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     onError: database.failed,
     onHealthy: database.healthy,
     observer: metrics.store,
+    hooks: hookTargets,
   });
   const store = opened.store;
   await store.start();
@@ -86,7 +90,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   const hub = new Hub((err) => log.error('delivery failed', { err }));
   metrics.watch(hub, store);
   store.onMessages((batch) => hub.deliver(batch));
-  const webhooks = webhookSenders(config, opened, log);
+  webhooks = webhookSenders(config, opened, log);
   if (webhooks.size > 0) metrics.watchWebhooks(() => webhooks.total());
   const cluster = opened.cluster({
     instance,
@@ -99,7 +103,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
       metrics.dataRefused('presence');
       log.warn('presence changes of a connection refused by the database: dropped', { err });
     },
-    ...(webhooks.size > 0 && { hooks: () => webhooks.modes(), onHooks: (target: string, count: number, mode: WebhookMode) => webhooks.produced(target, count, mode) }),
+    ...(webhooks.size > 0 && { hooks: hookTargets }),
   });
   await cluster.start();
   webhooks.start();
@@ -123,6 +127,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     authTimeoutMs: config.MESH_AUTH_TIMEOUT,
     observer: everyOf([presenceOf(cluster), lifecycleLog(log), ...(options.observers ?? [])]),
     members: cluster,
+    presenceWritten: () => cluster.settled(),
     maxMessage: config.MESH_MAX_MESSAGE,
     maxJsonDepth: config.MESH_MAX_JSON_DEPTH,
     maxSubscriptions: config.MESH_MAX_SUBSCRIPTIONS,

@@ -65,6 +65,8 @@ export interface GatewayOptions {
   maxFramesPerSecond: number;
   /** Told of every refusal at a limit (metrics). */
   onLimit?: (limit: 'subscriptions' | 'per_user' | 'frames') => void;
+  /** Resolves once the presence changes told to the observer so far are visible to every instance (the cluster's write). */
+  presenceWritten?: () => Promise<void>;
 }
 
 export interface OpenOptions {
@@ -81,6 +83,8 @@ export interface OpenOptions {
 }
 
 const HISTORY_PAGE = 1000;
+/** The longest a reply waits for its presence to be written (see settled()). */
+const PRESENCE_WAIT_MS = 2000;
 /** What a refused frame costs of the allowance beyond the 1 every frame costs: a client sending what it should not is cut off sooner. */
 export const REFUSED_EXTRA = 4;
 const MAX_QUEUED_OPS = 256;
@@ -329,7 +333,11 @@ export class Gateway {
     this.#o.hub.bindUser(session, identity.uid);
     if (previous === null) this.#o.hub.joinAll(session);
     this.#armExpiry(session);
-    if (previous?.uid !== identity.uid) this.#o.observer?.authenticated(session);
+    if (previous?.uid !== identity.uid) {
+      this.#o.observer?.authenticated(session);
+      await this.settled();
+      stillOpen(session);
+    }
     return ok('auth', rid, { uid: identity.uid, connection: session.id, ...this.whereabouts });
   }
 
@@ -407,6 +415,8 @@ export class Gateway {
     // nothing yet can still resume from here.
     const position = this.#o.log.position;
     for (const { channel, name, after, kind } of plans) this.#o.hub.subscribe(session, channel, name, kind, after);
+    const joined = plans.filter((p) => p.kind !== 'presence').map((p) => p.channel);
+    let told = false;
     try {
       const resumed = plans.filter((p) => p.kind !== 'presence' && p.after !== undefined && p.after > 0);
       if (resumed.length > 0) {
@@ -415,21 +425,24 @@ export class Gateway {
           if (after! < expiredUpTo) session.notice('expired', { channel: name, since: after, expiredUpTo });
         }
       }
-      for (const { channel, after } of plans) {
-        const list = lists.get(channel);
-        if (list !== undefined) await this.#catchUpMembers(session, channel, after!, list.members);
-        else if (after !== undefined) await this.#replay(session, channel, after);
-      }
-      for (const { name, members: list } of lists.values()) members[name] = [...list.keys()].sort();
+      for (const { channel, after } of plans) if (!lists.has(channel) && after !== undefined) await this.#replay(session, channel, after);
       // Closed while the history was read: what was begun is undone, and presence never hears of it.
       stillOpen(session);
+      if (joined.length > 0) {
+        // Written before the reply (read-your-writes), and before the member lists are settled:
+        // the join events meanwhile, this one's included, are folded into them, none sent ahead.
+        this.#o.observer?.subscribed(session, joined);
+        told = true;
+        await this.settled();
+      }
+      for (const [channel, { members: list }] of lists) await this.#catchUpMembers(session, channel, plans.find((p) => p.channel === channel)!.after!, list);
+      for (const { name, members: list } of lists.values()) members[name] = [...list.keys()].sort();
       for (const { channel } of plans) this.#o.hub.goLive(session, channel, this.#o.log.position);
     } catch (err) {
       for (const { channel } of plans) this.#o.hub.unsubscribe(session, channel);
+      if (told && !session.closed) this.#o.observer?.unsubscribed(session, joined);
       throw err;
     }
-    const joined = plans.filter((p) => p.kind !== 'presence').map((p) => p.channel);
-    if (joined.length > 0) this.#o.observer?.subscribed(session, joined);
     const names = [...refs.values()].map((r) => r.name);
     return ok(replyName(command), command.rid, { channels: names, position, ...(command.presence ? { members } : {}), ...(clamped ? { clamped } : {}) });
   }
@@ -446,20 +459,24 @@ export class Gateway {
     stillOpen(session);
     const events = presenceChannel(channel);
     const list = new Map<string, string | null>(members.uids.map((uid) => [uid, members.info[uid] ?? null]));
+    const fresh = !session.isSubscribed(events);
     if (!session.isSubscribed(channel)) this.#o.hub.subscribe(session, channel, name, 'plain');
-    if (!session.isSubscribed(events)) {
-      this.#o.hub.subscribe(session, events, name, 'presence', members.at);
-      try {
-        await this.#catchUpMembers(session, events, members.at, list);
-      } catch (err) {
-        // Closed (or the store failed) while the events were read: nothing of it stays, and presence never hears of it.
-        this.#o.hub.unsubscribe(session, channel);
-        this.#o.hub.unsubscribe(session, events);
-        throw err;
-      }
+    if (fresh) this.#o.hub.subscribe(session, events, name, 'presence', members.at);
+    // Written before the answer (read-your-writes), and before the member list is settled: the
+    // join and leave events meanwhile are folded into it, none sent ahead of it.
+    this.#o.observer?.subscribed(session, [channel], info);
+    try {
+      await this.settled();
+      if (fresh) await this.#catchUpMembers(session, events, members.at, list);
+      stillOpen(session);
+    } catch (err) {
+      // Closed (or the store failed) on the way: nothing of it stays, in this instance or in presence.
+      this.#o.hub.unsubscribe(session, channel);
+      this.#o.hub.unsubscribe(session, events);
+      if (!session.closed) this.#o.observer?.unsubscribed(session, [channel]);
+      throw err;
     }
     this.#o.hub.goLive(session, channel, this.#o.log.position);
-    this.#o.observer?.subscribed(session, [channel], info);
     const uids = [...list.keys()].sort();
     return { uids, info: Object.fromEntries(uids.map((uid) => [uid, list.get(uid) ?? null])) };
   }
@@ -471,6 +488,20 @@ export class Gateway {
     this.#o.hub.subscribe(session, channel, name, 'plain');
     this.#o.hub.goLive(session, channel, this.#o.log.position);
     this.#o.observer?.subscribed(session, [channel]);
+  }
+
+  /**
+   * Resolves once the presence this instance was told of so far is visible to every instance's
+   * reads: a reply sent after it (auth, subscribe) is read-your-writes for the backend the client
+   * calls next. Past PRESENCE_WAIT_MS (the database is slow or away) it resolves anyway: the
+   * change is written when the database answers, and the client is not held hostage to it.
+   */
+  settled(): Promise<void> {
+    const written = this.#o.presenceWritten?.();
+    if (written === undefined) return NOTHING_QUEUED as Promise<void>;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, PRESENCE_WAIT_MS)));
+    return Promise.race([written, late]).finally(() => clearTimeout(timer));
   }
 
   /** Ends what joinChannel() or joinPresence() began. */

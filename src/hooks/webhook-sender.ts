@@ -7,7 +7,7 @@
  * dead backend delays only its own webhooks.
  */
 import type { Log } from '../log.ts';
-import type { RetryPolicy, WebhookBacklog, WebhookEvent, WebhookMode, WebhookQueue } from '../store/webhooks.ts';
+import type { RetryPolicy, WebhookBacklog, WebhookEvent, WebhookQueue } from '../store/webhooks.ts';
 import { SIGNATURE_HEADER, sign } from './signature.ts';
 import { callOut } from '../core/outbound.ts';
 
@@ -49,7 +49,7 @@ const BATCH = 100;
 const ANSWER_BYTES = 64 * 1024;
 /** How often the queue is looked at when nothing woke the sender. */
 const POLL_MS = 1000;
-/** How often the backlog is counted. */
+/** How often the backlog is counted (for the stats; the bound is checked where events are written). */
 const BACKLOG_EVERY_MS = 5000;
 
 /** Sends the queue; start() it once the store has started. */
@@ -73,9 +73,9 @@ export class WebhookSender {
     this.wake();
   }
 
-  /** Whether new events are written ('send') or only counted ('drop': the backlog is full). */
-  mode(): WebhookMode {
-    return this.#stats.pending >= this.#o.maxBacklog ? 'drop' : 'send';
+  /** The most events its queue may have waiting (MESH_WEBHOOK_BACKLOG): the writers check it. */
+  get maxBacklog(): number {
+    return this.#o.maxBacklog;
   }
 
   /** Counts events that were not written because the backlog was full. */

@@ -1,13 +1,14 @@
 /**
  * Every webhook queue this instance sends, by target: pgmesh's own
- * (MESH_WEBHOOK_URL) and each Pusher app's that has a webhook URL. The cluster
- * asks it which targets to write events for; each target's sender runs on its
- * own, so a dead backend holds back only its own queue.
+ * (MESH_WEBHOOK_URL) and each Pusher app's that has a webhook URL. The writers
+ * (presence, a client event's publish) ask it which targets to write events for
+ * and up to what bound; each target's sender runs on its own, so a dead backend
+ * holds back only its own queue.
  */
-import type { WebhookMode } from '../store/webhooks.ts';
+import type { WebhookTargets } from '../store/webhooks.ts';
 import type { WebhookSender, WebhookStats } from './webhook-sender.ts';
 
-export class WebhookSenders {
+export class WebhookSenders implements WebhookTargets {
   readonly #senders: ReadonlyMap<string, WebhookSender>;
 
   constructor(senders: ReadonlyMap<string, WebhookSender>) {
@@ -18,27 +19,23 @@ export class WebhookSenders {
     return this.#senders.size;
   }
 
-  /** For mesh_cluster_apply(): each target's mode. */
-  modes(): Record<string, WebhookMode> {
-    const modes: Record<string, WebhookMode> = {};
-    for (const [target, sender] of this.#senders) modes[target] = sender.mode();
-    return modes;
+  /** Each target with its bound: what the writers (presence, a Pusher client event's publish) check where they write. */
+  bounds(): Record<string, number> {
+    const bounds: Record<string, number> = {};
+    for (const [target, sender] of this.#senders) bounds[target] = sender.maxBacklog;
+    return bounds;
   }
 
-  /** A write produced `count` events for `target`: sent soon, or counted dropped. */
-  produced(target: string, count: number, mode: WebhookMode): void {
+  /** A write produced `produced` events for `target`, of which it queued `written`: those are sent soon, the rest counted dropped. */
+  wrote(target: string, produced: number, written: number): void {
     const sender = this.#senders.get(target);
-    if (mode === 'send') sender?.wake();
-    else sender?.dropped(count);
+    if (written > 0) sender?.wake();
+    if (produced > written) sender?.dropped(produced - written);
   }
 
-  /** Whether to write an event for `target` now: it has a sender with room in its backlog (with none, the drop is counted). */
-  admit(target: string): boolean {
-    const sender = this.#senders.get(target);
-    if (sender === undefined) return false;
-    if (sender.mode() === 'send') return true;
-    sender.dropped(1);
-    return false;
+  /** Whether `target` has a sender (a Pusher app with a webhook URL): only then are its events written. */
+  has(target: string): boolean {
+    return this.#senders.has(target);
   }
 
   /** One target's counts (undefined: it has no sender). */

@@ -9,7 +9,7 @@ import { MeshError } from '../core/errors.ts';
 import { isDataError, type Row, type SqlDriver } from './driver.ts';
 import { PresenceBatch } from './presence-batch.ts';
 import { NOTIFY_CHANNEL } from './statements.ts';
-import type { WebhookMode } from './webhooks.ts';
+import type { WebhookTargets } from './webhooks.ts';
 
 /** One live connection, as the server API reports it. */
 export interface ConnectionInfo {
@@ -53,6 +53,8 @@ export interface Cluster {
   disconnected(id: string, reason: string): void;
   /** Writes what is waiting now. */
   flush(): Promise<void>;
+  /** Resolves once every change told so far is written: visible to every instance's reads (read-your-writes). */
+  settled(): Promise<void>;
   /** The live connections of a user, anywhere. */
   user(uid: string): Promise<ConnectionInfo[]>;
   /** Online users, all or those subscribed to `channel`, by uid. */
@@ -79,10 +81,8 @@ export interface ClusterOptions {
   onError: (err: unknown) => void;
   /** A heartbeat went through (ends an outage that onError reported). */
   onHealthy?: () => void;
-  /** Webhooks, by target ('' pgmesh's, 'pusher:<app id>' a Pusher app's): write the events of each change ('send'), count them only ('drop': that backlog is full); a target not named gets none. */
-  hooks?: () => Readonly<Record<string, WebhookMode>>;
-  /** How many webhook events of a target a write produced (written, or dropped). */
-  onHooks?: (target: string, count: number, mode: WebhookMode) => void;
+  /** Webhooks, by target ('' pgmesh's, 'pusher:<app id>' a Pusher app's): each change's events are written for these, up to each one's bound. */
+  hooks?: WebhookTargets;
   /** A connection's presence changes the database refused for their data: dropped, so the rest are written. */
   onRefused?: (err: unknown) => void;
 }
@@ -107,6 +107,10 @@ export class SqlCluster implements Cluster {
   #aliveSince: number | null = null;
   #url: string | null = null;
   #closed = false;
+  /** Changes told so far, and how many of the first of them are written: settled() waits for the one to reach the other. */
+  #told = 0;
+  #written = 0;
+  #settling: { upTo: number; resolve: () => void }[] = [];
 
   constructor(db: SqlDriver, options: ClusterOptions) {
     this.#db = db;
@@ -131,21 +135,25 @@ export class SqlCluster implements Cluster {
 
   connected(id: string, uid: string, transport: string, connectedAt: number): void {
     this.#batch.connected(id, { uid, transport, connectedAt });
+    this.#told++;
     this.#schedule();
   }
 
   subscribed(id: string, uid: string, channels: readonly string[], info?: string): void {
     this.#batch.subscribed(id, uid, channels, info);
+    this.#told++;
     this.#schedule();
   }
 
   unsubscribed(id: string, uid: string, channels: readonly string[]): void {
     this.#batch.unsubscribed(id, uid, channels);
+    this.#told++;
     this.#schedule();
   }
 
   disconnected(id: string, reason: string): void {
     this.#batch.disconnected(id, reason);
+    this.#told++;
     this.#schedule();
   }
 
@@ -175,17 +183,39 @@ export class SqlCluster implements Cluster {
     await this.#flushOnce();
   }
 
+  settled(): Promise<void> {
+    if (this.#written >= this.#told) return Promise.resolve();
+    return new Promise((resolve) => this.#settling.push({ upTo: this.#told, resolve }));
+  }
+
   async #flushOnce(): Promise<void> {
-    if (this.#batch.empty) return;
+    const upTo = this.#told;
+    if (this.#batch.empty) return this.#wrote(upTo);
     const taken = this.#batch.take();
     try {
       await this.#apply(taken.toJSON(), null);
     } catch (err) {
-      if (isDataError(err)) return this.#applyApart(taken);
+      if (isDataError(err)) {
+        await this.#applyApart(taken);
+        return this.#wrote(upTo);
+      }
       // Kept, not lost: it goes with the next flush (the heartbeat retries).
       this.#batch.restore(taken);
       throw err;
     }
+    this.#wrote(upTo);
+  }
+
+  /** The first `upTo` changes are written: whoever waits for no more than that goes on. */
+  #wrote(upTo: number): void {
+    if (upTo <= this.#written) return;
+    this.#written = upTo;
+    const still = [];
+    for (const waiter of this.#settling) {
+      if (waiter.upTo <= upTo) waiter.resolve();
+      else still.push(waiter);
+    }
+    this.#settling = still;
   }
 
   // One connection's refused changes must not stop everyone's (retried forever, they would): each is written alone, and what is refused is dropped.
@@ -206,12 +236,11 @@ export class SqlCluster implements Cluster {
   }
 
   async #apply(batch: object, reapAfterMs: number | null): Promise<void> {
-    const targets = this.#o.hooks?.();
+    const targets = this.#o.hooks?.bounds();
     const rows = await this.#db.query(APPLY_SQL, [JSON.stringify(targets === undefined ? batch : { ...batch, targets }), this.#o.instance, reapAfterMs === null ? null : `${reapAfterMs} milliseconds`]);
     if (targets === undefined || rows[0]?.hooks == null) return;
-    for (const [target, count] of Object.entries(JSON.parse(rows[0].hooks as string) as Record<string, number>)) {
-      const mode = targets[target];
-      if (mode !== undefined && count > 0) this.#o.onHooks?.(target, count, mode);
+    for (const [target, [produced, written]] of Object.entries(JSON.parse(rows[0].hooks as string) as Record<string, [number, number]>)) {
+      if (produced > 0) this.#o.hooks?.wrote(target, produced, written);
     }
   }
 
@@ -316,13 +345,14 @@ export class SqlCluster implements Cluster {
   }
 
   async members(channel: string): Promise<{ uids: string[]; info: Record<string, string | null>; at: number }> {
-    // One statement, one snapshot: the member list and the id it is current as of agree. Rows of a
-    // dead instance count until it is reaped, as the leave events that reaping sends say.
+    // One statement, one snapshot: the member list and the id it is current as of agree. Only live
+    // connections count: a dead instance's members are gone from the list before the leave events
+    // its reaping sends (a leave for someone not listed changes nothing for a client).
     const rows = await this.#read(
       `select (select last_id from mesh_seq) as at,
          coalesce((select json_agg(json_build_array(m.uid, m.info))::text
-           from (select s.uid, max(s.info) as info from mesh_subscription s where s.channel = $1 group by s.uid) m), '[]') as members
-       where $LIVE::interval is not null`,
+           from (select s.uid, max(s.info) as info from mesh_subscription s join mesh_connection c on c.id = s.connection ${LIVE}
+                 where s.channel = $1 group by s.uid) m), '[]') as members`,
       [channel],
     );
     const members = JSON.parse(rows[0]!.members as string) as [string, string | null][];
@@ -335,6 +365,8 @@ export class SqlCluster implements Cluster {
     while (this.#flushing) await this.#flushing;
     // Our rows go, and with them the leave events of every user who was only here.
     await this.#apply({ retire: true }, null).catch((err) => this.#o.onError(new Error('presence rows not removed at shutdown: other instances reap them after the TTL', { cause: err })));
+    // Nothing more will be written: nobody waits for it.
+    this.#wrote(Number.POSITIVE_INFINITY);
   }
 }
 

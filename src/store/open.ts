@@ -11,7 +11,7 @@ import { SqlStore } from './sql-store.ts';
 import { SqlCluster, type Cluster, type ClusterOptions } from './cluster.ts';
 import type { SqlDriver } from './driver.ts';
 import { takeLock } from './folder-lock.ts';
-import { SqlWebhookQueue, type WebhookQueue } from './webhooks.ts';
+import { SqlWebhookQueue, type WebhookQueue, type WebhookTargets } from './webhooks.ts';
 
 /** The embedded server in `dataDir`, behind the folder lock; closing the driver stops the server. */
 async function openEmbeddedServer(dataDir: string, options: PostgresOptions): Promise<SqlDriver> {
@@ -60,6 +60,8 @@ export interface StoreSettings {
   onError?: (err: unknown) => void;
   onHealthy?: () => void;
   observer?: StoreObserver;
+  /** The webhook targets a message's hook (a Pusher client event) is written for, with their bounds. */
+  hooks?: WebhookTargets;
 }
 
 /** The message store, and the cluster state kept in the same database. */
@@ -83,7 +85,7 @@ export async function openStore(settings: StoreSettings): Promise<OpenStore> {
     driver = await openEmbeddedServer(settings.dataDir, postgresOptions);
   }
   return {
-    store: new SqlStore(driver, { retentionMs: settings.retentionMs, groupCommit: settings.groupCommit, maxMessage: settings.maxMessage, onError: settings.onError, onHealthy: settings.onHealthy, observer: settings.observer }),
+    store: new SqlStore(driver, { retentionMs: settings.retentionMs, groupCommit: settings.groupCommit, maxMessage: settings.maxMessage, onError: settings.onError, onHealthy: settings.onHealthy, observer: settings.observer, hooks: settings.hooks }),
     cluster: (options) => new SqlCluster(driver, options),
     webhooks: (target) => new SqlWebhookQueue(driver, target),
   };

@@ -11,6 +11,7 @@ import { Feed } from './feed.ts';
 import { CursorBatch } from './cursor-batch.ts';
 import { GroupCommit } from './group-commit.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
+import type { WebhookTargets } from './webhooks.ts';
 import { CURSOR_UPSERT_SQL, MESSAGE_COLUMNS, NOTIFY_CHANNEL, PAGE, PUBLISH_SQL, PUBLISH_WITH_HOOKS_SQL, SEQUENCE_INBOX_SQL } from './statements.ts';
 
 // NOTIFY payloads must stay under 8000 bytes; leave room for the id range around the bodies.
@@ -37,6 +38,8 @@ export interface SqlStoreOptions {
   onError?: (err: unknown) => void;
   /** Told of publishes, commits, notifications and cursor writes (metrics). */
   observer?: StoreObserver;
+  /** The webhook targets a message's hook may be written for, with their bounds (without it: any, unbounded). */
+  hooks?: WebhookTargets;
 }
 
 interface Notification {
@@ -207,24 +210,35 @@ export class SqlStore implements Store {
     // A UTF-16 unit is at most 3 UTF-8 bytes: most batches are known to fit without encoding them.
     const inline = bodies.length * 3 <= INLINE_LIMIT || (bodies.length <= INLINE_LIMIT && encoder.encode(bodies).length <= INLINE_LIMIT);
     const token = crypto.randomUUID();
-    const hooks = items.flatMap((m) => (m.hook ? [[m.hook.target, m.hook.event]] : []));
+    const bounds = this.#options.hooks?.bounds();
+    const hooks = items.flatMap((m) => (m.hook ? [[m.hook.target, m.hook.event, bounds?.[m.hook.target] ?? null]] : []));
     let to: number;
     try {
       const rows = await (hooks.length === 0
         ? this.#db.queryInOrder(PUBLISH_SQL, [bodies, items.length, inline, token])
         : this.#db.queryInOrder(PUBLISH_WITH_HOOKS_SQL, [bodies, items.length, inline, token, JSON.stringify(hooks)]));
       to = Number(rows[0]!.last_id);
+      if (hooks.length > 0) this.#tellHooks(hooks, JSON.parse(rows[0]!.hooked as string) as Record<string, number>);
     } catch (err) {
       // The edge refuses what Postgres cannot hold; should something still get through, it is the caller's 400, not everyone's 503.
       if (isDataError(err)) throw new MeshError('ERR_DATA_REFUSED', 'the database refused this message\'s data: nothing was stored', { cause: err });
       if (!(err instanceof OutcomeUnknown)) throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: publish not committed', { cause: err });
       to = await this.#resolve(token, err);
+      // Committed, its answer lost: how many of its hooks were taken is not known; the senders look anyway.
+      if (hooks.length > 0) this.#tellHooks(hooks, null);
     }
     this.#observer?.committed(items.length);
     const from = to - items.length + 1;
     // Hand our own batch to the feed now rather than waiting for its NOTIFY to come back.
     this.#feed.offer(from, to, items.map((m, i) => new Message(from + i, m.channel, m.data, m.sender, m.exclude?.length ? m.exclude : null)), true);
     return items.map((_, i) => from + i);
+  }
+
+  /** Tells the webhook targets what a publish wrote for them (`written` null: unknown, taken as all). */
+  #tellHooks(hooks: unknown[][], written: Record<string, number> | null): void {
+    const produced = new Map<string, number>();
+    for (const [target] of hooks) produced.set(target as string, (produced.get(target as string) ?? 0) + 1);
+    for (const [target, n] of produced) this.#options.hooks?.wrote(target, n, written === null ? n : (written[target] ?? 0));
   }
 
   /**

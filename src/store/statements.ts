@@ -16,7 +16,9 @@ const COMMIT_TIME = `',"at":' || (extract(epoch from clock_timestamp()) * 1000):
 // [channel, data, sender, exclude] entries; $4 a token naming this statement in
 // mesh_publish_log, for finding out whether it committed when its answer is lost. The notification carries
 // the batch itself when $3 says it fits, otherwise only its id range. With `hooks`, $5 is a JSON
-// array of [target, event] webhook events written in the same transaction (a Pusher client_event).
+// array of [target, event, bound] webhook events written in the same transaction (a Pusher
+// client_event), each only while its target has fewer than `bound` waiting (null: no bound);
+// `hooked` says how many each target took.
 const publishSql = (hooks: boolean) => `
   with batch as (
     select ord, e->>0 as channel, e->>1 as data, e->>2 as sender,
@@ -31,9 +33,12 @@ const publishSql = (hooks: boolean) => `
     insert into mesh_publish_log (token, last_id, n) select $4::uuid, seq.last_id, $2::int4 from seq
   )${hooks ? `, hooked as (
     insert into mesh_webhook (target, event)
-    select h->>0, (h->1)::jsonb from json_array_elements($5::text::json) with ordinality as t(h, n) order by n
+    select h->>0, (h->1)::jsonb from json_array_elements($5::text::json) with ordinality as t(h, n)
+    where h->>2 is null or coalesce((select b.pending from mesh_webhook_backlog b where b.target = h->>0), 0) < (h->>2)::int8
+    order by n
+    returning target
   )` : ''}
-  select seq.last_id as last_id,
+  select seq.last_id as last_id,${hooks ? ` (select coalesce(json_object_agg(w.target, w.n), '{}')::text from (select target, count(*) as n from hooked group by target) w) as hooked,` : ''}
     pg_notify('${NOTIFY_CHANNEL}', '{"from":' || (seq.last_id - $2::int8 + 1) || ',"to":' || seq.last_id || ${COMMIT_TIME}
       || coalesce(',"m":' || case when $3::boolean then $1::text end, '') || '}')
   from seq`;

@@ -15,8 +15,17 @@ import type { SqlDriver } from './driver.ts';
 /** One event as the backend receives it: pgmesh's carry `id`, `type` and `at`; Pusher's carry `name`. */
 export type WebhookEvent = Record<string, unknown>;
 
-/** Whether a target's new events are written ('send') or only counted ('drop': its backlog is full). */
-export type WebhookMode = 'send' | 'drop';
+/**
+ * The webhook targets an instance writes events for, as the writers (presence, a Pusher client
+ * event's publish) see them: each target's bound, checked in the statement that writes; and
+ * what each write did.
+ */
+export interface WebhookTargets {
+  /** Each target with the most events it may have waiting (MESH_WEBHOOK_BACKLOG); a target not named gets none. */
+  bounds(): Readonly<Record<string, number>>;
+  /** A write produced `produced` events for `target` and queued `written` of them (the rest were dropped: its backlog was full). */
+  wrote(target: string, produced: number, written: number): void;
+}
 
 /** pgmesh's own queue (MESH_WEBHOOK_URL). */
 export const MESH_TARGET = '';
@@ -118,7 +127,12 @@ export class SqlWebhookQueue implements WebhookQueue {
   }
 
   async backlog(): Promise<WebhookBacklog> {
-    const rows = await this.db.query('select count(*)::int8 as pending, count(*) filter (where attempts > 0)::int8 as failing from mesh_webhook where target = $1', [this.target]);
+    // Pending from the triggers' counter (what the bound is checked against); failing events are few, counted.
+    const rows = await this.db.query(
+      `select coalesce((select pending from mesh_webhook_backlog where target = $1), 0)::int8 as pending,
+         (select count(*) from mesh_webhook where target = $1 and attempts > 0)::int8 as failing`,
+      [this.target],
+    );
     return { pending: Number(rows[0]!.pending), failing: Number(rows[0]!.failing) };
   }
 }

@@ -58,12 +58,10 @@ export interface PusherSocketOptions {
   /** Told when a socket is closed for holding nothing past idleTimeoutMs (metrics). */
   onIdleClosed?: () => void;
   clientAddress?: ClientAddress;
-  /** Apps with PUSHER_WEBHOOKS: where an app's client_event webhooks are queued, with the event itself. */
+  /** Apps with PUSHER_WEBHOOKS: where an app's client_event webhooks are queued, with the event itself (the store checks the backlog's bound). */
   clientEventHooks?: {
-    /** The webhook target to queue one for now, or null (no webhook URL; or its backlog is full, and the drop is counted). */
+    /** The webhook target of the app's client events, or null (it has no webhook URL). */
     target(app: PusherApp): string | null;
-    /** One was queued for `target`: send it soon. */
-    queued(target: string): void;
   };
 }
 
@@ -263,6 +261,7 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
       const user = sinks.get(session)?.user;
       if (user === undefined || channel !== `${USER_CHANNEL_PREFIX}${user}`) return socket.send(subscriptionError(channel, 'AuthError', `${channel} is the channel of a user this socket has not signed in as`, 403));
       if (!joined(session, socket, channel, () => gateway.joinChannel(session, storedChannel(app, channel), channel))) return;
+      await gateway.settled();
       return socket.send(subscriptionSucceeded(channel));
     }
     if (!CHANNEL_NAME.test(channel)) return socket.send(subscriptionError(channel, 'InvalidChannel', 'channel names are 1-164 of A-Z a-z 0-9 _ - = @ , . ;', 400));
@@ -272,6 +271,8 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     const stored = storedChannel(app, channel);
     if (channel.startsWith('presence-')) return joinPresence(app, session, socket, channel, stored, channel_data);
     if (!joined(session, socket, channel, () => gateway.joinChannel(session, stored, channel))) return;
+    // Read-your-writes, as for pgmesh's subscribe: the app's HTTP API counts this socket once it is told it is in.
+    await gateway.settled();
     socket.send(subscriptionSucceeded(channel));
   }
 
@@ -337,6 +338,5 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     } catch {
       return socket.send(pusherError(4301, 'client event not sent: the store is unavailable'));
     }
-    if (target !== null) options.clientEventHooks?.queued(target);
   }
 }

@@ -16,6 +16,8 @@ export interface RawWsClient {
   /** Reads again, and resolves with the close frame's code and reason once it arrives (all text frames before it are in `texts`). */
   resumeUntilClose(timeoutMs: number): Promise<{ code: number; reason: string }>;
   texts: string[];
+  /** Sends a close frame (1000) and ends the socket: a clean goodbye. */
+  close(): void;
 }
 
 /** Opens a WebSocket to ws://127.0.0.1:<port><path> by hand. */
@@ -79,6 +81,11 @@ export function rawWebSocket(port: number, path: string): Promise<RawWsClient> {
         const header = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
         const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
         socket.write(Buffer.concat([header, mask, masked]));
+      },
+      close() {
+        const mask = Buffer.from(crypto.getRandomValues(new Uint8Array(4)));
+        const payload = Buffer.from([0x03, 0xe8]).map((b, i) => b ^ mask[i % 4]!);
+        socket.end(Buffer.concat([Buffer.from([0x88, 0x82]), mask, payload]));
       },
       until: (done, timeoutMs = 5000) => waiter.until(done, timeoutMs, () => `raw client: condition not met within ${timeoutMs} ms`),
       pause: () => socket.pause(),

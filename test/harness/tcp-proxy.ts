@@ -65,14 +65,16 @@ export function startTcpProxy(targetPort: number): Promise<TcpProxy> {
 
 /**
  * Proxies 127.0.0.1:<random port> to `targetPort`, holding every chunk `delayMs` in each
- * direction (in order): a database in another region.
+ * direction (in order): a database in another region. With a function, each chunk is held
+ * as long as it says (a jittery link), still in order.
  */
-export function startLatencyProxy(targetPort: number, delayMs: number): Promise<{ port: number; close(): Promise<void> }> {
+export function startLatencyProxy(targetPort: number, delayMs: number | (() => number)): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
+  const delayOf = typeof delayMs === 'number' ? () => delayMs : delayMs;
   const delayed = (from: Socket, to: Socket) => {
     let last = 0;
     from.on('data', (chunk) => {
-      const at = Math.max(Date.now() + delayMs, last);
+      const at = Math.max(Date.now() + delayOf(), last);
       last = at;
       setTimeout(() => to.write(chunk), at - Date.now()); // the distance itself
     });

@@ -1,0 +1,198 @@
+/**
+ * mesh_cluster_apply(batch, me, reap_after): applies one instance's batch of presence
+ * changes and, with reap_after, removes the connections of instances silent that long.
+ *
+ * Under a cluster-wide lock, so each transition is computed once for the cluster: a
+ * user's first subscription to a channel anywhere is a join, the last one gone a leave.
+ * Those events become messages on '$presence:<channel>' in the same transaction (ids,
+ * order and repair as any message), and the webhook events of the change (connect,
+ * user_online, channel_occupied, Pusher's member_added, ...) are queued with it, each
+ * written once for the cluster. A reaped instance's connections leave with reason
+ * 'instance_lost'; a retiring one's with 'server_shutdown'.
+ *
+ * batch: {"up":[[id,uid,transport,epoch ms]], "down":[[id,reason]], "sub":[[id,channel,uid(,info)]],
+ *         "unsub":[[id,channel]], "reset":bool (drop all of me first), "retire":bool (and my instance row),
+ *         "targets":{"<webhook target>": bound}}
+ * targets names whose webhook events to write ('' pgmesh's own: users and channels not starting with
+ * $; 'pusher:<app id>' an app's, in Pusher's format), each with the most events it may have waiting.
+ * The result's hooks is {"<target>": [events produced, events written]}.
+ */
+export const MESH_CLUSTER_APPLY = `
+create or replace function mesh_cluster_apply(batch text, me text, reap_after interval)
+returns table (last_id int8, n int8, m text, hooks text)
+language plpgsql as $fn$
+#variable_conflict use_column
+declare
+  j json := batch::json;
+  gone text[];
+  retire boolean := coalesce((j->>'retire')::boolean, false);
+  targets json := coalesce(j->'targets', '{}'::json);
+  sweep boolean;
+begin
+  perform pg_advisory_xact_lock(7361842002);
+  gone := array(select i.id from mesh_instance i where reap_after is not null and i.seen_at < now() - reap_after and i.id <> me);
+  if coalesce((j->>'reset')::boolean, false) or retire then
+    gone := gone || me;
+  end if;
+  -- Whenever instances go (a start, a stop, a reap), subscriptions whose connection is gone go too:
+  -- sub_list writes none, but one left by an older version is reaped, not kept forever.
+  sweep := cardinality(gone) > 0;
+  return query
+  with
+  down_list as (
+    select case when json_typeof(e) = 'array' then e->>0 else e #>> '{}' end as id,
+           case when json_typeof(e) = 'array' then e->>1 else 'client_closed' end as reason
+    from json_array_elements(j->'down') e
+  ),
+  explicit_unsub as (
+    select e->>0 as connection, e->>1 as channel from json_array_elements(j->'unsub') e
+  ),
+  ups as (
+    insert into mesh_connection (id, instance, uid, transport, connected_at)
+    select e->>0, me, e->>1, e->>2, to_timestamp((e->>3)::float8 / 1000) from json_array_elements(j->'up') e
+    on conflict (id) do update set uid = excluded.uid, transport = excluded.transport, connected_at = excluded.connected_at
+    returning id, uid, transport, (xmax = 0) as inserted
+  ),
+  downs as (
+    delete from mesh_connection c
+    where c.id in (select d.id from down_list d) or c.instance = any(gone)
+    returning c.id, c.uid, c.transport, c.instance
+  ),
+  -- Why each went: as its instance said, or, for the connections of a whole instance, why that went.
+  gone_why as (
+    select w.id, w.uid, w.transport, w.instance,
+      coalesce(d.reason, case when w.instance = me and retire then 'server_shutdown' else 'instance_lost' end) as reason
+    from downs w left join down_list d on d.id = w.id
+  ),
+  -- Subscriptions of this instance's live connections only: one whose connection is gone (or goes in
+  -- this batch, or was never written) would be a ghost that no reaping finds.
+  sub_list as (
+    select e->>0 as connection, e->>1 as channel, e->>2 as uid, e->>3 as info from json_array_elements(j->'sub') e
+    where not (me = any(gone))
+      and e->>0 not in (select d.id from down_list d)
+      and (e->>0 in (select u->>0 from json_array_elements(j->'up') u)
+        or exists (select 1 from mesh_connection c where c.id = e->>0 and c.instance = me))
+  ),
+  subs as (
+    insert into mesh_subscription (connection, channel, uid, info)
+    select x.connection, x.channel, x.uid, x.info from sub_list x
+    on conflict do nothing
+    returning connection, channel, uid, info
+  ),
+  unsubs as (
+    delete from mesh_subscription s
+    where (s.connection, s.channel) in (select x.connection, x.channel from explicit_unsub x)
+       or s.connection in (select d.id from down_list d)
+       or s.connection in (select c.id from mesh_connection c where c.instance = any(gone))
+       or (sweep and not exists (select 1 from mesh_connection c where c.id = s.connection))
+    returning s.connection, s.channel, s.uid
+  ),
+  instances as (
+    delete from mesh_instance i where i.id = any(gone) and (i.id <> me or retire)
+  ),
+  delta as (
+    select d.channel, d.uid, sum(d.k) as k
+    from (select s.channel, s.uid, 1 as k from subs s union all select u.channel, u.uid, -1 from unsubs u) d
+    group by d.channel, d.uid
+  ),
+  events as (
+    select case when b.before = 0 then 'join' else 'leave' end as event, delta.channel, delta.uid,
+      (select s.info from subs s where s.channel = delta.channel and s.uid = delta.uid and s.info is not null limit 1) as info
+    from delta, lateral (select count(*) as before from mesh_subscription s where s.channel = delta.channel and s.uid = delta.uid) b
+    where (b.before = 0 and b.before + delta.k > 0) or (b.before > 0 and b.before + delta.k <= 0)
+  ),
+  numbered as (
+    select row_number() over (order by e.channel, e.uid) as ord, '$presence:' || e.channel as channel,
+      (case when e.event = 'join' and e.info is not null
+        then json_build_object('event', e.event, 'uid', e.uid, 'info', e.info::json)
+        else json_build_object('event', e.event, 'uid', e.uid) end)::text as data
+    from events e
+  ),
+  total as (select count(*)::int8 as n from numbered),
+  seq as (
+    update mesh_seq set last_id = mesh_seq.last_id + total.n from total where total.n > 0
+    returning mesh_seq.last_id, total.n
+  ),
+  stored as (
+    insert into mesh_message (id, channel, data, sender)
+    select seq.last_id - seq.n + numbered.ord, numbered.channel, numbered.data, null from numbered, seq
+  ),
+  bodies as (
+    select json_agg(json_build_array(numbered.channel, numbered.data, null) order by numbered.ord)::text as m from numbered
+  ),
+  -- Each table as it was before this statement (one snapshot), plus this batch's changes.
+  user_delta as (
+    select d.uid, sum(d.k) as k
+    from (select u.uid, 1 as k from ups u where u.inserted union all select w.uid, -1 from downs w) d
+    where left(d.uid, 1) <> '$'
+    group by d.uid
+  ),
+  user_events as (
+    select case when b.before = 0 then 'user_online' else 'user_offline' end as type, ud.uid
+    from user_delta ud, lateral (select count(*) as before from mesh_connection c where c.uid = ud.uid) b
+    where (b.before = 0 and ud.k > 0) or (b.before > 0 and b.before + ud.k <= 0)
+  ),
+  channel_delta as (
+    select d.channel, sum(d.k) as k
+    from (select s.channel, 1 as k from subs s union all select u.channel, -1 from unsubs u) d
+    where left(d.channel, 1) <> '$' or d.channel like '$pusher:%'
+    group by d.channel
+  ),
+  channel_events as (
+    select case when b.before = 0 then 'channel_occupied' else 'channel_vacated' end as type, cd.channel
+    from channel_delta cd, lateral (select count(*) as before from mesh_subscription s where s.channel = cd.channel) b
+    where (b.before = 0 and cd.k > 0) or (b.before > 0 and b.before + cd.k <= 0)
+  ),
+  -- A Pusher app's channel '$pusher:<app>:<name>' and member '$pusher:<app>:<user_id>', taken apart.
+  pusher_channel_events as (
+    select ce.type, 'pusher:' || split_part(ce.channel, ':', 2) as target, substr(ce.channel, 10 + length(split_part(ce.channel, ':', 2))) as name
+    from channel_events ce where ce.channel like '$pusher:%'
+  ),
+  pusher_member_events as (
+    select case when e.event = 'join' then 'member_added' else 'member_removed' end as type,
+      'pusher:' || split_part(e.channel, ':', 2) as target,
+      substr(e.channel, 10 + length(split_part(e.channel, ':', 2))) as name,
+      substr(e.uid, 10 + length(split_part(e.uid, ':', 2))) as user_id
+    from events e
+    where e.channel like '$pusher:%' and split_part(e.channel, ':', 3) like 'presence-%' and e.uid like '$pusher:%'
+  ),
+  hook_events as (
+    select 1 as ord, '' as target, jsonb_build_object('type', 'connect', 'connection', u.id, 'uid', u.uid, 'transport', u.transport, 'instance', me) as e
+      from ups u where u.inserted and left(u.uid, 1) <> '$'
+    union all select 2, '', jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_online'
+    union all select 3, '', jsonb_build_object('type', 'subscribe', 'connection', s.connection, 'uid', s.uid, 'channel', s.channel)
+      from subs s where left(s.channel, 1) <> '$'
+    union all select 4, '', jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_occupied' and left(ce.channel, 1) <> '$'
+    union all select 4, p.target, jsonb_build_object('name', p.type, 'channel', p.name) from pusher_channel_events p where p.type = 'channel_occupied'
+    union all select 5, p.target, jsonb_build_object('name', p.type, 'channel', p.name, 'user_id', p.user_id) from pusher_member_events p where p.type = 'member_added'
+    union all select 6, '', jsonb_build_object('type', 'unsubscribe', 'connection', u.connection, 'uid', u.uid, 'channel', u.channel)
+      from unsubs u where left(u.channel, 1) <> '$' and (u.connection, u.channel) in (select x.connection, x.channel from explicit_unsub x)
+    union all select 7, p.target, jsonb_build_object('name', p.type, 'channel', p.name, 'user_id', p.user_id) from pusher_member_events p where p.type = 'member_removed'
+    union all select 8, '', jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_vacated' and left(ce.channel, 1) <> '$'
+    union all select 8, p.target, jsonb_build_object('name', p.type, 'channel', p.name) from pusher_channel_events p where p.type = 'channel_vacated'
+    union all select 9, '', jsonb_build_object('type', 'disconnect', 'connection', w.id, 'uid', w.uid, 'transport', w.transport, 'instance', w.instance, 'reason', w.reason)
+      from gone_why w where left(w.uid, 1) <> '$'
+    union all select 10, '', jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_offline'
+  ),
+  -- A target's events are written while its backlog is under its bound (the triggers' counter, as of
+  -- this statement): a full backlog takes none, and it never goes past the bound by more than one batch.
+  open_targets as (
+    select t.key as target from json_each_text(targets) t
+    where coalesce((select b.pending from mesh_webhook_backlog b where b.target = t.key), 0) < t.value::int8
+  ),
+  hooked as (
+    -- pgmesh's events carry an id (for de-duplication) and a time; Pusher's format has neither.
+    insert into mesh_webhook (target, event)
+    select h.target, case when h.target = '' then h.e || jsonb_build_object('id', gen_random_uuid(), 'at', (extract(epoch from clock_timestamp()) * 1000)::int8) else h.e end
+    from hook_events h where h.target in (select o.target from open_targets o)
+    order by h.ord
+  ),
+  counted as (
+    select json_object_agg(c.target, json_build_array(c.n, case when c.target in (select o.target from open_targets o) then c.n else 0 end))::text as hooks
+    from (select h.target, count(*) as n from hook_events h where targets->>h.target is not null group by h.target) c
+  )
+  select seq.last_id, seq.n, bodies.m, counted.hooks
+  from (select 1) one left join seq on true cross join bodies cross join counted;
+end;
+$fn$;
+`;
