@@ -4,6 +4,7 @@ import type { DurableResult } from './scenarios/durable.ts';
 import type { FanoutResult } from './scenarios/fanout.ts';
 import type { IdleResult } from './scenarios/idle.ts';
 import type { HostileResult } from './scenarios/hostile.ts';
+import type { StormResult } from './scenarios/storm.ts';
 
 export interface Results {
   date: string;
@@ -16,6 +17,8 @@ export interface Results {
   idle: IdleResult[];
   /** Absent in results written before the scenario existed. */
   hostile?: HostileResult[];
+  /** Absent in results written before the scenario existed. */
+  storm?: StormResult[];
 }
 
 const n = (x: number, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-');
@@ -84,6 +87,14 @@ export function formatTables(r: Results): string {
             const quiet = r.hostile!.find((q) => q.system === h.system && q.attack === 'quiet');
             return [h.system, h.attack, n(h.goodPerSec), n(h.p50, 1), n(h.p99, 1), quiet && h.attack !== 'quiet' ? `${n(h.p99 / Math.max(quiet.p99, 1), 2)}x` : '-', h.goodFailed, n(h.poisonSent), h.poison5xx, n(h.poisonFrames), n(h.poisonSockets ?? 0)];
           }),
+        ),
+    );
+  if (r.storm?.length)
+    parts.push(
+      '### Connect storm (each client: connect, auth, subscribe; 100 publishes/s beside it)\n\n' +
+        table(
+          ['system', 'clients', 'clients in/s', 'p50 ms', 'p99 ms', 'failed', 'publish p99 ms', 'publish failed', 'listed by the API'],
+          r.storm.map((x) => [x.system, n(x.connections), n(x.perSec), n(x.p50, 1), n(x.p99, 1), x.failed, n(x.publishP99, 1), x.publishFailed, n(x.listed)]),
         ),
     );
   return parts.join('\n\n');

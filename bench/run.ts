@@ -8,7 +8,7 @@
  *   --quick        small sizes, one run each
  *   --check        fail on loss/duplicates, or pgmesh below the peer
  *   --runs N       rounds to take the median of (default 3, quick 1)
- *   --only a,b     scenarios: fanout, cross, durable, idle, hostile
+ *   --only a,b     scenarios: fanout, cross, durable, idle, hostile, storm
  *   --systems a,b  the systems to run (e.g. pgmesh-node,ws-ceiling); cross-instance takes the
  *                  pgmesh-<runtime> and socketio ones
  */
@@ -23,6 +23,7 @@ import { durable, type DurableResult } from './scenarios/durable.ts';
 import { fanout, type FanoutResult } from './scenarios/fanout.ts';
 import { idle, type IdleResult } from './scenarios/idle.ts';
 import { hostile, type HostileResult } from './scenarios/hostile.ts';
+import { storm, type StormResult } from './scenarios/storm.ts';
 import { startPgmesh, startSystem, type RunningSystem, type SystemName } from './systems.ts';
 import type { RuntimeName } from '../test/harness/process.ts';
 
@@ -32,7 +33,7 @@ const check = args.includes('--check');
 const runsArg = args.indexOf('--runs');
 const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : quick ? 1 : 3;
 const onlyArg = args.indexOf('--only');
-const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',') : ['fanout', 'cross', 'durable', 'idle', 'hostile'];
+const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',') : ['fanout', 'cross', 'durable', 'idle', 'hostile', 'storm'];
 
 /** pgmesh on each runtime over DATABASE_URL, on the embedded Postgres, and on PGlite: the durable and idle scenarios' rows. */
 const PGMESH_STORES: SystemName[] = [
@@ -65,6 +66,8 @@ const PLAN = quick
       idleSystems: ['pgmesh-bun', 'pgmesh-bun-embedded', 'socketio'] as SystemName[],
       hostileSystems: ['pgmesh-bun'] as SystemName[],
       hostileSeconds: 4,
+      stormSystems: ['pgmesh-bun'] as SystemName[],
+      stormClients: 2000,
     }
   : {
       fanoutSizes: [1000, 5000, 10_000],
@@ -85,6 +88,8 @@ const PLAN = quick
       idleSystems: [...PGMESH_STORES, 'socketio', 'bun-ceiling'] as SystemName[],
       hostileSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno'] as SystemName[],
       hostileSeconds: 10,
+      stormSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-bun-embedded'] as SystemName[],
+      stormClients: 10_000,
     };
 
 // --systems a,b: run every scenario over these systems instead of the plan's (the cross-instance
@@ -96,6 +101,7 @@ if (systemsArg >= 0) {
   PLAN.durableSystems = chosen;
   PLAN.idleSystems = chosen;
   PLAN.hostileSystems = chosen.filter((name) => name.startsWith('pgmesh'));
+  PLAN.stormSystems = chosen.filter((name) => name.startsWith('pgmesh'));
   PLAN.crossKinds = chosen.flatMap((name) => (name === 'socketio' ? ['socketio' as const] : /^pgmesh-(bun|node|deno)$/.test(name) ? [name.slice(7) as RuntimeName] : []));
 }
 
@@ -256,6 +262,19 @@ async function runHostile(): Promise<HostileResult[]> {
   return out;
 }
 
+async function runStorm(): Promise<StormResult[]> {
+  const out: StormResult[] = [];
+  for (const name of PLAN.stormSystems) {
+    const rounds: StormResult[] = [];
+    for (let round = 1; round <= runs; round++) {
+      log(`connect storm ${name}, round ${round}`);
+      rounds.push(await withSystem(name, (s) => storm(s, PLAN.stormClients)));
+    }
+    out.push(median(rounds, (r) => r.perSec));
+  }
+  return out;
+}
+
 /** The reasons this run fails --check: lost or reordered messages (`broken`), and pgmesh measured below its peer (`slower`). */
 function verdict(r: Results): { broken: string[]; slower: string[] } {
   const problems: string[] = [];
@@ -267,6 +286,7 @@ function verdict(r: Results): { broken: string[]; slower: string[] } {
   for (const d of r.durable.filter((x) => mine(x.system))) if (d.lost || d.failed) problems.push(`durable ${d.system} ${d.mode}: lost ${d.lost}, failed ${d.failed}`);
   for (const i of r.idle.filter((x) => mine(x.system))) if (i.dropped) problems.push(`idle ${i.system} ${i.transport}: ${i.dropped} dropped`);
   for (const h of r.hostile ?? []) if (h.goodFailed || h.poison5xx) problems.push(`under attack ${h.system} ${h.attack}: ${h.goodFailed} good publishes failed, ${h.poison5xx} poison requests answered 5xx`);
+  for (const x of r.storm ?? []) if (x.failed || x.publishFailed || x.listed !== x.connections) problems.push(`connect storm ${x.system}: ${x.failed} clients failed, ${x.publishFailed} publishes failed, ${x.listed} of ${x.connections} listed`);
   const broken = problems.splice(0);
   // Below the peer measured in the same run.
   for (const size of new Set(r.fanout.map((f) => f.subscribers))) {
@@ -304,6 +324,7 @@ async function main(): Promise<void> {
     durable: only.includes('durable') ? await runDurable() : [],
     idle: only.includes('idle') ? await runIdle() : [],
     hostile: only.includes('hostile') ? await runHostile() : [],
+    storm: only.includes('storm') ? await runStorm() : [],
   };
   console.log(formatTables(results));
   const dir = join(ROOT, 'bench', 'results');

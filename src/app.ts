@@ -104,7 +104,7 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
       clientAddress,
       clientEventHooks,
     };
-    app.get('/app/:key', notDraining, pusherSocketRoute(gateway, store, runtime, apps, pusherOptions));
+    app.get('/app/:key', notDraining, pusherSocketRoute(gateway, runtime, apps, pusherOptions));
     app.route('/', pusherApiRoutes(apps, store, cluster, config.MESH_MAX_JSON_DEPTH));
   }
 

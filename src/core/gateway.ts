@@ -12,7 +12,7 @@ import type { CommandTarget, MeshCommand } from './commands.ts';
 import { MeshError, asMeshError, type MeshErrorCode } from './errors.ts';
 import type { Hub } from './hub.ts';
 import type { DeliveryFormat } from './message.ts';
-import type { MessageLog } from './message-log.ts';
+import type { MessageLog, NewMessage } from './message-log.ts';
 import { type Command, type Reply, decodeFrame, failed, ok, parseCommand, replyOp, ridOf } from './protocol.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { CloseCode, NOTHING_QUEUED, Session, type SessionPolicy, type SessionSink, type SubscriptionKind, type TransportName } from './session.ts';
@@ -479,6 +479,12 @@ export class Gateway {
     this.#o.hub.goLive(session, channel, this.#o.log.position);
     const uids = [...list.keys()].sort();
     return { uids, info: Object.fromEntries(uids.map((uid) => [uid, list.get(uid) ?? null])) };
+  }
+
+  /** For a protocol whose clients publish in a form of its own (Pusher's client events): publishes for `session`, if it is still open. */
+  async publishFor(session: Session, messages: NewMessage[]): Promise<number[]> {
+    stillOpen(session);
+    return this.#o.log.publish(messages);
   }
 
   /** For a protocol that authorises channels itself: subscribes `session` to `channel` (named `name` to it), live, and writes it to the cluster's presence. */

@@ -8,10 +8,12 @@ import { join } from 'node:path';
 import type { Store, StoreObserver } from './store.ts';
 import type { PostgresOptions } from './postgres.ts';
 import { SqlStore } from './sql-store.ts';
-import { SqlCluster, type Cluster, type ClusterOptions } from './cluster.ts';
+import type { Cluster, ClusterOptions } from './cluster.ts';
+import { SqlCluster } from './sql-cluster.ts';
 import type { SqlDriver } from './driver.ts';
 import { takeLock } from './folder-lock.ts';
-import { SqlWebhookQueue, type WebhookQueue, type WebhookTargets } from './webhooks.ts';
+import { SqlWebhookQueue } from './sql-webhook-queue.ts';
+import type { WebhookQueue, WebhookTargets } from './webhooks.ts';
 
 /** The embedded server in `dataDir`, behind the folder lock; closing the driver stops the server. */
 async function openEmbeddedServer(dataDir: string, options: PostgresOptions): Promise<SqlDriver> {

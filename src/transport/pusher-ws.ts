@@ -16,7 +16,6 @@ import type { MiddlewareHandler } from 'hono';
 import { ALL_CHANNEL } from '../core/channels.ts';
 import { REFUSED_EXTRA, type Gateway } from '../core/gateway.ts';
 import type { Message } from '../core/message.ts';
-import type { MessageLog } from '../core/message-log.ts';
 import { CloseCode, type Session, type SessionSink } from '../core/session.ts';
 import type { RawSocket, RuntimeAdapter } from '../runtime/adapter.ts';
 import type { ClientAddress } from '../api/client-address.ts';
@@ -151,7 +150,7 @@ function newSocketId(): string {
 }
 
 /** The upgrade handler for /app/:key. */
-export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: RuntimeAdapter, apps: PusherApps, options: PusherSocketOptions): MiddlewareHandler {
+export function pusherSocketRoute(gateway: Gateway, runtime: RuntimeAdapter, apps: PusherApps, options: PusherSocketOptions): MiddlewareHandler {
   const sinks = new WeakMap<Session, PusherSink>();
   return runtime.upgradeWebSocket((c) => {
     const key = c.req.param('key') ?? '';
@@ -334,8 +333,9 @@ export function pusherSocketRoute(gateway: Gateway, log: MessageLog, runtime: Ru
     const target = options.clientEventHooks?.target(app) ?? null;
     const hook = target === null ? undefined : { target, event: clientEventHook(channel, frame.event, data, session.id, userId) };
     try {
-      await log.publish([{ channel: storedChannel(app, channel), data: stored, sender: null, exclude: [session.id], hook }]);
-    } catch {
+      await gateway.publishFor(session, [{ channel: storedChannel(app, channel), data: stored, sender: null, exclude: [session.id], hook }]);
+    } catch (err) {
+      if (err instanceof MeshError && err.code === 'ERR_CLOSED') return;
       return socket.send(pusherError(4301, 'client event not sent: the store is unavailable'));
     }
   }

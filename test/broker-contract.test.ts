@@ -1,45 +1,14 @@
-/** The Store contract, run over both implementations: embedded PGlite and a real Postgres server. */
-import { afterEach, describe, expect, test } from 'bun:test';
+/**
+ * The broker's contract (Store: publish, feed, history, cursors, retention, and
+ * mesh_publish() in SQL), run over both implementations: embedded PGlite and a
+ * real Postgres server. Presence and the webhook queues have suites of their own.
+ */
+import { describe, expect, test } from 'bun:test';
 import type { Message } from '../src/core/message.ts';
-import { openPglite } from '../src/store/pglite.ts';
-import { openPostgres } from '../src/store/postgres.ts';
-import { SqlStore } from '../src/store/sql-store.ts';
 import { NOTIFY_CHANNEL } from '../src/store/statements.ts';
 import type { Store } from '../src/store/store.ts';
-import type { SqlDriver } from '../src/store/driver.ts';
-import { freshDatabase } from './harness/postgres.ts';
-import { SqlCluster } from '../src/store/cluster.ts';
 import { MeshError } from '../src/core/errors.ts';
-import { SqlWebhookQueue } from '../src/store/webhooks.ts';
-import { pollUntil } from './harness/waiter.ts';
-
-const HOUR = 3_600_000;
-/** MESH_MAX_MESSAGE of the stores under test, which mesh_publish() in SQL enforces too. */
-const MAX_MESSAGE = 4096;
-/** Each implementation: a store, and the SQL connection an application would use on the same database. */
-interface Subject {
-  store: SqlStore;
-  app: SqlDriver;
-}
-const implementations: [string, (retentionMs?: number) => Promise<Subject>][] = [
-  [
-    'pglite',
-    async (retentionMs = HOUR) => {
-      const db = await openPglite('memory://');
-      return { store: new SqlStore(db, { retentionMs, maxMessage: MAX_MESSAGE }), app: db };
-    },
-  ],
-  [
-    'postgres',
-    async (retentionMs = HOUR) => {
-      const url = await freshDatabase();
-      const app = await openPostgres(url);
-      appConnections.push(app);
-      return { store: new SqlStore(await openPostgres(url), { retentionMs, maxMessage: MAX_MESSAGE }), app };
-    },
-  ],
-];
-const appConnections: SqlDriver[] = [];
+import { MAX_MESSAGE, STORE_IMPLEMENTATIONS, startedSubject } from './harness/stores.ts';
 
 /** Collects what the live feed hands over, and waits for a count with a deadline. */
 function feedOf(store: Store) {
@@ -66,19 +35,8 @@ function feedOf(store: Store) {
   };
 }
 
-const open: Store[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
-  await Promise.all(appConnections.splice(0).map((c) => c.close()));
-});
-
-describe.each(implementations)('Store on %s', (_name, make) => {
-  async function startedWithApp(retentionMs?: number): Promise<Subject> {
-    const subject = await make(retentionMs);
-    open.push(subject.store);
-    await subject.store.start();
-    return subject;
-  }
+describe.each(STORE_IMPLEMENTATIONS)('the broker (Store) on %s', (_name, make) => {
+  const startedWithApp = (retentionMs?: number) => startedSubject(make, retentionMs === undefined ? undefined : { retentionMs });
   const started = async (retentionMs?: number) => (await startedWithApp(retentionMs)).store;
 
   test('publish returns consecutive ids and the feed delivers each message once, in order', async () => {
@@ -246,53 +204,6 @@ describe.each(implementations)('Store on %s', (_name, make) => {
     // Ids stay gap-free: the refused ones took none.
     const ids = got.map((m) => m.id);
     expect(ids).toEqual(Array.from({ length: 40 }, (_, i) => ids[0]! + i));
-  });
-
-  test("presence: a connection whose rows the database refuses is dropped; everyone else's are written, now and after", async () => {
-    const { app } = await startedWithApp();
-    const refused: unknown[] = [];
-    const errors: unknown[] = [];
-    const cluster = new SqlCluster(app, { instance: 'i1', ttlMs: 15_000, local: () => [], onError: (e) => errors.push(e), onRefused: (e) => refused.push(e) });
-    await cluster.start();
-    try {
-      cluster.connected('i1.good', 'alice', 'websocket', Date.now());
-      cluster.subscribed('i1.good', 'alice', ['room']);
-      cluster.connected('i1.bad', 'mallory\u0000', 'websocket', Date.now());
-      cluster.subscribed('i1.bad', 'mallory\u0000', ['room']);
-      await cluster.flush();
-      expect(refused.length).toBe(1);
-      expect((await cluster.user('alice')).map((c) => [c.id, c.channels])).toEqual([['i1.good', ['room']]]);
-      // Nothing is left to retry forever: the next change goes through on its own.
-      cluster.connected('i1.next', 'bob', 'websocket', Date.now());
-      await cluster.flush();
-      expect((await cluster.user('bob')).map((c) => c.id)).toEqual(['i1.next']);
-      expect(refused.length).toBe(1);
-      expect(errors).toEqual([]);
-    } finally {
-      await cluster.close();
-    }
-  });
-
-  test('a webhook lease names its holder: a sender whose lease ran out can neither deliver nor release the batch another claimed since', async () => {
-    const { store, app } = await startedWithApp();
-    await store.publish([{ channel: 'c', data: 'x', sender: null, hook: { target: 'lease-test', event: { n: 1 } } }]);
-    const queue = new SqlWebhookQueue(app, 'lease-test');
-    const policy = { firstDelayMs: 1000, maxDelayMs: 60_000, expireMs: 3_600_000 };
-    const slow = await queue.claim(10, 50);
-    expect(slow.events.map((e) => e.event)).toEqual([{ n: 1 }]);
-    const rows = slow.events.map((e) => e.row);
-    // Its lease runs out (its POST hangs): the batch is claimed again, by another sender.
-    let again = slow;
-    await pollUntil(async () => (again = await queue.claim(10, 60_000)).events.length === 1, 5000, 'the batch claimable again');
-    expect(again.lease).not.toBe(slow.lease);
-    // The slow sender's answer comes late: it changes nothing.
-    await queue.delivered(rows, slow.lease);
-    expect(await queue.retry(rows, slow.lease, 'late', policy)).toBe(0);
-    expect(await queue.backlog()).toEqual({ pending: 1, failing: 0 });
-    // Still held by the second claim: nobody else gets it meanwhile, and its holder delivers it.
-    expect((await queue.claim(10, 60_000)).events).toEqual([]);
-    await queue.delivered(rows, again.lease);
-    expect(await queue.backlog()).toEqual({ pending: 0, failing: 0 });
   });
 
   test('ping resolves while the database is up', async () => {

@@ -1,0 +1,176 @@
+/**
+ * Presence's contract (Cluster: connections, subscriptions, member lists, the
+ * join/leave events, reaping), run over both implementations: embedded PGlite
+ * and a real Postgres server. Rows exist only for live connections, each
+ * transition is one event, and what a reply promises is readable at once.
+ */
+import { describe, expect, test } from 'bun:test';
+import type { ClusterOptions } from '../src/store/cluster.ts';
+import { SqlCluster } from '../src/store/sql-cluster.ts';
+import type { SqlDriver } from '../src/store/driver.ts';
+import { STORE_IMPLEMENTATIONS, startedSubject, type StoreSubject } from './harness/stores.ts';
+
+const TTL_MS = 15_000;
+
+describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) => {
+  /** A started store and a started cluster instance on it; both closed after the test. */
+  async function presence(instance = 'i1', options: Partial<ClusterOptions> = {}): Promise<{ cluster: SqlCluster; subject: StoreSubject; errors: unknown[] }> {
+    const subject = await startedSubject(make);
+    return { ...(await member(subject.app, instance, options)), subject };
+  }
+  const clusters: SqlCluster[] = [];
+  async function member(db: SqlDriver, instance: string, options: Partial<ClusterOptions> = {}): Promise<{ cluster: SqlCluster; errors: unknown[] }> {
+    const errors: unknown[] = [];
+    const cluster = new SqlCluster(db, { instance, ttlMs: TTL_MS, local: () => [], onError: (e) => errors.push(e), ...options });
+    await cluster.start();
+    clusters.push(cluster);
+    return { cluster, errors };
+  }
+  const closeAll = () => Promise.all(clusters.splice(0).map((c) => c.close()));
+  /** The join/leave events stored for a channel, as "event uid". */
+  const events = async (db: SqlDriver, channel: string) =>
+    (await db.query("select data from mesh_message where channel = $1 order by id", [`$presence:${channel}`])).map((r) => {
+      const e = JSON.parse(r.data as string) as { event: string; uid: string };
+      return `${e.event} ${e.uid}`;
+    });
+
+  test('a user is one member however many connections: one join at the first, one leave at the last', async () => {
+    const { cluster, subject } = await presence();
+    try {
+      cluster.connected('i1.a', 'ann', 'websocket', Date.now());
+      cluster.subscribed('i1.a', 'ann', ['room']);
+      await cluster.flush();
+      cluster.connected('i1.b', 'ann', 'sse', Date.now());
+      cluster.subscribed('i1.b', 'ann', ['room']);
+      await cluster.flush();
+      expect((await cluster.members('room')).uids).toEqual(['ann']);
+      cluster.unsubscribed('i1.a', 'ann', ['room']);
+      await cluster.flush();
+      expect(await events(subject.app, 'room')).toEqual(['join ann']);
+      cluster.disconnected('i1.b', 'client_closed');
+      await cluster.flush();
+      expect(await events(subject.app, 'room')).toEqual(['join ann', 'leave ann']);
+      expect((await cluster.members('room')).uids).toEqual([]);
+    } finally {
+      await closeAll();
+    }
+  });
+
+  // Laravel Echo's private() then join(): the socket is nobody for the first, a member for the second.
+  test('a subscription keeps the uid its connection had when it was queued, when its uid is settled later in the same batch', async () => {
+    const { cluster } = await presence();
+    try {
+      cluster.connected('i1.s', '$pusher:1:#i1.s', 'websocket', Date.now());
+      cluster.subscribed('i1.s', '$pusher:1:#i1.s', ['$pusher:1:private-orders.1']);
+      cluster.connected('i1.s', '$pusher:1:42', 'websocket', Date.now());
+      cluster.subscribed('i1.s', '$pusher:1:42', ['$pusher:1:presence-room.1'], '{"name":"Ann"}');
+      await cluster.flush();
+      expect(await cluster.members('$pusher:1:presence-room.1')).toMatchObject({ uids: ['$pusher:1:42'], info: { '$pusher:1:42': '{"name":"Ann"}' } });
+      expect((await cluster.user('$pusher:1:42')).map((c) => c.channels)).toEqual([['$pusher:1:presence-room.1', '$pusher:1:private-orders.1']]);
+    } finally {
+      await closeAll();
+    }
+  });
+
+  test('no row for a connection that is not live: never written, gone before its subscribe was written, or gone in the same batch', async () => {
+    const { cluster, subject } = await presence();
+    try {
+      // Never connected (its auth never got through), yet a subscribe arrives.
+      cluster.subscribed('i1.never', 'nobody', ['room']);
+      // Connected and gone, written; then news of a subscribe comes late.
+      cluster.connected('i1.gone', 'gus', 'websocket', Date.now());
+      await cluster.flush();
+      cluster.disconnected('i1.gone', 'client_closed');
+      await cluster.flush();
+      cluster.subscribed('i1.gone', 'gus', ['room']);
+      await cluster.flush();
+      expect(await subject.app.query('select connection from mesh_subscription')).toEqual([]);
+      expect(await events(subject.app, 'room')).toEqual([]);
+      expect((await cluster.channels({ limit: 10 })).items).toEqual([]);
+    } finally {
+      await closeAll();
+    }
+  });
+
+  test('subscriptions whose connection is gone (as an older version could leave them) are reaped when an instance starts, with their leave events', async () => {
+    const subject = await startedSubject(make);
+    await subject.app.exec(`insert into mesh_subscription (connection, channel, uid) values ('old.1', 'room', 'olga')`);
+    await member(subject.app, 'i2');
+    try {
+      expect(await subject.app.query('select connection from mesh_subscription')).toEqual([]);
+      expect(await events(subject.app, 'room')).toEqual(['leave olga']);
+    } finally {
+      await closeAll();
+    }
+  });
+
+  test("members, users and channels count only live instances' connections", async () => {
+    const { cluster, subject } = await presence();
+    try {
+      cluster.connected('i1.live', 'lia', 'websocket', Date.now());
+      cluster.subscribed('i1.live', 'lia', ['room']);
+      await cluster.flush();
+      // An instance silent past the TTL, not reaped yet: its rows are still there.
+      await subject.app.exec(`
+        insert into mesh_instance (id, seen_at) values ('dead', now() - interval '1 hour');
+        insert into mesh_connection (id, instance, uid, transport, connected_at) values ('dead.1', 'dead', 'dan', 'websocket', now());
+        insert into mesh_subscription (connection, channel, uid) values ('dead.1', 'room', 'dan');`);
+      expect((await cluster.members('room')).uids).toEqual(['lia']);
+      expect((await cluster.users({ limit: 10 })).items).toEqual(['lia']);
+      expect((await cluster.channels({ limit: 10 })).items).toEqual([{ channel: 'room', subscribers: 1, users: 1 }]);
+      expect(await cluster.user('dan')).toEqual([]);
+    } finally {
+      await closeAll();
+    }
+  });
+
+  test('settled(): once it resolves, what was told is read back by any instance, without a flush', async () => {
+    const { cluster, subject } = await presence();
+    const { cluster: other } = await member(subject.app, 'i2');
+    try {
+      for (let i = 0; i < 20; i++) {
+        cluster.connected(`i1.c${i}`, `u${i}`, 'websocket', Date.now());
+        cluster.subscribed(`i1.c${i}`, `u${i}`, [`room${i}`]);
+        await cluster.settled();
+        expect((await other.user(`u${i}`)).map((c) => c.channels)).toEqual([[`room${i}`]]);
+      }
+      // Nothing waiting: it resolves at once.
+      await cluster.settled();
+    } finally {
+      await closeAll();
+    }
+  });
+
+  test("a connection whose rows the database refuses is dropped; everyone else's are written, now and after", async () => {
+    const refused: unknown[] = [];
+    const { cluster, errors } = await presence('i1', { onRefused: (e) => refused.push(e) });
+    try {
+      cluster.connected('i1.good', 'alice', 'websocket', Date.now());
+      cluster.subscribed('i1.good', 'alice', ['room']);
+      cluster.connected('i1.bad', 'mallory\u0000', 'websocket', Date.now());
+      cluster.subscribed('i1.bad', 'mallory\u0000', ['room']);
+      await cluster.flush();
+      expect(refused.length).toBe(1);
+      expect((await cluster.user('alice')).map((c) => [c.id, c.channels])).toEqual([['i1.good', ['room']]]);
+      // Nothing is left to retry forever: the next change goes through on its own.
+      cluster.connected('i1.next', 'bob', 'websocket', Date.now());
+      await cluster.settled();
+      expect((await cluster.user('bob')).map((c) => c.id)).toEqual(['i1.next']);
+      expect(refused.length).toBe(1);
+      expect(errors).toEqual([]);
+    } finally {
+      await closeAll();
+    }
+  });
+
+  test('a clean stop removes the instance and its connections at once, with their leave events', async () => {
+    const { cluster, subject } = await presence();
+    cluster.connected('i1.x', 'xena', 'websocket', Date.now());
+    cluster.subscribed('i1.x', 'xena', ['room']);
+    await cluster.flush();
+    await closeAll();
+    expect(await subject.app.query('select id from mesh_connection')).toEqual([]);
+    expect(await subject.app.query('select id from mesh_instance')).toEqual([]);
+    expect(await events(subject.app, 'room')).toEqual(['join xena', 'leave xena']);
+  });
+});
