@@ -28,6 +28,7 @@ import { clientAddressOf } from './api/client-address.ts';
 import { metricsRoute } from './api/metrics.ts';
 import { pusherApiRoutes } from './api/pusher-http.ts';
 import { pusherSocketRoute } from './transport/pusher-ws.ts';
+import { MERCURE_PATH, mercureHub } from './mercure/mount.ts';
 import { PusherApps, type PusherApp } from './pusher/apps.ts';
 import { pusherTarget } from './store/webhooks.ts';
 import type { Metrics } from './metrics.ts';
@@ -106,6 +107,12 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
     };
     app.get('/app/:key', notDraining, pusherSocketRoute(gateway, runtime, apps, pusherOptions));
     app.route('/', pusherApiRoutes(apps, store, cluster, config.MESH_MAX_JSON_DEPTH));
+  }
+
+  const mercure = mercureHub(config, gateway, store, runtime, log, clientAddress);
+  if (mercure !== null) {
+    app.get(MERCURE_PATH, notDraining);
+    app.route(MERCURE_PATH, mercure);
   }
 
   // Pages on other origins (the app on app.example.com, pgmesh on rt.example.com) may use the

@@ -72,6 +72,17 @@ const parsedBy = <T>(parse: (text: string) => T) =>
 const pusherApps = parsedBy(parsePusherApps);
 const pusherWebhooks = parsedBy(parsePusherWebhooks);
 const flag = z.enum(['0', '1', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v));
+const jwtAlgorithm = z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'], { error: 'a JWS algorithm such as HS256, RS256 or ES256' });
+const list = z.string().transform((text) => text.split(',').map((item) => item.trim()).filter((item) => item.length > 0));
+const mercureVersions = z.string().transform((text, ctx) => {
+  const versions = text.split(',').map((v) => v.trim().replace(/\.x$/, '').replace(/^1\.0$/, '1'));
+  const bad = versions.find((v) => v !== '1' && v !== '0');
+  if (bad !== undefined || versions.length === 0) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not a list of Mercure versions like 1,0.x` });
+    return z.NEVER;
+  }
+  return new Set(versions as ('1' | '0')[]);
+});
 
 export const ConfigSchema = z.object({
   PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).default(8080),
@@ -153,6 +164,28 @@ export const ConfigSchema = z.object({
   PUSHER_APPS: pusherApps.default([]),
   /** Where each Pusher app's webhooks go, `<app id>=<url>` comma-separated: Pusher's format, signed with that app's secret, durable like MESH_WEBHOOK_URL's. */
   PUSHER_WEBHOOKS: pusherWebhooks.default({}),
+  /** The Mercure hub at /.well-known/mercure is on when this (or MERCURE_PUBLISHER_JWKS_URL) is set: the publishers' token key, a secret for HS*, a PEM public key otherwise. */
+  MERCURE_PUBLISHER_JWT_KEY: z.string().min(1).optional(),
+  MERCURE_PUBLISHER_JWT_ALG: jwtAlgorithm.default('HS256'),
+  /** Publishers' keys from a JWKS instead (RS/ES/PS/EdDSA). */
+  MERCURE_PUBLISHER_JWKS_URL: url.optional(),
+  /** The subscribers' token key; default: the publishers'. */
+  MERCURE_SUBSCRIBER_JWT_KEY: z.string().min(1).optional(),
+  /** Default: MERCURE_PUBLISHER_JWT_ALG. */
+  MERCURE_SUBSCRIBER_JWT_ALG: jwtAlgorithm.optional(),
+  MERCURE_SUBSCRIBER_JWKS_URL: url.optional(),
+  /** Issuers (`iss`) whose Mercure 1.0 access tokens are trusted, comma-separated; without any, 1.0 tokens are refused. */
+  MERCURE_ISSUERS: list.default([]),
+  /** The hub's URL as clients reach it (base of relative topics; the default audience); default: this request's origin + /.well-known/mercure. */
+  MERCURE_PUBLIC_URL: url.optional(),
+  /** The resource identifier a 1.0 token's `aud` must name; default: the hub's URL. */
+  MERCURE_AUDIENCE: z.string().min(1).optional(),
+  /** Subscribers without a token get the public updates. */
+  MERCURE_ANONYMOUS: flag.default(false),
+  /** Web origins (exact, comma-separated) whose pages may subscribe with cookies and publish. */
+  MERCURE_CORS_ORIGINS: origins.default([]),
+  /** The protocol generations spoken: 1 (match=, at+jwt tokens), 0.x (topic=, mercure claims), or both. */
+  MERCURE_VERSIONS: mercureVersions.default(new Set(['1', '0'] as const)),
   MESH_LOG: z.enum(['debug', 'info', 'warn', 'silent']).default('info'),
   /** JSON lines (for log shippers), pretty (for people), or auto: pretty when stderr is a terminal. */
   MESH_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),

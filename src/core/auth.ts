@@ -67,14 +67,7 @@ export class Authenticator {
   constructor(settings: AuthSettings) {
     this.#settings = settings;
     this.#secret = settings.jwtSecret ? new TextEncoder().encode(settings.jwtSecret) : undefined;
-    const depth = settings.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
-    // jose reads the key set itself: through callOut, for its byte cap and depth limit (it follows no redirect either).
-    const keySetFetch = async (url: string, init: RequestInit) => {
-      const answer = await callOut(url, init, MAX_ANSWER);
-      if (answer.ok) readJson(answer.text, depth, 'key set');
-      return new Response(answer.text, { status: answer.status, headers: answer.headers });
-    };
-    this.#jwks = settings.jwksUrl ? jose.createRemoteJWKSet(new URL(settings.jwksUrl), { [jose.customFetch]: keySetFetch }) : undefined;
+    this.#jwks = settings.jwksUrl ? remoteKeySet(settings.jwksUrl, settings.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH) : undefined;
     this.#algorithms = [...(this.#secret ? ['HS256'] : []), ...(this.#jwks ? ASYMMETRIC : [])];
   }
 
@@ -137,6 +130,16 @@ export class Authenticator {
     if (!answer.success) throw new MeshError('ERR_AUTH_UNAVAILABLE', 'token exchange failed: AUTH_URL answer has no "uid"');
     return identityFrom(answer.data);
   }
+}
+
+/** A JWKS that jose fetches (and caches) through callOut: no redirect followed, at most 256 KB, nesting bounded. */
+export function remoteKeySet(url: string, maxJsonDepth: number): ReturnType<typeof jose.createRemoteJWKSet> {
+  const keySetFetch = async (target: string, init: RequestInit) => {
+    const answer = await callOut(target, init, MAX_ANSWER);
+    if (answer.ok) readJson(answer.text, maxJsonDepth, 'key set');
+    return new Response(answer.text, { status: answer.status, headers: answer.headers });
+  };
+  return jose.createRemoteJWKSet(new URL(url), { [jose.customFetch]: keySetFetch });
 }
 
 /** The credentials of an `Authorization: Bearer …` header (the scheme is case-insensitive), or undefined. */

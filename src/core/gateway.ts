@@ -481,6 +481,23 @@ export class Gateway {
     return { uids, info: Object.fromEntries(uids.map((uid) => [uid, list.get(uid) ?? null])) };
   }
 
+  /**
+   * For a protocol that authorises its own subscribers (Mercure): subscribes `session` to `channel`,
+   * replaying what came after `after` first (none: live from now), and writes it to presence.
+   */
+  async follow(session: Session, channel: string, after: number | undefined): Promise<void> {
+    this.#o.hub.subscribe(session, channel, channel, 'plain', after);
+    try {
+      if (after !== undefined) await this.#replay(session, channel, after);
+      stillOpen(session);
+    } catch (err) {
+      this.#o.hub.unsubscribe(session, channel);
+      throw err;
+    }
+    this.#o.hub.goLive(session, channel, this.#o.log.position);
+    this.#o.observer?.subscribed(session, [channel]);
+  }
+
   /** For a protocol whose clients publish in a form of its own (Pusher's client events): publishes for `session`, if it is still open. */
   async publishFor(session: Session, messages: NewMessage[]): Promise<number[]> {
     stillOpen(session);

@@ -192,6 +192,11 @@ export const MIGRATIONS: readonly Migration[] = [
       delete from mesh_subscription s where not exists (select 1 from mesh_connection c where c.id = s.connection);
     ` + installFunctions(),
   },
+  {
+    // A Mercure subscriber resumes after an update's own id (Last-Event-ID): found by this index.
+    version: 10,
+    sql: `create index mesh_message_mercure_event on mesh_message ((data::json->>'i'), id) where channel = '$mercure';`,
+  },
 ];
 
 /** Every function in functions/, as one script of create-or-replace statements. */

@@ -12,7 +12,7 @@ import { CursorBatch } from './cursor-batch.ts';
 import { GroupCommit } from './group-commit.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
 import type { WebhookTargets } from './webhooks.ts';
-import { CURSOR_UPSERT_SQL, MESSAGE_COLUMNS, NOTIFY_CHANNEL, PAGE, PUBLISH_SQL, PUBLISH_WITH_HOOKS_SQL, SEQUENCE_INBOX_SQL } from './statements.ts';
+import { CURSOR_UPSERT_SQL, MERCURE_EVENT_SQL, MESSAGE_COLUMNS, NOTIFY_CHANNEL, PAGE, PUBLISH_SQL, PUBLISH_WITH_HOOKS_SQL, SEQUENCE_INBOX_SQL } from './statements.ts';
 
 // NOTIFY payloads must stay under 8000 bytes; leave room for the id range around the bodies.
 const INLINE_LIMIT = 7800;
@@ -389,6 +389,11 @@ export class SqlStore implements Store {
     // The last chance to write cursors: a failure here means duplicates on the next connect, so say so.
     await this.flushCursors().catch((err) => this.#onError(new Error('cursor positions not written at shutdown', { cause: err })));
     await this.#db.close();
+  }
+
+  async findMercureEvent(eventId: string): Promise<number | null> {
+    const rows = await this.#read('event id', MERCURE_EVENT_SQL, [eventId]);
+    return rows.length === 0 ? null : Number(rows[0]!.id);
   }
 
   async head(): Promise<number> {

@@ -76,3 +76,7 @@ export const CURSOR_UPSERT_SQL = `
 
 /** The columns a Message is read from. */
 export const MESSAGE_COLUMNS = 'id, channel, data, sender, exclude';
+
+// The first Mercure update (a message on $mercure) carrying a publisher's own id: the channel is
+// written out, so the partial index of migration 10 serves it.
+export const MERCURE_EVENT_SQL = `select id from mesh_message where channel = '$mercure' and (data::json->>'i') = $1 order by id limit 1`;

@@ -36,6 +36,8 @@ export interface Store extends MessageLog {
   recent(channel: string, limit: number): Promise<{ messages: Message[]; head: number }>;
   /** Registers the consumer of the live feed (the hub). */
   onMessages(listener: FeedListener): void;
+  /** The id of the first Mercure update that carries `eventId` as its own id (a Last-Event-ID to resume from), or null. */
+  findMercureEvent(eventId: string): Promise<number | null>;
   /** Resolves when the database answers; rejects otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,0 +1,248 @@
+/**
+ * The Mercure hub at /.well-known/mercure: POST publishes an update, GET opens a
+ * subscriber's event stream. Both protocol generations are spoken on the same
+ * endpoint: 1.0 (`match`, `match_exact`, `match_urlpattern`; at+jwt tokens in the
+ * Authorization header or the `__Secure-mercure_access_token` cookie) and 0.x
+ * (`topic` selectors as URI templates; `mercure` claims; the `mercureAuthorization`
+ * cookie or `authorization` query parameter). A subscriber is a pgmesh session
+ * following the `$mercure` channel, so updates reach it from any instance, in
+ * order, and a reconnect resumes after its Last-Event-ID exactly.
+ */
+import { Hono, type Context } from 'hono';
+import { getCookie } from 'hono/cookie';
+import { bearerToken } from '../core/auth.ts';
+import { MeshError } from '../core/errors.ts';
+import type { Gateway } from '../core/gateway.ts';
+import type { Message } from '../core/message.ts';
+import type { MessageLog } from '../core/message-log.ts';
+import { boundedText } from '../core/request-body.ts';
+import type { Session, SessionSink } from '../core/session.ts';
+import type { ClientAddress } from '../api/client-address.ts';
+import type { EventBody, RuntimeAdapter } from '../runtime/adapter.ts';
+import { MercureError } from './errors.ts';
+import { mayPublish, mayRead, type HubIdentity, type MercureGrant, type MercureGrants } from './grants.ts';
+import { topicMatcher, type TopicMatcher } from './topic-matcher.ts';
+import { eventId, MERCURE_CHANNEL, updateEvent, updateFromForm, updateOf } from './update.ts';
+
+export interface MercureOptions {
+  grants: MercureGrants;
+  /** Subscribers without a token get the public updates (MERCURE_ANONYMOUS). */
+  anonymous: boolean;
+  /** Origins whose pages may subscribe with their cookies, and publish (MERCURE_CORS_ORIGINS). */
+  corsOrigins: readonly string[];
+  /** Which generations are spoken (MERCURE_VERSIONS). */
+  versions: ReadonlySet<'1' | '0'>;
+  /** The hub's URL as clients reach it (MERCURE_PUBLIC_URL); default: the request's origin + /.well-known/mercure. */
+  publicUrl?: string;
+  /** The resource identifier 1.0 tokens name in `aud` (MERCURE_AUDIENCE); default: the hub's URL. */
+  audience?: string;
+  heartbeatMs: number;
+  /** The reconnection time EventSource is told, in ms. */
+  retryMs: number;
+  /** The largest update body accepted, in bytes. */
+  maxBody: number;
+  /** Where an update's custom id is found back, for a Last-Event-ID that carries one. */
+  findEventId: (id: string) => Promise<number | null>;
+  clientAddress?: ClientAddress;
+}
+
+/** Most matchers one subscriber may send. */
+const MAX_MATCHERS = 100;
+const COOKIES = ['__Secure-mercure_access_token', 'mercureAuthorization'];
+const encoder = new TextEncoder();
+const PING = encoder.encode(':\n\n');
+
+/** One subscriber's event stream: its matchers, its grant, and the session it is. */
+class MercureStream implements SessionSink {
+  readonly out: EventBody;
+  session: Session | undefined;
+  done = false;
+  readonly #exact: Set<string>;
+  readonly #patterns: TopicMatcher[];
+
+  constructor(
+    readonly matchers: TopicMatcher[],
+    readonly grant: MercureGrant | null,
+    readonly streams: Set<MercureStream>,
+    readonly gateway: Gateway,
+    runtime: RuntimeAdapter,
+    request: Request,
+  ) {
+    this.out = runtime.eventBody(this, request);
+    // Exact matchers are looked up, not tried one by one: a subscriber to many topics costs one lookup per topic.
+    this.#exact = new Set(matchers.filter((m) => m.type === 'exact' && m.value !== '*').map((m) => m.value));
+    this.#patterns = matchers.filter((m) => m.type !== 'exact' || m.value === '*');
+  }
+
+  message(message: Message): void {
+    if (this.done || message.channel !== MERCURE_CHANNEL) return;
+    const update = updateOf(message);
+    if (update === null || !update.t.some((topic) => this.#exact.has(topic) || this.#patterns.some((m) => m.matches(topic)))) return;
+    if (update.p === 1 && !mayRead(this.grant, update.t)) return;
+    this.out.write(updateEvent(message, update));
+  }
+
+  reply(): void {}
+  notice(): void {}
+
+  close(): void {
+    this.finish();
+    this.out.close();
+  }
+
+  buffered(): number {
+    return this.out.buffered();
+  }
+
+  cancelled(): void {
+    this.finish();
+  }
+
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.streams.delete(this);
+    if (this.session) this.gateway.close(this.session);
+  }
+}
+
+/** The routes, to mount at /.well-known/mercure. */
+export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: RuntimeAdapter, options: MercureOptions): Hono {
+  const app = new Hono();
+  const streams = new Set<MercureStream>();
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  const beat = () => {
+    for (const stream of streams) stream.out.write(PING);
+    if (streams.size === 0) heartbeat = void clearInterval(heartbeat);
+  };
+
+  app.onError((err, c) => {
+    const cors = corsHeaders(c, options.corsOrigins);
+    if (err instanceof MercureError) return err.toResponse(cors);
+    if (err instanceof MeshError && err.http < 500) return new MercureError(400, err.message).toResponse(cors);
+    if (err instanceof MeshError) return new Response(`${err.message}\n`, { status: err.http, headers: { 'content-type': 'text/plain; charset=utf-8', ...cors } });
+    throw err;
+  });
+
+  app.options('/', (c) => {
+    const cors = corsHeaders(c, options.corsOrigins);
+    if (Object.keys(cors).length === 0) return c.body(null, 204);
+    return c.body(null, 204, { ...cors, 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'authorization, content-type, last-event-id, cache-control', 'access-control-max-age': '600' });
+  });
+
+  app.post('/', async (c) => {
+    const type = c.req.header('content-type') ?? '';
+    if (!/^application\/x-www-form-urlencoded\b/i.test(type)) throw MercureError.badRequest('an update is an application/x-www-form-urlencoded POST');
+    const hub = hubOf(c, options);
+    const token = tokenOf(c, options.versions);
+    if (token === undefined) throw MercureError.noToken('publishing needs an access token');
+    const grant = await options.grants.verify(token, 'publisher', hub);
+    let body: string;
+    try {
+      body = await boundedText(c.req.raw, options.maxBody);
+    } catch (err) {
+      if (err instanceof MeshError && err.code === 'ERR_TOO_LARGE') throw new MercureError(413, `an update is at most ${options.maxBody} bytes`);
+      throw err;
+    }
+    const update = updateFromForm(new URLSearchParams(body), hub.hubUrl);
+    if (!mayPublish(grant, update.t)) throw MercureError.insufficientScope('the token does not grant publishing to every topic of this update');
+    const [id] = await log.publish([{ channel: MERCURE_CHANNEL, data: JSON.stringify(update), sender: null }]);
+    return c.body(eventId(update, id!), 200, { 'content-type': 'text/plain; charset=utf-8', ...corsHeaders(c, options.corsOrigins) });
+  });
+
+  app.get('/', async (c) => {
+    const hub = hubOf(c, options);
+    const matchers = matchersOf(new URL(c.req.url).searchParams, options.versions, hub.hubUrl);
+    const token = tokenOf(c, options.versions);
+    const grant = token === undefined ? null : await options.grants.verify(token, 'subscriber', hub);
+    if (grant === null && !options.anonymous) throw MercureError.noToken('subscribing needs an access token on this hub');
+    const asked = c.req.header('last-event-id') ?? c.req.query('last_event_id') ?? c.req.query('lastEventID') ?? c.req.query('lastEventId');
+    const { after, anchor } = asked === undefined ? { after: undefined, anchor: undefined } : await resumeFrom(asked, log, options.findEventId);
+
+    const sink = new MercureStream(matchers, grant, streams, gateway, runtime, c.req.raw);
+    const identity = { uid: `$mercure:${grant?.subject ?? 'anonymous'}`, subscribe: [], publish: [], expiresAt: grant?.expiresAt ?? null };
+    const session = (sink.session = gateway.open(sink, { format: 'raw', ackMode: false, transport: 'sse', address: options.clientAddress?.(c), identity }));
+    try {
+      gateway.identify(session, identity);
+      // A token's expiry ends its stream: the browser reconnects, with a fresh cookie if the app set one.
+      if (identity.expiresAt !== null) session.setTimer('expiry', Math.max(0, identity.expiresAt - Date.now()));
+      await gateway.follow(session, MERCURE_CHANNEL, after);
+    } catch (err) {
+      sink.finish();
+      throw err;
+    }
+    // Bytes at once: some runtimes send the headers with the first chunk only, and EventSource opens on them.
+    sink.out.write(encoder.encode(`retry: ${options.retryMs}\n\n`));
+    sink.out.handedOver();
+    if (!sink.done) streams.add(sink);
+    heartbeat ??= setInterval(beat, options.heartbeatMs);
+    runtime.keepOpen(c);
+    const headers: Record<string, string> = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no', ...corsHeaders(c, options.corsOrigins) };
+    // Where the replay started from (1.0's field, and the 0.x hubs' Last-Event-ID): a subscriber compares it to what it asked for to see a gap.
+    if (anchor !== undefined) headers['mercure-last-event-id'] = headers['last-event-id'] = anchor;
+    return new Response(sink.out.body, { headers });
+  });
+
+  return app;
+}
+
+/** The subscriber's matchers, from the query: 1.0's match parameters and 0.x's topic selectors. */
+function matchersOf(query: URLSearchParams, versions: ReadonlySet<'1' | '0'>, hubUrl: string): TopicMatcher[] {
+  const matchers: TopicMatcher[] = [];
+  for (const [name, value] of query) {
+    let type: TopicMatcher['type'] | undefined;
+    if (name === 'match' || name === 'match_exact') type = 'exact';
+    else if (name === 'match_urlpattern') type = 'urlpattern';
+    else if (/^match/i.test(name)) throw MercureError.badRequest(`unknown matcher parameter ${name.slice(0, 64)}: this hub knows match, match_exact and match_urlpattern`);
+    else if (name === 'topic' && versions.has('0')) type = 'uritemplate';
+    if (type === undefined) continue;
+    if (type !== 'uritemplate' && !versions.has('1')) throw MercureError.badRequest('Mercure 1.0 matchers are off on this hub (MERCURE_VERSIONS)');
+    if (matchers.length >= MAX_MATCHERS) throw MercureError.badRequest(`at most ${MAX_MATCHERS} topic matchers`);
+    matchers.push(topicMatcher(type, value, hubUrl));
+  }
+  if (matchers.length === 0) throw MercureError.badRequest('name at least one topic: match=<topic> (or, Mercure 0.x, topic=<selector>)');
+  return matchers;
+}
+
+/**
+ * Where a reconnecting subscriber resumes: after the update it names. `earliest` (or an id whose
+ * update is gone past the retention) replays what is kept; an id this hub never gave replays
+ * nothing. `anchor` is what the response's Mercure-Last-Event-ID says.
+ */
+async function resumeFrom(asked: string, log: MessageLog, findEventId: (id: string) => Promise<number | null>): Promise<{ after: number | undefined; anchor: string }> {
+  if (asked === 'earliest') return { after: 0, anchor: 'earliest' };
+  const own = /^#(\d{1,15})$/.exec(asked);
+  const position = own ? Number(own[1]) : await findEventId(asked);
+  if (position === null) return { after: undefined, anchor: 'earliest' };
+  const expiredUpTo = await log.expiredUpTo();
+  return position < expiredUpTo ? { after: position, anchor: 'earliest' } : { after: position, anchor: asked };
+}
+
+/** The hub's URL and audience for this request. */
+function hubOf(c: Context, options: MercureOptions): HubIdentity {
+  const hubUrl = options.publicUrl ?? `${new URL(c.req.url).origin}/.well-known/mercure`;
+  return { hubUrl, audience: options.audience ?? hubUrl };
+}
+
+/** The access token: the Authorization header first; else a cookie; else (0.x only) the `authorization` query parameter. */
+function tokenOf(c: Context, versions: ReadonlySet<'1' | '0'>): string | undefined {
+  const header = c.req.header('authorization');
+  if (header !== undefined) {
+    const token = bearerToken(header);
+    if (token === undefined) throw new MercureError(400, 'the Authorization header must be "Bearer <token>"', 'invalid_request');
+    return token;
+  }
+  for (const name of COOKIES) {
+    const cookie = getCookie(c, name);
+    if (cookie) return cookie;
+  }
+  // Mercure 0.x also took it from the query (1.0 forbids that: URLs end up in logs).
+  return versions.has('0') ? c.req.query('authorization') || undefined : undefined;
+}
+
+/** CORS for a page of an allowed origin (credentials included, so never a wildcard); none otherwise. */
+function corsHeaders(c: Context, origins: readonly string[]): Record<string, string> {
+  const origin = c.req.header('origin');
+  if (origin === undefined || !origins.includes(origin)) return {};
+  return { 'access-control-allow-origin': origin, 'access-control-allow-credentials': 'true', 'access-control-expose-headers': 'mercure-last-event-id, last-event-id', vary: 'origin' };
+}

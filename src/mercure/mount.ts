@@ -1,0 +1,49 @@
+/** The Mercure hub from the settings: on when publishers have a key (MERCURE_PUBLISHER_JWT_KEY or a JWKS). */
+import type { Hono } from 'hono';
+import { remoteKeySet } from '../core/auth.ts';
+import type { Gateway } from '../core/gateway.ts';
+import type { Config } from '../config.ts';
+import type { Store } from '../store/store.ts';
+import type { ClientAddress } from '../api/client-address.ts';
+import type { RuntimeAdapter } from '../runtime/adapter.ts';
+import type { Log } from '../log.ts';
+import { MercureGrants, type KeySource } from './grants.ts';
+import { mercureRoutes } from './hub-routes.ts';
+
+/** The path of the hub, as the protocol fixes it. */
+export const MERCURE_PATH = '/.well-known/mercure';
+
+/** The hub's routes, or null when no publisher key is set. */
+export function mercureHub(config: Config, gateway: Gateway, store: Store, runtime: RuntimeAdapter, log: Log, clientAddress: ClientAddress): Hono | null {
+  const publisher = keySource(config.MERCURE_PUBLISHER_JWT_KEY, config.MERCURE_PUBLISHER_JWT_ALG, config.MERCURE_PUBLISHER_JWKS_URL, config.MESH_MAX_JSON_DEPTH);
+  if (publisher === null) return null;
+  const subscriber =
+    keySource(config.MERCURE_SUBSCRIBER_JWT_KEY, config.MERCURE_SUBSCRIBER_JWT_ALG ?? config.MERCURE_PUBLISHER_JWT_ALG, config.MERCURE_SUBSCRIBER_JWKS_URL, config.MESH_MAX_JSON_DEPTH) ?? publisher;
+  const grants = new MercureGrants({
+    publisher,
+    subscriber,
+    versions: config.MERCURE_VERSIONS,
+    issuers: config.MERCURE_ISSUERS,
+    onRefused: (why) => log.info('mercure token refused', { why }),
+  });
+  return mercureRoutes(gateway, store, runtime, {
+    grants,
+    anonymous: config.MERCURE_ANONYMOUS,
+    corsOrigins: config.MERCURE_CORS_ORIGINS,
+    versions: config.MERCURE_VERSIONS,
+    publicUrl: config.MERCURE_PUBLIC_URL,
+    audience: config.MERCURE_AUDIENCE,
+    heartbeatMs: config.MESH_SSE_HEARTBEAT,
+    retryMs: config.MESH_SSE_RETRY,
+    // An update's form carries its data and a little more: topics, id, type.
+    maxBody: config.MESH_MAX_MESSAGE + 64 * 1024,
+    findEventId: (id) => store.findMercureEvent(id),
+    clientAddress,
+  });
+}
+
+function keySource(key: string | undefined, alg: string, jwksUrl: string | undefined, maxJsonDepth: number): KeySource | null {
+  if (key !== undefined) return alg.startsWith('HS') ? { secret: key, alg } : { pem: key.replaceAll('\\n', '\n'), alg };
+  if (jwksUrl !== undefined) return { keySet: remoteKeySet(jwksUrl, maxJsonDepth) };
+  return null;
+}
