@@ -14,6 +14,9 @@ import { SignJWT } from 'jose';
 import { launchBrowser } from './harness/browser.ts';
 import { startCluster } from './harness/cluster.ts';
 import { startTestMesh } from './harness/mesh.ts';
+import { hasSymfonyMercure, runPhp } from './harness/php.ts';
+import { ROOT } from './harness/process.ts';
+import { join } from 'node:path';
 
 /** The reference hub's default key, which the conformance suite's tokens are signed with. */
 const KEY = '!ChangeThisMercureHubJWTSecretKey!';
@@ -207,6 +210,51 @@ describe('private updates and tokens', () => {
     const published = await fetch(`${A.url}/.well-known/mercure`, { method: 'POST', headers: { origin: 'https://app.example', authorization: `Bearer ${everything}`, 'content-type': 'application/x-www-form-urlencoded' }, body: 'topic=cors&data=x' });
     expect(published.headers.get('access-control-allow-origin')).toBe('https://app.example');
   });
+});
+
+describe("Symfony's own publisher (symfony/mercure 0.6 from Debian, run by php-cli)", () => {
+  const script = join(ROOT, 'examples', 'symfony', 'publish.php');
+  const symfony = (args: string[]) => runPhp(script, args, { MERCURE_URL: `${A.url}/.well-known/mercure`, MERCURE_JWT_SECRET: KEY });
+
+  test.skipIf(!hasSymfonyMercure)('Hub::publish() of an Update reaches an EventSource on the other instance, with its id and type; the answer is the id', async () => {
+    const topic = `https://example.com/books/${random()}`;
+    const marker = `marker-${random()}`;
+    await listen([['match', topic], ['match', marker]]);
+    await page.evaluate(() => (window as any).source.addEventListener('book.updated', (e: MessageEvent) => (window as any).got.push({ type: e.type, id: e.lastEventId, data: e.data })));
+    const sent = await symfony([topic, '{"title":"Mercure"}', '', `book-1-${topic}`, 'book.updated']);
+    expect(sent.stderr).toBe('');
+    expect(sent.stdout).toBe(`book-1-${topic}\n`);
+    const plain = await symfony([topic, 'plain']);
+    expect(plain.stdout).toMatch(/^#\d+\n$/);
+    const got = await receivedBefore(marker, A.url);
+    expect(got.filter((e) => e.data !== 'marker')).toEqual([
+      { type: 'book.updated', id: `book-1-${topic}`, data: '{"title":"Mercure"}' },
+      { type: 'message', id: plain.stdout.trim(), data: 'plain' },
+    ]);
+  }, 30_000);
+
+  test.skipIf(!hasSymfonyMercure)('a private Update reaches only a subscriber whose cookie grants its topic', async () => {
+    const topic = `https://example.com/orders/${random()}`;
+    const marker = `marker-${random()}`;
+    await listen([['topic', topic], ['topic', marker]]);
+    await symfony([topic, 'secret order', 'private']);
+    expect((await receivedBefore(marker, A.url)).map((e) => e.data)).toEqual(['marker']);
+    // The cookie a Symfony app sets for its page (the Authorization helper's, mercureAuthorization), 0.x claims.
+    await context.addCookies([{ name: 'mercureAuthorization', value: await oldToken({ subscribe: [topic, `${marker}-2`] }), url: B.url }]);
+    try {
+      await listen([['topic', topic], ['topic', `${marker}-2`]]);
+      await symfony([topic, 'secret order 2', 'private']);
+      expect((await receivedBefore(`${marker}-2`, A.url)).map((e) => e.data)).toEqual(['secret order 2', 'marker']);
+    } finally {
+      await context.clearCookies();
+    }
+  }, 30_000);
+
+  test.skipIf(!hasSymfonyMercure)('a wrong secret: the publisher fails loudly with the 401', async () => {
+    const refused = await runPhp(script, ['a', 'x'], { MERCURE_URL: `${A.url}/.well-known/mercure`, MERCURE_JWT_SECRET: 'not-the-secret' });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('401');
+  }, 30_000);
 });
 
 // A hub with anonymous subscribers off (the default), in this process.

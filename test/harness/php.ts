@@ -29,3 +29,13 @@ export function runPhp(script: string, args: string[], env: Record<string, strin
     });
   });
 }
+
+const MERCURE_INSTALL = 'apt-get install -y php-symfony-mercure';
+
+/** Whether Symfony's Mercure component (Debian's php-symfony-mercure, 0.6) is there for PHP to load. */
+export const hasSymfonyMercure =
+  hasPhp && spawnSync('php', ['-r', "exit(stream_resolve_include_path('Symfony/Component/Mercure/autoload.php') ? 0 : 1);"]).status === 0;
+if (hasPhp && !hasSymfonyMercure) {
+  if (process.env.PGMESH_REQUIRE_PHP === '1') throw new Error(`PGMESH_REQUIRE_PHP=1 but Symfony's Mercure component is missing: ${MERCURE_INSTALL}`);
+  console.warn(`Symfony Mercure tests skipped: no php-symfony-mercure here (${MERCURE_INSTALL})`);
+}
