@@ -191,6 +191,24 @@ describe('private updates and tokens', () => {
     }
   }, 30_000);
 
+  test('a pgmesh channel meets Mercure: what the server API publishes to it reaches subscribers whose token grants it as a topic, and no one else', async () => {
+    const channel = `news-${random()}`;
+    const marker = `marker-${random()}`;
+    const publishPgmesh = (d: string) => fetch(`${A.url}/v1/mesh/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ c: channel, d }) });
+    await listen([['match', channel], ['match', marker]]);
+    expect((await publishPgmesh('for the anonymous?')).status).toBe(200);
+    expect((await receivedBefore(marker, A.url)).map((e) => e.data)).toEqual(['marker']);
+    await context.addCookies([{ name: 'mercureAuthorization', value: await accessToken([{ actions: ['subscribe'], topics: [channel] }]), url: B.url }]);
+    try {
+      await listen([['match', channel], ['match', `${marker}-2`]]);
+      const published = (await (await publishPgmesh('breaking')).json()) as { id: number };
+      const got = await receivedBefore(`${marker}-2`, A.url);
+      expect(got.filter((e) => e.data !== 'marker')).toEqual([{ type: 'message', id: `#${published.id}`, data: 'breaking' }]);
+    } finally {
+      await context.clearCookies();
+    }
+  }, 30_000);
+
   test("a subscriber's stream ends when its token expires", async () => {
     const short = await accessToken([{ actions: ['subscribe'], topics: ['*'] }], {}, '2s');
     const response = await fetch(`${B.url}/.well-known/mercure?match=anything`, { headers: { authorization: `Bearer ${short}` } });

@@ -22,7 +22,8 @@ import type { EventBody, RuntimeAdapter } from '../runtime/adapter.ts';
 import { MercureError } from './errors.ts';
 import { mayPublish, mayRead, type HubIdentity, type MercureGrant, type MercureGrants } from './grants.ts';
 import { topicMatcher, type TopicMatcher } from './topic-matcher.ts';
-import { eventId, MERCURE_CHANNEL, updateEvent, updateFromForm, updateOf } from './update.ts';
+import { channelEvent, eventId, MERCURE_CHANNEL, updateEvent, updateFromForm, updateOf } from './update.ts';
+import { canonicalChannel, USER_PREFIX } from '../core/channels.ts';
 
 export interface MercureOptions {
   grants: MercureGrants;
@@ -75,7 +76,9 @@ class MercureStream implements SessionSink {
   }
 
   message(message: Message): void {
-    if (this.done || message.channel !== MERCURE_CHANNEL) return;
+    if (this.done) return;
+    // A pgmesh channel this subscriber follows (an exact matcher its token grants): the message as it was published.
+    if (message.channel !== MERCURE_CHANNEL) return this.out.write(channelEvent(message));
     const update = updateOf(message);
     if (update === null || !update.t.some((topic) => this.#exact.has(topic) || this.#patterns.some((m) => m.matches(topic)))) return;
     if (update.p === 1 && !mayRead(this.grant, update.t)) return;
@@ -167,6 +170,7 @@ export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: Runtim
       // A token's expiry ends its stream: the browser reconnects, with a fresh cookie if the app set one.
       if (identity.expiresAt !== null) session.setTimer('expiry', Math.max(0, identity.expiresAt - Date.now()));
       await gateway.follow(session, MERCURE_CHANNEL, after);
+      for (const channel of meetingChannels(matchers, grant)) await gateway.follow(session, channel, after);
     } catch (err) {
       sink.finish();
       throw err;
@@ -184,6 +188,27 @@ export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: Runtim
   });
 
   return app;
+}
+
+/**
+ * The pgmesh channels a subscriber hears beside Mercure's updates: those its exact matchers name
+ * and its token grants (a pgmesh channel's messages are for authenticated users, so to Mercure they
+ * are private updates). A user's own channel (user:…) never: it is that user's alone.
+ */
+function meetingChannels(matchers: TopicMatcher[], grant: MercureGrant | null): string[] {
+  if (grant === null) return [];
+  const channels = new Set<string>();
+  for (const m of matchers) {
+    if (m.type !== 'exact' || m.value === '*' || !mayRead(grant, [m.value])) continue;
+    let channel: string;
+    try {
+      channel = canonicalChannel(m.value);
+    } catch {
+      continue; // not a name a pgmesh channel can have
+    }
+    if (!channel.startsWith(USER_PREFIX)) channels.add(channel);
+  }
+  return [...channels];
 }
 
 /** The subscriber's matchers, from the query: 1.0's match parameters and 0.x's topic selectors. */

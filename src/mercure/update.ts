@@ -100,6 +100,17 @@ export function updateEvent(message: Message, update: StoredUpdate): Uint8Array 
   });
 }
 
+const CHANNEL_EVENT = {};
+
+/** A pgmesh channel's message as a Mercure event: its data, under the hub's id for it (encoded once per message). */
+export function channelEvent(message: Message): Uint8Array {
+  return message.memo(CHANNEL_EVENT, (m) => {
+    let text = `id: #${m.id}\n`;
+    for (const line of m.data.split(/\r\n|\r|\n/)) text += `data: ${line}\n`;
+    return encoder.encode(`${text}\n`);
+  });
+}
+
 /** Whether a topic, resolved against the hub's URL, names the hub's own path or one under it. */
 function inHubNamespace(topic: string, hubUrl: string): boolean {
   let path: string;
