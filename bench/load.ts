@@ -115,6 +115,13 @@ export async function publishBatch(url: string, channel: string, from: number, s
   await res.arrayBuffer();
 }
 
+/** POSTs one message (a `{"c","d"}` body, as php-fpm workers send them). */
+export async function publishSingle(url: string, channel: string, data: string): Promise<void> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ c: channel, d: data }) });
+  if (!res.ok) throw new Error(`publish answered ${res.status}: ${await res.text()}`);
+  await res.arrayBuffer();
+}
+
 /** Percentile of a sample (nearest rank). */
 export function percentile(samples: number[], p: number): number {
   if (samples.length === 0) return NaN;

@@ -30,6 +30,12 @@ function table(headers: string[], rows: (string | number)[][]): string {
   return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
 }
 
+const DURABLE_REQUESTS: Record<DurableResult['mode'], string> = {
+  single: '1 msg, 64 in flight',
+  batch100: '100 msgs, 16 in flight',
+  mercure: 'Mercure form POST, 64 in flight',
+};
+
 /** The results as Markdown tables (printed, and pasted into the README). */
 export function formatTables(r: Results): string {
   const parts: string[] = [];
@@ -37,8 +43,8 @@ export function formatTables(r: Results): string {
     parts.push(
       '### Fan-out (1 channel, 100-byte messages, one instance)\n\n' +
         table(
-          ['system', 'transport', 'subscribers', 'deliveries/s', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'out of order', 'server cores', 'client cores'],
-          r.fanout.map((f) => [f.system, f.transport ?? 'websocket', f.subscribers, n(f.deliveriesPerSec), n(f.p50, 1), n(f.p99, 1), n(f.max, 1), f.lost, f.errors, n(f.serverCores, 2), n(f.clientCores, 2)]),
+          ['system', 'transport', 'published as', 'published/s', 'subscribers', 'deliveries/s', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'out of order', 'server cores', 'client cores'],
+          r.fanout.map((f) => [f.system, f.transport ?? 'websocket', f.publishing ?? 'batches', n(f.publishedPerSec ?? NaN), f.subscribers, n(f.deliveriesPerSec), n(f.p50, 1), n(f.p99, 1), n(f.max, 1), f.lost, f.errors, n(f.serverCores, 2), n(f.clientCores, 2)]),
         ),
     );
   if (r.cross.length)
@@ -67,7 +73,7 @@ export function formatTables(r: Results): string {
       '### Durable publish (/v1/mesh/publish, acknowledged = committed)\n\n' +
         table(
           ['system', 'requests', 'group commit', 'messages/s', 'p50 ms', 'p99 ms', 'lost', 'failed', 'server cores'],
-          r.durable.map((d) => [d.system, d.mode === 'single' ? '1 msg, 64 in flight' : '100 msgs, 16 in flight', d.groupCommit ? 'on' : 'off', n(d.messagesPerSec), n(d.p50, 1), n(d.p99, 1), Number.isNaN(d.lost) ? 'stores nothing' : d.lost, d.failed, n(d.serverCores, 2)]),
+          r.durable.map((d) => [d.system, DURABLE_REQUESTS[d.mode], d.groupCommit ? 'on' : 'off', n(d.messagesPerSec), n(d.p50, 1), n(d.p99, 1), Number.isNaN(d.lost) ? 'stores nothing' : d.lost, d.failed, n(d.serverCores, 2)]),
         ),
     );
   if (r.idle.length)

@@ -20,7 +20,7 @@ import { ROOT } from '../test/harness/process.ts';
 import { chart, formatTables, type Results } from './report.ts';
 import { cross, type CrossResult, type CrossShape } from './scenarios/cross.ts';
 import { durable, type DurableResult } from './scenarios/durable.ts';
-import { fanout, type FanoutResult } from './scenarios/fanout.ts';
+import { fanout, MERCURE_BENCH_KEY, type FanoutResult } from './scenarios/fanout.ts';
 import { idle, type IdleResult } from './scenarios/idle.ts';
 import { hostile, type HostileResult } from './scenarios/hostile.ts';
 import { storm, type StormResult } from './scenarios/storm.ts';
@@ -66,6 +66,7 @@ const PLAN = quick
       idleSystems: ['pgmesh-bun', 'pgmesh-bun-embedded', 'socketio'] as SystemName[],
       hostileSystems: ['pgmesh-bun'] as SystemName[],
       hostileSeconds: 4,
+      mercureSystems: ['pgmesh-bun'] as SystemName[],
       stormSystems: ['pgmesh-bun'] as SystemName[],
       stormClients: 2000,
     }
@@ -88,6 +89,7 @@ const PLAN = quick
       idleSystems: [...PGMESH_STORES, 'socketio', 'bun-ceiling'] as SystemName[],
       hostileSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno'] as SystemName[],
       hostileSeconds: 10,
+      mercureSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno'] as SystemName[],
       stormSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-bun-embedded'] as SystemName[],
       stormClients: 10_000,
     };
@@ -102,10 +104,13 @@ if (systemsArg >= 0) {
   PLAN.idleSystems = chosen;
   PLAN.hostileSystems = chosen.filter((name) => name.startsWith('pgmesh'));
   PLAN.stormSystems = chosen.filter((name) => name.startsWith('pgmesh'));
+  PLAN.mercureSystems = chosen.filter((name) => /^pgmesh-(bun|node|deno)$/.test(name));
   PLAN.crossKinds = chosen.flatMap((name) => (name === 'socketio' ? ['socketio' as const] : /^pgmesh-(bun|node|deno)$/.test(name) ? [name.slice(7) as RuntimeName] : []));
 }
 
 const log = (...a: unknown[]) => console.error('bench:', ...a);
+/** A pgmesh with its Mercure hub on, anonymous subscribers allowed (the Mercure rows). */
+const MERCURE_ENV = { MERCURE_PUBLISHER_JWT_KEY: MERCURE_BENCH_KEY, MERCURE_ANONYMOUS: '1' };
 
 /** The result whose `key` is the median of the rounds. */
 function median<T>(rounds: T[], key: (t: T) => number): T {
@@ -137,16 +142,19 @@ async function withSystem<T>(name: SystemName, fn: (s: RunningSystem, db: string
 
 async function runFanout(): Promise<FanoutResult[]> {
   const out: FanoutResult[] = [];
-  const cases: [SystemName, FanoutResult['transport']][] = [
-    ...PLAN.fanoutSystems.map((name) => [name, 'websocket'] as [SystemName, FanoutResult['transport']]),
-    ...PLAN.fanoutSse.filter((name) => systemsArg < 0 || PLAN.fanoutSystems.includes(name)).map((name) => [name, 'sse'] as [SystemName, FanoutResult['transport']]),
+  type Case = [SystemName, FanoutResult['transport'], NonNullable<FanoutResult['publishing']>];
+  const cases: Case[] = [
+    ...PLAN.fanoutSystems.map((name): Case => [name, 'websocket', 'batches']),
+    ...PLAN.fanoutSse.filter((name) => systemsArg < 0 || PLAN.fanoutSystems.includes(name)).map((name): Case => [name, 'sse', 'batches']),
+    // Mercure beside pgmesh's own SSE on one runtime, both fed by single POSTs (Mercure has no batches).
+    ...PLAN.mercureSystems.filter((name) => systemsArg < 0 || PLAN.fanoutSystems.includes(name)).flatMap((name): Case[] => [[name, 'sse', 'single POSTs'], [name, 'mercure', 'single POSTs']]),
   ];
   for (const size of PLAN.fanoutSizes) {
     const medians = await takingTurns(
       cases,
-      ([name, transport], round) => {
-        log(`fan-out ${name} ${transport} ${size} subscribers, round ${round}`);
-        return withSystem(name, (s) => fanout(s, size, PLAN.fanoutSeconds, transport));
+      ([name, transport, publishing], round) => {
+        log(`fan-out ${name} ${transport} (${publishing}) ${size} subscribers, round ${round}`);
+        return withSystem(name, (s) => fanout(s, size, PLAN.fanoutSeconds, transport, 2, publishing), publishing === 'single POSTs' ? MERCURE_ENV : {});
       },
       (r) => r.deliveriesPerSec,
     );
@@ -225,11 +233,13 @@ function runDurable(): Promise<DurableResult[]> {
   for (const name of PLAN.durableSystems) for (const mode of ['single', 'batch100'] as const) cases.push([name, mode, true]);
   // What group commit buys, on the first system.
   if (PLAN.durableSystems.includes('pgmesh-bun')) cases.push(['pgmesh-bun', 'single', false], ['pgmesh-bun', 'batch100', false]);
+  // Mercure's form POSTs beside /v1/mesh/publish's single POSTs, on the same runtimes.
+  for (const name of PLAN.mercureSystems) cases.push([name, 'mercure', true]);
   return takingTurns(
     cases,
     ([name, mode, groupCommit], round) => {
       log(`durable ${name} ${mode} group commit ${groupCommit ? 'on' : 'off'}, round ${round}`);
-      return withSystem(name, (s) => durable(s, mode, groupCommit, PLAN.durableSeconds), { MESH_GROUP_COMMIT: String(groupCommit) });
+      return withSystem(name, (s) => durable(s, mode, groupCommit, PLAN.durableSeconds), { MESH_GROUP_COMMIT: String(groupCommit), ...(mode === 'mercure' ? MERCURE_ENV : {}) });
     },
     (r) => r.messagesPerSec,
   );
@@ -290,7 +300,7 @@ function verdict(r: Results): { broken: string[]; slower: string[] } {
   const broken = problems.splice(0);
   // Below the peer measured in the same run.
   for (const size of new Set(r.fanout.map((f) => f.subscribers))) {
-    const ours = r.fanout.find((f) => f.system === 'pgmesh-bun' && f.transport !== 'sse' && f.subscribers === size);
+    const ours = r.fanout.find((f) => f.system === 'pgmesh-bun' && (f.transport ?? 'websocket') === 'websocket' && f.subscribers === size);
     const peer = r.fanout.find((f) => f.system === 'socketio' && f.subscribers === size);
     if (ours && peer && ours.deliveriesPerSec < peer.deliveriesPerSec) problems.push(`fan-out ${size}: pgmesh-bun ${n0(ours.deliveriesPerSec)}/s below Socket.IO ${n0(peer.deliveriesPerSec)}/s`);
   }

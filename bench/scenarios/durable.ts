@@ -2,7 +2,8 @@
  * Scenario 3, durable publish throughput: messages/s that /v1/mesh/publish
  * acknowledges — each acknowledged message committed to the outbox — as
  * single-message POSTs with 64 in flight and as 100-message batch POSTs, driven
- * by autocannon. Afterwards the outbox must hold every acknowledged message:
+ * by autocannon; and Mercure updates, one form POST each with 64 in flight, as
+ * Symfony apps publish them. Afterwards the outbox must hold every acknowledged message:
  * each id an answer named is looked up, not merely counted.
  *
  * The bare ceilings (bun-ceiling, ws-ceiling) take the same POSTs, parse them and
@@ -12,12 +13,14 @@
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 import type { RunningSystem } from '../systems.ts';
+import { SignJWT } from 'jose';
 import { payload } from '../load.ts';
+import { MERCURE_BENCH_KEY } from './fanout.ts';
 import { cpuMs } from '../proc.ts';
 
 export interface DurableResult {
   system: string;
-  mode: 'single' | 'batch100';
+  mode: 'single' | 'batch100' | 'mercure';
   groupCommit: boolean;
   messagesPerSec: number;
   p50: number;
@@ -67,27 +70,33 @@ export async function durable(
   groupCommit: boolean,
   seconds: number,
 ): Promise<DurableResult> {
-  const perRequest = mode === 'single' ? 1 : 100;
+  const perRequest = mode === 'batch100' ? 100 : 1;
   const stores = system.protocol !== 'ceiling';
-  const body = JSON.stringify(
-    mode === 'single' ? { c: 'durable', d: payload(0) } : Array.from({ length: 100 }, (_, i) => ({ c: 'durable', d: payload(i) })),
-  );
+  const mercure = mode === 'mercure';
+  const body = mercure
+    ? new URLSearchParams({ topic: 'durable', data: payload(0) }).toString()
+    : JSON.stringify(mode === 'single' ? { c: 'durable', d: payload(0) } : Array.from({ length: 100 }, (_, i) => ({ c: 'durable', d: payload(i) })));
+  const headers = mercure
+    ? { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${await new SignJWT({ mercure: { publish: ['*'] } }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(MERCURE_BENCH_KEY))}` }
+    : { 'content-type': 'application/json' };
+  // A Mercure answer is the update's id, `#<outbox id>`; pgmesh's is {"ids": [...]}.
+  const idsOf = (text: string): number[] => (mercure ? [Number(text.slice(1))] : (JSON.parse(text) as { ids: number[] }).ids);
   {
     const ackedIds: number[] = [];
     const cpu0 = cpuMs(system.pid);
     const result = await autocannon({
-      url: system.publishUrl,
+      url: mercure ? `${system.httpUrl}/.well-known/mercure` : system.publishUrl,
       requests: [
         {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers,
           body,
           onResponse: (status: number, text: string) => {
-            if (status === 200 && stores) ackedIds.push(...(JSON.parse(text) as { ids: number[] }).ids);
+            if (status === 200 && stores) ackedIds.push(...idsOf(text));
           },
         },
       ],
-      connections: mode === 'single' ? 64 : 16,
+      connections: mode === 'batch100' ? 16 : 64,
       pipelining: 1,
       duration: seconds,
     });

@@ -44,6 +44,8 @@ export interface GrantSettings {
 }
 
 const DETAIL_TYPE = 'https://mercure.rocks/authorization-detail';
+/** Verified tokens remembered. */
+const VERIFIED_CACHE = 1000;
 const MAX_DETAILS = 64;
 const MAX_TOPICS = 256;
 const Selectors = z.array(z.string()).max(MAX_TOPICS);
@@ -67,6 +69,8 @@ export interface HubIdentity {
 export class MercureGrants {
   readonly #settings: GrantSettings;
   readonly #keys: { publisher: KeyOf; subscriber: KeyOf };
+  /** Tokens that verified, with their grants (oldest dropped first past VERIFIED_CACHE). */
+  readonly #verified = new Map<string, MercureGrant>();
 
   constructor(settings: GrantSettings) {
     this.#settings = settings;
@@ -75,6 +79,17 @@ export class MercureGrants {
 
   /** The grant of a token presented for `role`; throws MercureError 401 invalid_token if it does not verify. */
   async verify(token: string, role: 'publisher' | 'subscriber', hub: HubIdentity): Promise<MercureGrant> {
+    // A publisher (a php-fpm worker) sends the same token with every update: checked once, then looked up until it expires.
+    const key = `${role} ${hub.hubUrl} ${hub.audience} ${token}`;
+    const known = this.#verified.get(key);
+    if (known !== undefined && (known.expiresAt === null || known.expiresAt > Date.now())) return known;
+    const grant = await this.#verify(token, role, hub);
+    if (this.#verified.size >= VERIFIED_CACHE) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(key, grant);
+    return grant;
+  }
+
+  async #verify(token: string, role: 'publisher' | 'subscriber', hub: HubIdentity): Promise<MercureGrant> {
     const s = this.#settings;
     let verified: jose.JWTVerifyResult;
     try {
