@@ -109,7 +109,7 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
     app.route('/', pusherApiRoutes(apps, store, cluster, config.MESH_MAX_JSON_DEPTH));
   }
 
-  const mercure = mercureHub(config, gateway, store, runtime, log, clientAddress);
+  const mercure = mercureHub(config, gateway, store, cluster, runtime, log, clientAddress);
   if (mercure !== null) {
     app.get(MERCURE_PATH, notDraining);
     app.route(MERCURE_PATH, mercure);

@@ -37,8 +37,8 @@ const secret = new TextEncoder().encode(KEY);
 const random = () => randomBytes(20).toString('hex');
 
 /** A Mercure 1.0 access token granting `actions` on `topics` (exact, or {match, match_type}). */
-function accessToken(grants: { actions: string[]; topics: (string | { match: string; match_type: string })[] }[], claims: Record<string, unknown> = {}, expiresIn = '1h') {
-  const authorization_details = grants.map((g) => ({ type: 'https://mercure.rocks/authorization-detail', actions: g.actions, topics: g.topics.map((t) => (typeof t === 'string' ? { match: t } : t)) }));
+function accessToken(grants: { actions: string[]; topics: (string | { match: string; match_type: string })[]; payload?: unknown }[], claims: Record<string, unknown> = {}, expiresIn = '1h') {
+  const authorization_details = grants.map((g) => ({ type: 'https://mercure.rocks/authorization-detail', ...g, topics: g.topics.map((t) => (typeof t === 'string' ? { match: t } : t)) }));
   return new SignJWT({ authorization_details, ...claims }).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).setIssuer(ISSUER).setAudience(AUDIENCE).setSubject('tester').setExpirationTime(expiresIn).sign(secret);
 }
 /** A Mercure 0.x token, as symfony/mercure signs one: a `mercure` claim and nothing else. */
@@ -160,7 +160,11 @@ describe('Mercure updates: ids, types, resume', () => {
       // The replay comes first; a marker published after it says the replay is over (the markers are left out).
       const end = `end-${random()}`;
       await publish(A.url, everything, { topic, data: end });
-      while (!text.includes(`data: ${end}`)) text += new TextDecoder().decode((await reader.read()).value);
+      while (!text.includes(`data: ${end}`)) {
+        const chunk = await reader.read();
+        if (chunk.done) throw new Error(`the stream ended before the marker: ${text}`);
+        text += new TextDecoder().decode(chunk.value);
+      }
       controller.abort();
       return { anchor: response.headers.get('mercure-last-event-id'), data: [...text.matchAll(/data: (u\d)\n/g)].map((m) => m[1]) };
     };
@@ -228,6 +232,92 @@ describe('private updates and tokens', () => {
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
     const published = await fetch(`${A.url}/.well-known/mercure`, { method: 'POST', headers: { origin: 'https://app.example', authorization: `Bearer ${everything}`, 'content-type': 'application/x-www-form-urlencoded' }, body: 'topic=cors&data=x' });
     expect(published.headers.get('access-control-allow-origin')).toBe('https://app.example');
+  });
+});
+
+describe('active subscriptions', () => {
+  /** Reads a stream until `until` holds for what came so far; resolves with the parsed `mercure` events. */
+  async function watch(base: string, query: string, token: string) {
+    const controller = new AbortController();
+    const response = await fetch(`${base}/.well-known/mercure?${query}`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
+    const reader = response.body!.getReader();
+    let text = '';
+    const events = () =>
+      text
+        .split('\n\n')
+        .filter((e) => e.includes('event: mercure'))
+        .map((e) => JSON.parse(/data: (.*)/.exec(e)![1]!) as Record<string, unknown>);
+    return {
+      events,
+      async until(done: (events: Record<string, unknown>[]) => boolean) {
+        const deadline = Date.now() + 10_000;
+        while (!done(events())) {
+          const chunk = await reader.read();
+          if (chunk.done || Date.now() > deadline) throw new Error(`stream ${response.status} ended or stalled; so far: ${text}`);
+          text += new TextDecoder().decode(chunk.value);
+        }
+      },
+      close: () => controller.abort(),
+    };
+  }
+
+  test('1.0: a subscription that starts and ends is announced (private, type mercure) with its payload; the API on the other instance lists it meanwhile', async () => {
+    const topic = `https://example.com/rooms/${random()}`;
+    const watcherToken = await accessToken([{ actions: ['subscribe'], topics: [{ match: '/.well-known/mercure/subscriptions/:type/:match/:subscriber', match_type: 'urlpattern' }] }]);
+    const watcher = await watch(B.url, `match_urlpattern=${encodeURIComponent('/.well-known/mercure/subscriptions/:type/:match/:subscriber')}`, watcherToken);
+    const subscriberToken = await accessToken([{ actions: ['subscribe'], topics: [topic], payload: { room: 'blue' } }]);
+    const controller = new AbortController();
+    const subscribed = await fetch(`${A.url}/.well-known/mercure?match=${encodeURIComponent(topic)}`, { headers: { authorization: `Bearer ${subscriberToken}` }, signal: controller.signal });
+    expect(subscribed.status).toBe(200);
+    const mine = (events: Record<string, unknown>[]) => events.filter((e) => e.match === topic);
+    await watcher.until((events) => mine(events).length === 1);
+    const [started] = mine(watcher.events());
+    expect(started).toMatchObject({ type: 'subscription', match_type: 'exact', match: topic, active: true, payload: { room: 'blue' } });
+    expect(started!.id).toBe(`/.well-known/mercure/subscriptions/exact/${encodeURIComponent(topic)}/${encodeURIComponent(started!.subscriber as string)}`);
+
+    const api = async (path: string, token = watcherToken) => {
+      const response = await fetch(`${B.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      return { status: response.status, link: response.headers.get('link'), body: response.status === 200 ? ((await response.json()) as Record<string, unknown>) : null };
+    };
+    const collectionPath = `/.well-known/mercure/subscriptions/exact/${encodeURIComponent(topic)}`;
+    const everyone = await api('/.well-known/mercure/subscriptions', everything);
+    expect(everyone.body).toMatchObject({ id: '/.well-known/mercure/subscriptions', type: 'subscriptions' });
+    expect((everyone.body!.subscriptions as { match: string }[]).some((d) => d.match === topic)).toBe(true);
+    expect(everyone.link).toMatch(/^<[^>]+\/\.well-known\/mercure>; rel="mercure"; last-event-id="#\d+"; type="mercure"; content-type="application\/json"$/);
+    expect((await api(collectionPath, everything)).body).toEqual({ id: collectionPath, type: 'subscriptions', subscriptions: [{ ...started, active: true }] });
+    expect((await api(started!.id as string)).body).toEqual(started!);
+    expect((await api(`${collectionPath}/${encodeURIComponent('urn:uuid:00000000-0000-0000-0000-000000000000')}`)).status).toBe(404);
+    // The watcher's token grants subscription paths of three segments only: not the collection.
+    expect((await api('/.well-known/mercure/subscriptions')).status).toBe(403);
+
+    controller.abort();
+    await watcher.until((events) => mine(events).length === 2);
+    expect(mine(watcher.events())[1]).toEqual({ ...started, active: false });
+    watcher.close();
+  }, 30_000);
+
+  test('0.x: the same in 0.x shapes: topic/subscriber paths and JSON-LD documents', async () => {
+    const topic = `https://example.com/books/${random()}`;
+    const watcherToken = await oldToken({ subscribe: ['/.well-known/mercure/subscriptions/{topic}/{subscriber}', '/.well-known/mercure/subscriptions'] });
+    const watcher = await watch(B.url, `topic=${encodeURIComponent('/.well-known/mercure/subscriptions/{topic}/{subscriber}')}`, watcherToken);
+    const controller = new AbortController();
+    expect((await fetch(`${A.url}/.well-known/mercure?topic=${encodeURIComponent(topic)}`, { signal: controller.signal })).status).toBe(200);
+    const mine = (events: Record<string, unknown>[]) => events.filter((e) => e.topic === topic);
+    await watcher.until((events) => mine(events).length === 1);
+    const [started] = mine(watcher.events());
+    expect(started).toMatchObject({ '@context': 'https://mercure.rocks/', type: 'Subscription', topic, active: true });
+    expect(started!.id).toBe(`/.well-known/mercure/subscriptions/${encodeURIComponent(topic)}/${encodeURIComponent(started!.subscriber as string)}`);
+    const listed = await fetch(`${B.url}/.well-known/mercure/subscriptions`, { headers: { authorization: `Bearer ${watcherToken}` } });
+    expect(await listed.json()).toMatchObject({ '@context': 'https://mercure.rocks/', type: 'Subscriptions', lastEventID: expect.stringMatching(/^#\d+$/) });
+    controller.abort();
+    await watcher.until((events) => mine(events).length === 2);
+    watcher.close();
+  }, 30_000);
+
+  test('the subscriptions API wants a token (401), one that grants the path (403)', async () => {
+    expect((await fetch(`${B.url}/.well-known/mercure/subscriptions`)).status).toBe(401);
+    const other = await accessToken([{ actions: ['subscribe'], topics: ['https://example.com/other'] }]);
+    expect((await fetch(`${B.url}/.well-known/mercure/subscriptions`, { headers: { authorization: `Bearer ${other}` } })).status).toBe(403);
   });
 });
 

@@ -124,6 +124,29 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
     }
   });
 
+  test('connectionsIn(): every live connection of a channel with its own info, one row each (not one per user)', async () => {
+    const { cluster, subject } = await presence();
+    try {
+      cluster.connected('i1.a', 'same', 'sse', Date.now());
+      cluster.subscribed('i1.a', 'same', ['$hub'], '{"n":1}');
+      cluster.connected('i1.b', 'same', 'sse', Date.now());
+      cluster.subscribed('i1.b', 'same', ['$hub'], '{"n":2}');
+      cluster.connected('i1.c', 'other', 'sse', Date.now());
+      cluster.subscribed('i1.c', 'other', ['elsewhere']);
+      await cluster.settled();
+      await subject.app.exec(`
+        insert into mesh_instance (id, seen_at) values ('dead', now() - interval '1 hour');
+        insert into mesh_connection (id, instance, uid, transport, connected_at) values ('dead.1', 'dead', 'same', 'sse', now());
+        insert into mesh_subscription (connection, channel, uid, info) values ('dead.1', '$hub', 'same', '{"n":3}');`);
+      expect(await cluster.connectionsIn('$hub')).toEqual([
+        { connection: 'i1.a', info: '{"n":1}' },
+        { connection: 'i1.b', info: '{"n":2}' },
+      ]);
+    } finally {
+      await closeAll();
+    }
+  });
+
   test('settled(): once it resolves, what was told is read back by any instance, without a flush', async () => {
     const { cluster, subject } = await presence();
     const { cluster: other } = await member(subject.app, 'i2');

@@ -483,9 +483,9 @@ export class Gateway {
 
   /**
    * For a protocol that authorises its own subscribers (Mercure): subscribes `session` to `channel`,
-   * replaying what came after `after` first (none: live from now), and writes it to presence.
+   * replaying what came after `after` first (none: live from now), and writes it to presence with `info`.
    */
-  async follow(session: Session, channel: string, after: number | undefined): Promise<void> {
+  async follow(session: Session, channel: string, after: number | undefined, info?: string): Promise<void> {
     this.#o.hub.subscribe(session, channel, channel, 'plain', after);
     try {
       if (after !== undefined) await this.#replay(session, channel, after);
@@ -495,7 +495,7 @@ export class Gateway {
       throw err;
     }
     this.#o.hub.goLive(session, channel, this.#o.log.position);
-    this.#o.observer?.subscribed(session, [channel]);
+    this.#o.observer?.subscribed(session, [channel], info);
   }
 
   /** For a protocol whose clients publish in a form of its own (Pusher's client events): publishes for `session`, if it is still open. */

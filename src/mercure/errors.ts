@@ -11,7 +11,7 @@ export type BearerError = 'invalid_token' | 'insufficient_scope' | 'invalid_requ
 
 export class MercureError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 413 | 429 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 413 | 429 | 503,
     message: string,
     /** The challenge's error, or undefined for an answer with no challenge. */
     readonly bearer?: BearerError,

@@ -23,6 +23,7 @@ import { MercureError } from './errors.ts';
 import { mayPublish, mayRead, type HubIdentity, type MercureGrant, type MercureGrants } from './grants.ts';
 import { topicMatcher, type TopicMatcher } from './topic-matcher.ts';
 import { channelEvent, eventId, MERCURE_CHANNEL, updateEvent, updateFromForm, updateOf } from './update.ts';
+import { subscriberInfo, subscriptionDocument, subscriptionsQuery, subscriptionTopic, type SubscriberInfo } from './subscriptions.ts';
 import { canonicalChannel, USER_PREFIX } from '../core/channels.ts';
 
 export interface MercureOptions {
@@ -44,9 +45,15 @@ export interface MercureOptions {
   maxBody: number;
   /** Where an update's custom id is found back, for a Last-Event-ID that carries one. */
   findEventId: (id: string) => Promise<number | null>;
+  /** Every live subscriber in the cluster, as its presence row describes it (the subscriptions API). */
+  subscribers: () => Promise<SubscriberInfo[]>;
   clientAddress?: ClientAddress;
+  /** Told of a failure nothing waits for (a subscription's end not announced). */
+  onError?: (err: unknown) => void;
 }
 
+/** The hub's path, as the protocol fixes it: subscription topics and API paths are under it. */
+const HUB_PATH = '/.well-known/mercure';
 /** Most matchers one subscriber may send. */
 const MAX_MATCHERS = 100;
 const COOKIES = ['__Secure-mercure_access_token', 'mercureAuthorization'];
@@ -71,8 +78,8 @@ class MercureStream implements SessionSink {
   ) {
     this.out = runtime.eventBody(this, request);
     // Exact matchers are looked up, not tried one by one: a subscriber to many topics costs one lookup per topic.
-    this.#exact = new Set(matchers.filter((m) => m.type === 'exact' && m.value !== '*').map((m) => m.value));
-    this.#patterns = matchers.filter((m) => m.type !== 'exact' || m.value === '*');
+    this.#exact = new Set(matchers.filter((m) => m.literal).map((m) => m.value));
+    this.#patterns = matchers.filter((m) => !m.literal);
   }
 
   message(message: Message): void {
@@ -106,7 +113,11 @@ class MercureStream implements SessionSink {
     this.done = true;
     this.streams.delete(this);
     if (this.session) this.gateway.close(this.session);
+    this.onEnd?.();
   }
+
+  /** Runs once when the stream ends (its subscriptions' end is announced). */
+  onEnd: (() => void) | undefined;
 }
 
 /** The routes, to mount at /.well-known/mercure. */
@@ -162,6 +173,7 @@ export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: Runtim
     const asked = c.req.header('last-event-id') ?? c.req.query('last_event_id') ?? c.req.query('lastEventID') ?? c.req.query('lastEventId');
     const { after, anchor } = asked === undefined ? { after: undefined, anchor: undefined } : await resumeFrom(asked, log, options.findEventId);
 
+    const info = subscriberInfo(matchers, grant);
     const sink = new MercureStream(matchers, grant, streams, gateway, runtime, c.req.raw);
     const identity = { uid: `$mercure:${grant?.subject ?? 'anonymous'}`, subscribe: [], publish: [], expiresAt: grant?.expiresAt ?? null };
     const session = (sink.session = gateway.open(sink, { format: 'raw', ackMode: false, transport: 'sse', address: options.clientAddress?.(c), identity }));
@@ -169,8 +181,12 @@ export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: Runtim
       gateway.identify(session, identity);
       // A token's expiry ends its stream: the browser reconnects, with a fresh cookie if the app set one.
       if (identity.expiresAt !== null) session.setTimer('expiry', Math.max(0, identity.expiresAt - Date.now()));
-      await gateway.follow(session, MERCURE_CHANNEL, after);
+      await gateway.follow(session, MERCURE_CHANNEL, after, JSON.stringify(info));
       for (const channel of meetingChannels(matchers, grant)) await gateway.follow(session, channel, after);
+      // Written to presence first (the subscriptions API of any instance lists it from here on), then announced.
+      await gateway.settled();
+      await announce(info, true);
+      sink.onEnd = () => void announce(info, false).catch((err) => options.onError?.(err));
     } catch (err) {
       sink.finish();
       throw err;
@@ -187,6 +203,62 @@ export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: Runtim
     return new Response(sink.out.body, { headers });
   });
 
+  app.get('/subscriptions', (c) => subscriptionsApi(c, []));
+  app.get('/subscriptions/*', (c) => {
+    const rest = new URL(c.req.url).pathname.split('/subscriptions/')[1] ?? '';
+    return subscriptionsApi(c, rest.split('/').filter((s) => s !== ''));
+  });
+
+  /** Publishes, as private updates of type `mercure`, that a subscriber's subscriptions began or ended. */
+  async function announce(info: SubscriberInfo, active: boolean): Promise<void> {
+    const hubPath = HUB_PATH;
+    const updates = info.subscriptions.map((entry) => ({
+      channel: MERCURE_CHANNEL,
+      data: JSON.stringify({ t: [subscriptionTopic(hubPath, entry, info.subscriber)], d: JSON.stringify(subscriptionDocument(hubPath, entry, info.subscriber, active)), e: 'mercure', p: 1 }),
+      sender: null,
+    }));
+    if (updates.length > 0) await log.publish(updates);
+  }
+
+  /** The subscriptions API: a collection, a matcher's collection, or one subscription, for a token that grants the path as a topic. */
+  async function subscriptionsApi(c: Context, segments: string[]): Promise<Response> {
+    const hub = hubOf(c, options);
+    const token = tokenOf(c, options.versions);
+    if (token === undefined) throw MercureError.noToken('the subscriptions API needs an access token');
+    const grant = await options.grants.verify(token, 'subscriber', hub);
+    const path = new URL(c.req.url).pathname;
+    if (!mayRead(grant, [path])) throw MercureError.insufficientScope('the token does not grant subscribe on this path');
+    let query;
+    try {
+      query = subscriptionsQuery(segments.map((s) => decodeURIComponent(s)));
+    } catch {
+      query = null;
+    }
+    if (query === null) throw new MercureError(404, 'no such subscriptions path');
+    const documents = (await options.subscribers()).flatMap((info) =>
+      info.subscriptions
+        .filter((entry) => (query.type === undefined || entry.type === query.type) && (query.match === undefined || entry.match === query.match) && (query.subscriber === undefined || info.subscriber === query.subscriber))
+        .map((entry) => subscriptionDocument(HUB_PATH, entry, info.subscriber, true)),
+    );
+    const position = log.position;
+    const cursor = position > 0 ? `#${position}` : 'earliest';
+    const headers = {
+      'content-type': 'application/json',
+      link: `<${hub.hubUrl}>; rel="mercure"; last-event-id="${cursor}"; type="mercure"; content-type="application/json"`,
+      'cache-control': 'must-revalidate',
+      ...corsHeaders(c, options.corsOrigins),
+    };
+    if (query.subscriber !== undefined) {
+      if (documents.length === 0) throw new MercureError(404, 'no such subscription');
+      return new Response(JSON.stringify(documents[0]), { headers });
+    }
+    // A 0.x client (its token is 0.x's) gets 0.x's JSON-LD collection.
+    const collection = grant.version === '0'
+      ? { '@context': 'https://mercure.rocks/', id: path, type: 'Subscriptions', lastEventID: cursor, subscriptions: documents }
+      : { id: path, type: 'subscriptions', subscriptions: documents };
+    return new Response(JSON.stringify(collection), { headers });
+  }
+
   return app;
 }
 
@@ -199,7 +271,7 @@ function meetingChannels(matchers: TopicMatcher[], grant: MercureGrant | null): 
   if (grant === null) return [];
   const channels = new Set<string>();
   for (const m of matchers) {
-    if (m.type !== 'exact' || m.value === '*' || !mayRead(grant, [m.value])) continue;
+    if (!m.literal || !mayRead(grant, [m.value])) continue;
     let channel: string;
     try {
       channel = canonicalChannel(m.value);

@@ -4,6 +4,9 @@ import { remoteKeySet } from '../core/auth.ts';
 import type { Gateway } from '../core/gateway.ts';
 import type { Config } from '../config.ts';
 import type { Store } from '../store/store.ts';
+import type { Cluster } from '../store/cluster.ts';
+import { SubscriberInfo } from './subscriptions.ts';
+import { MERCURE_CHANNEL } from './update.ts';
 import type { ClientAddress } from '../api/client-address.ts';
 import type { RuntimeAdapter } from '../runtime/adapter.ts';
 import type { Log } from '../log.ts';
@@ -14,7 +17,7 @@ import { mercureRoutes } from './hub-routes.ts';
 export const MERCURE_PATH = '/.well-known/mercure';
 
 /** The hub's routes, or null when no publisher key is set. */
-export function mercureHub(config: Config, gateway: Gateway, store: Store, runtime: RuntimeAdapter, log: Log, clientAddress: ClientAddress): Hono | null {
+export function mercureHub(config: Config, gateway: Gateway, store: Store, cluster: Cluster, runtime: RuntimeAdapter, log: Log, clientAddress: ClientAddress): Hono | null {
   const publisher = keySource(config.MERCURE_PUBLISHER_JWT_KEY, config.MERCURE_PUBLISHER_JWT_ALG, config.MERCURE_PUBLISHER_JWKS_URL, config.MESH_MAX_JSON_DEPTH);
   if (publisher === null) return null;
   const subscriber =
@@ -38,7 +41,13 @@ export function mercureHub(config: Config, gateway: Gateway, store: Store, runti
     // An update's form carries its data and a little more: topics, id, type.
     maxBody: config.MESH_MAX_MESSAGE + 64 * 1024,
     findEventId: (id) => store.findMercureEvent(id),
+    subscribers: async () =>
+      (await cluster.connectionsIn(MERCURE_CHANNEL)).flatMap(({ info }) => {
+        const parsed = SubscriberInfo.safeParse(info === null ? null : JSON.parse(info));
+        return parsed.success ? [parsed.data] : [];
+      }),
     clientAddress,
+    onError: (err) => log.warn('mercure: the end of a subscription was not announced', { err }),
   });
 }
 

@@ -18,6 +18,8 @@ export interface TopicMatcher {
   type: MatcherType;
   /** As given (the subscription's identity in the subscriptions API). */
   value: string;
+  /** It matches `value` alone (an exact matcher, or a URI template without expressions): it can be looked up. */
+  literal: boolean;
   matches(topic: string): boolean;
 }
 
@@ -35,8 +37,8 @@ export function hasForbiddenCharacter(text: string): boolean {
 export function topicMatcher(type: MatcherType, value: string, hubUrl: string): TopicMatcher {
   if (value.length > MAX_MATCHER_LENGTH) throw MercureError.badRequest(`a topic matcher is longer than ${MAX_MATCHER_LENGTH} characters`);
   if (hasForbiddenCharacter(value)) throw MercureError.badRequest('a topic matcher holds a control or format character');
-  if (value === '*') return { type, value, matches: () => true };
-  if (type === 'exact') return { type, value, matches: (topic) => topic === value };
+  if (value === '*') return { type, value, literal: false, matches: () => true };
+  if (type === 'exact') return { type, value, literal: true, matches: (topic) => topic === value };
   if (type === 'urlpattern') return urlPatternMatcher(value, hubUrl);
   return uriTemplateMatcher(value);
 }
@@ -54,6 +56,7 @@ function urlPatternMatcher(value: string, hubUrl: string): TopicMatcher {
   return {
     type: 'urlpattern',
     value,
+    literal: false,
     matches(topic) {
       try {
         return pattern.test(topic, hubUrl);
@@ -82,7 +85,8 @@ const EXPANSION: Record<string, string> = {
 const MAX_EXPRESSIONS = 8;
 
 function uriTemplateMatcher(value: string): TopicMatcher {
-  if (!value.includes('{') && !value.includes('}')) return { type: 'exact', value, matches: (topic) => topic === value };
+  // Still a 0.x subscription (its events and API documents take 0.x's shape), matched as a plain string.
+  if (!value.includes('{') && !value.includes('}')) return { type: 'uritemplate', value, literal: true, matches: (topic) => topic === value };
   const parts = value.split(/(\{[+#./;?&]?[A-Za-z0-9_.%]+(?::[1-9][0-9]{0,3}|\*)?(?:,[A-Za-z0-9_.%]+(?::[1-9][0-9]{0,3}|\*)?)*\})/);
   const expressions = parts.filter((_, i) => i % 2 === 1);
   const literals = parts.filter((_, i) => i % 2 === 0);
@@ -96,7 +100,7 @@ function uriTemplateMatcher(value: string): TopicMatcher {
     else source += EXPANSION[/^\{([+#./;?&]?)/.exec(part)![1]!];
   }
   const regexp = new RegExp(`^${source}$`);
-  return { type: 'uritemplate', value, matches: (topic) => regexp.test(topic) };
+  return { type: 'uritemplate', value, literal: false, matches: (topic) => regexp.test(topic) };
 }
 
 function escape(literal: string): string {

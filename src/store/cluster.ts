@@ -59,6 +59,8 @@ export interface Cluster {
   channels(options: { prefix?: string; limit: number; after?: string }): Promise<Page<ChannelInfo>>;
   /** The users subscribed to a channel (with what they said about themselves), and the last message id that state includes (join/leave events after it follow). */
   members(channel: string): Promise<{ uids: string[]; info: Record<string, string | null>; at: number }>;
+  /** Every live connection subscribed to `channel`, with what it said about itself there (its subscription's info), by connection id. */
+  connectionsIn(channel: string): Promise<{ connection: string; info: string | null }[]>;
   /** Records where the other instances reach this one (MESH_ADVERTISE_URL). */
   advertise(url: string): Promise<void>;
   /** Where a live instance said it can be reached; null for an unknown or dead one. */

@@ -283,6 +283,11 @@ export class SqlCluster implements Cluster {
     return { uids: members.map(([uid]) => uid).sort(), info: Object.fromEntries(members), at: Number(rows[0]!.at) };
   }
 
+  async connectionsIn(channel: string): Promise<{ connection: string; info: string | null }[]> {
+    const rows = await this.#read(`select s.connection, s.info from mesh_subscription s join mesh_connection c on c.id = s.connection ${LIVE} where s.channel = $1 order by s.connection`, [channel]);
+    return rows.map((r) => ({ connection: r.connection as string, info: (r.info as string | null) ?? null }));
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
