@@ -94,8 +94,10 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
   for (const path of [WS_PATH, ...config.MESH_WS_PATHS]) app.get(path, notDraining, ws);
   if (config.PUSHER_APPS.length > 0) {
     const apps = new PusherApps(config.PUSHER_APPS);
+    // A client_event webhook is written only for an app whose backend takes them.
+    const takesClientEvents = (id: string) => config.PUSHER_WEBHOOK_EVENTS[id]?.has('client_event') ?? true;
     const clientEventHooks = webhooks && {
-      target: (pusherApp: PusherApp) => (webhooks.has(pusherTarget(pusherApp.id)) ? pusherTarget(pusherApp.id) : null),
+      target: (pusherApp: PusherApp) => (webhooks.has(pusherTarget(pusherApp.id)) && takesClientEvents(pusherApp.id) ? pusherTarget(pusherApp.id) : null),
     };
     const pusherOptions = {
       maxFrame: config.MESH_MAX_FRAME,
@@ -104,6 +106,7 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
       onIdleClosed: () => metrics.limitReached('pusher_idle'),
       clientAddress,
       clientEventHooks,
+      clientEventsAllowed: (pusherApp: PusherApp) => config.PUSHER_CLIENT_EVENTS[pusherApp.id] ?? true,
     };
     app.get('/app/:key', notDraining, pusherSocketRoute(gateway, runtime, apps, pusherOptions));
     app.route('/', pusherApiRoutes(apps, store, cluster, config.MESH_MAX_JSON_DEPTH));

@@ -4,8 +4,8 @@
  */
 import { z } from 'zod';
 import { isAddressRange } from './api/client-address.ts';
-import { parsePusherApps } from './pusher/apps.ts';
-import { parsePusherWebhooks } from './pusher/webhooks.ts';
+import { parsePusherApps, parsePusherClientEvents } from './pusher/apps.ts';
+import { parsePusherWebhookEvents, parsePusherWebhooks } from './pusher/webhooks.ts';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZES: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20 };
@@ -71,6 +71,8 @@ const parsedBy = <T>(parse: (text: string) => T) =>
   });
 const pusherApps = parsedBy(parsePusherApps);
 const pusherWebhooks = parsedBy(parsePusherWebhooks);
+const pusherWebhookEvents = parsedBy(parsePusherWebhookEvents);
+const pusherClientEvents = parsedBy(parsePusherClientEvents);
 const flag = z.enum(['0', '1', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v));
 const jwtAlgorithm = z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'], { error: 'a JWS algorithm such as HS256, RS256 or ES256' });
 const list = z.string().transform((text) => text.split(',').map((item) => item.trim()).filter((item) => item.length > 0));
@@ -164,6 +166,10 @@ export const ConfigSchema = z.object({
   PUSHER_APPS: pusherApps.default([]),
   /** Where each Pusher app's webhooks go, `<app id>=<url>` comma-separated: Pusher's format, signed with that app's secret, durable like MESH_WEBHOOK_URL's. */
   PUSHER_WEBHOOKS: pusherWebhooks.default({}),
+  /** Which events each app's webhook gets, `<app id>=<event>+<event>` comma-separated; an app not named gets them all. */
+  PUSHER_WEBHOOK_EVENTS: pusherWebhookEvents.default({}),
+  /** Whether each app's sockets may send client events, `<app id>=on|off` comma-separated; on for an app not named. */
+  PUSHER_CLIENT_EVENTS: pusherClientEvents.default({}),
   /** The Mercure hub at /.well-known/mercure is on when this (or MERCURE_PUBLISHER_JWKS_URL) is set: the publishers' token key, a secret for HS*, a PEM public key otherwise. */
   MERCURE_PUBLISHER_JWT_KEY: z.string().min(1).optional(),
   MERCURE_PUBLISHER_JWT_ALG: jwtAlgorithm.default('HS256'),
@@ -225,5 +231,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (parsed.data.MESH_WEBHOOK_URL && !parsed.data.MESH_WEBHOOK_SECRET) throw new ConfigError('invalid setting MESH_WEBHOOK_SECRET: required to sign the webhooks to MESH_WEBHOOK_URL');
   const unknownApp = Object.keys(parsed.data.PUSHER_WEBHOOKS).find((id) => !parsed.data.PUSHER_APPS.some((app) => app.id === id));
   if (unknownApp !== undefined) throw new ConfigError(`invalid setting PUSHER_WEBHOOKS: app ${unknownApp} is not in PUSHER_APPS`);
+  for (const setting of ['PUSHER_WEBHOOK_EVENTS', 'PUSHER_CLIENT_EVENTS'] as const) {
+    const unknown = Object.keys(parsed.data[setting]).find((id) => !parsed.data.PUSHER_APPS.some((app) => app.id === id));
+    if (unknown !== undefined) throw new ConfigError(`invalid setting ${setting}: app ${unknown} is not in PUSHER_APPS`);
+  }
   return parsed.data;
 }

@@ -16,7 +16,7 @@ import { metricsRoute } from './api/metrics.ts';
 import { RpcClient } from './hooks/rpc-client.ts';
 import { WebhookSender, meshWebhookFormat } from './hooks/webhook-sender.ts';
 import { WebhookSenders } from './hooks/webhook-senders.ts';
-import { pusherWebhookFormat } from './pusher/webhooks.ts';
+import { pusherWebhookFormat, type PusherWebhookEvent } from './pusher/webhooks.ts';
 import { MESH_TARGET, pusherTarget, type WebhookTargets } from './store/webhooks.ts';
 import { OutageLog } from './outage-log.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
@@ -259,7 +259,9 @@ function webhookSenders(config: Config, opened: OpenStore, log: Log): WebhookSen
   }
   for (const app of config.PUSHER_APPS) {
     const url = config.PUSHER_WEBHOOKS[app.id];
-    if (url !== undefined) senders.set(pusherTarget(app.id), new WebhookSender({ ...common, queue: opened.webhooks(pusherTarget(app.id)), url, format: pusherWebhookFormat(app) }));
+    const chosen = config.PUSHER_WEBHOOK_EVENTS[app.id];
+    const wanted = chosen === undefined ? undefined : (event: Record<string, unknown>) => chosen.has(event.name as PusherWebhookEvent);
+    if (url !== undefined) senders.set(pusherTarget(app.id), new WebhookSender({ ...common, queue: opened.webhooks(pusherTarget(app.id)), url, format: pusherWebhookFormat(app), wanted }));
   }
   return new WebhookSenders(senders);
 }

@@ -167,6 +167,29 @@ describe('Pusher webhooks', () => {
     ]);
   }, 40_000);
 
+  test('PUSHER_WEBHOOK_EVENTS picks which events an app gets; PUSHER_CLIENT_EVENTS=off refuses its client events (4301), so none is sent or hooked', async () => {
+    const picky = await startPusherReceiver();
+    const alone = await startProcess('bun', { PUSHER_APPS: `${APP.id}:${APP.key}:${APP.secret}`, PUSHER_WEBHOOKS: `${APP.id}=${picky.url}`, PUSHER_WEBHOOK_EVENTS: `${APP.id}=member_added+member_removed+client_event`, PUSHER_CLIENT_EVENTS: `${APP.id}=off` });
+    try {
+      const one = await opened(alone, { user_id: 'p-one' });
+      const errors: { data?: { code?: number; message?: string } }[] = [];
+      one.pusher.connection.bind('error', (e: (typeof errors)[number]) => errors.push(e));
+      expect(await one.subscribe('presence-picky')).toEqual({ ok: true });
+      one.pusher.channel('presence-picky')!.trigger('client-wave', { hi: 1 });
+      await one.until(() => errors.some((e) => e.data?.code === 4301));
+      expect(errors.find((e) => e.data?.code === 4301)!.data!.message).toBe('client events are disabled for this app');
+      one.pusher.unsubscribe('presence-picky');
+      await picky.until(() => picky.delivered().some((e) => e.name === 'member_removed'));
+      expect(picky.delivered().map((e) => [e.name, e.user_id])).toEqual([
+        ['member_added', 'p-one'],
+        ['member_removed', 'p-one'],
+      ]);
+    } finally {
+      await alone.stop();
+      await picky.close();
+    }
+  }, 30_000);
+
   test("an app without a webhook URL gets none; pgmesh's own webhooks carry no app's events", async () => {
     const quiet = await opened(A, { user_id: 'w-quiet' }, QUIET);
     expect(await quiet.subscribe('presence-quiet')).toEqual({ ok: true });

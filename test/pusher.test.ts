@@ -322,6 +322,22 @@ describe('Pusher protocol', () => {
     ws.close();
   });
 
+  test("a trigger with info answers the channel's subscription_count and user_count (as Pusher does), per event in a batch too", async () => {
+    const one = await client(A, APP, { user_id: 'info-1' });
+    const two = await client(B, APP, { user_id: 'info-2' });
+    const twoAgain = await client(B, APP, { user_id: 'info-2' });
+    open.push(one, two, twoAgain);
+    for (const c of [one, two, twoAgain]) expect(await c.subscribe('presence-info')).toEqual({ ok: true });
+    const answer = await sdkA.trigger('presence-info', 'ping', { n: 1 }, { info: 'subscription_count,user_count' });
+    expect(await answer.json()).toEqual({ channels: { 'presence-info': { subscription_count: 3, user_count: 2 } } });
+    const batch = await sdkB.triggerBatch([
+      { channel: 'presence-info', name: 'a', data: '1', info: 'user_count' },
+      { channel: 'nobody-here', name: 'b', data: '2', info: 'subscription_count' },
+      { channel: 'presence-info', name: 'c', data: '3' },
+    ] as never);
+    expect(await batch.json()).toEqual({ batch: [{ user_count: 2 }, { subscription_count: 0 }, {}] });
+  });
+
   test('the HTTP API refuses a wrong secret, a stale timestamp, a tampered body and oversize data', async () => {
     const wrong = new PusherServer({ appId: APP.id, key: APP.key, secret: 'not-the-secret-0123456789', host: '127.0.0.1', port: String(A.port), useTLS: false });
     await expect(wrong.trigger('news', 'x', {})).rejects.toMatchObject({ status: 401 });

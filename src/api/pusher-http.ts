@@ -31,6 +31,12 @@ const Event = z.object({
 });
 const Batch = z.object({ batch: z.array(Event).min(1).max(10, 'at most 10 events per batch') });
 
+/** What `info` asks of a channel. */
+interface ChannelAttributes {
+  subscription_count?: number;
+  user_count?: number;
+}
+
 /** An answer as Pusher's API gives it: `{"error"}` with the status. */
 class PusherApiError extends Error {
   constructor(
@@ -48,15 +54,34 @@ export function pusherApiRoutes(apps: PusherApps, log: MessageLog, cluster: Clus
 
   api.post('/apps/:appId/events', async (c) => {
     const { app, body } = await signed(c, apps);
-    await publish(app, log, [parse(Event, body, maxDepth)]);
-    return c.json({});
+    const event = parse(Event, body, maxDepth);
+    await publish(app, log, [event]);
+    if (event.info === undefined) return c.json({});
+    // As Pusher answers a trigger with `info`: each channel's attributes, read after the publish.
+    const channels: Record<string, ChannelAttributes> = {};
+    for (const name of event.channels ?? [event.channel!]) channels[name] = await attributes(app, name, event.info);
+    return c.json({ channels });
   });
 
   api.post('/apps/:appId/batch_events', async (c) => {
     const { app, body } = await signed(c, apps);
-    await publish(app, log, parse(Batch, body, maxDepth).batch);
-    return c.json({ batch: [] });
+    const { batch } = parse(Batch, body, maxDepth);
+    await publish(app, log, batch);
+    if (batch.every((e) => e.info === undefined)) return c.json({ batch: [] });
+    // One entry per event: the attributes of its channel, when it asked for any.
+    return c.json({ batch: await Promise.all(batch.map((e) => (e.info === undefined ? {} : attributes(app, (e.channels ?? [e.channel!])[0]!, e.info)))) });
   });
+
+  /** The attributes `info` asks for (subscription_count; user_count on presence channels), as the cluster has them now. */
+  async function attributes(app: PusherApp, name: string, info: string): Promise<ChannelAttributes> {
+    const wanted = new Set(info.split(',').map((i) => i.trim()));
+    const stored = storedChannel(app, name);
+    const found = (await viaStore(() => cluster.channels({ prefix: stored, limit: 1 }))).items.find((i) => i.channel === stored);
+    return {
+      ...(wanted.has('subscription_count') ? { subscription_count: found?.subscribers ?? 0 } : {}),
+      ...(wanted.has('user_count') && name.startsWith('presence-') ? { user_count: found?.users ?? 0 } : {}),
+    };
+  }
 
   api.get('/apps/:appId/channels', async (c) => {
     const { app } = await signed(c, apps);

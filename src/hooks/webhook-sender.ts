@@ -31,6 +31,8 @@ export interface WebhookSenderOptions {
   retry: RetryPolicy;
   /** Events waiting past which new ones are dropped (and counted) instead of written. */
   maxBacklog: number;
+  /** Which events the backend asked for (the rest are taken off the queue unsent); default: all. */
+  wanted?: (event: WebhookEvent) => boolean;
   log: Log;
 }
 
@@ -119,10 +121,12 @@ export class WebhookSender {
       const { lease, events } = await this.#o.queue.claim(BATCH, this.#o.timeoutMs + 1000);
       if (events.length === 0) return;
       const rows = events.map((c) => c.row);
-      const failure = await this.#post(events.map((c) => c.event));
+      const wanted = this.#o.wanted === undefined ? events.map((c) => c.event) : events.map((c) => c.event).filter(this.#o.wanted);
+      // A batch of events nobody asked for is done without a request.
+      const failure = wanted.length === 0 ? null : await this.#post(wanted);
       if (failure === null) {
         await this.#o.queue.delivered(rows, lease);
-        this.#stats.sent += rows.length;
+        this.#stats.sent += wanted.length;
         if (this.#failing) this.#o.log.info('webhooks delivered again', { url: this.#o.url });
         this.#failing = false;
         continue;

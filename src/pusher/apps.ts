@@ -31,6 +31,17 @@ export function parsePusherApps(text: string): PusherApp[] {
   return apps;
 }
 
+/** Parses `id=on|off[,…]` (whether each app's sockets may send client events); throws naming the first bad entry. */
+export function parsePusherClientEvents(text: string): Record<string, boolean> {
+  const chosen: Record<string, boolean> = {};
+  for (const entry of text.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
+    const match = /^([\w-]{1,64})=(on|off)$/.exec(entry);
+    if (match === null) throw new Error(`"${entry.slice(0, 60)}" is not <app id>=on or <app id>=off`);
+    chosen[match[1]!] = match[2] === 'on';
+  }
+  return chosen;
+}
+
 /** Looks apps up by key (sockets) and by id (the HTTP API). */
 export class PusherApps {
   readonly #byKey: Map<string, PusherApp>;

@@ -26,6 +26,24 @@ export function parsePusherWebhooks(text: string): Record<string, string> {
   return hooks;
 }
 
+/** The webhook events Pusher sends, each of which an app may take or leave (PUSHER_WEBHOOK_EVENTS). */
+export const PUSHER_WEBHOOK_EVENTS = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event'] as const;
+export type PusherWebhookEvent = (typeof PUSHER_WEBHOOK_EVENTS)[number];
+
+/** Parses `id=event+event[,…]` (which events each app's webhook gets); throws naming the first bad entry. */
+export function parsePusherWebhookEvents(text: string): Record<string, ReadonlySet<PusherWebhookEvent>> {
+  const chosen: Record<string, ReadonlySet<PusherWebhookEvent>> = {};
+  for (const entry of text.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
+    const [id, list] = entry.split('=') as [string, string | undefined];
+    const events = (list ?? '').split('+').map((e) => e.trim());
+    if (!/^[\w-]{1,64}$/.test(id) || list === undefined || events.some((e) => !(PUSHER_WEBHOOK_EVENTS as readonly string[]).includes(e))) {
+      throw new Error(`"${entry.slice(0, 60)}" is not <app id>=<event>+<event>… with events among ${PUSHER_WEBHOOK_EVENTS.join(', ')}`);
+    }
+    chosen[id] = new Set(events as PusherWebhookEvent[]);
+  }
+  return chosen;
+}
+
 /** The wire format of one app's webhooks. */
 export function pusherWebhookFormat(app: PusherApp): WebhookFormat {
   return (events) => {

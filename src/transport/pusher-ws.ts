@@ -58,6 +58,8 @@ export interface PusherSocketOptions {
   onIdleClosed?: () => void;
   clientAddress?: ClientAddress;
   /** Apps with PUSHER_WEBHOOKS: where an app's client_event webhooks are queued, with the event itself (the store checks the backlog's bound). */
+  /** Whether an app's sockets may send client events (PUSHER_CLIENT_EVENTS); default: yes. */
+  clientEventsAllowed?: (app: PusherApp) => boolean;
   clientEventHooks?: {
     /** The webhook target of the app's client events, or null (it has no webhook URL). */
     target(app: PusherApp): string | null;
@@ -317,6 +319,7 @@ export function pusherSocketRoute(gateway: Gateway, runtime: RuntimeAdapter, app
 
   async function clientEvent(app: PusherApp, session: Session, socket: RawSocket, frame: ReturnType<typeof IncomingFrame.parse>): Promise<void> {
     const channel = frame.channel ?? '';
+    if (options.clientEventsAllowed?.(app) === false) return socket.send(pusherError(4301, 'client events are disabled for this app'));
     if (!needsAuth(channel)) return socket.send(pusherError(4301, 'client events are only for private and presence channels'));
     if (!session.isSubscribed(storedChannel(app, channel))) return socket.send(pusherError(4301, `client event on ${channel}: not subscribed to it`));
     const sink = sinks.get(session)!;
