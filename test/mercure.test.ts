@@ -10,7 +10,7 @@
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { randomBytes } from 'node:crypto';
-import { SignJWT } from 'jose';
+import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import { launchBrowser } from './harness/browser.ts';
 import { startCluster } from './harness/cluster.ts';
 import { startTestMesh } from './harness/mesh.ts';
@@ -364,6 +364,48 @@ describe("Symfony's own publisher (symfony/mercure 0.6 from Debian, run by php-c
     expect(refused.status).toBe(1);
     expect(refused.stderr).toContain('401');
   }, 30_000);
+});
+
+describe('asymmetric keys: a PEM public key for publishers, a JWKS for subscribers', async () => {
+  const publisherKeys = await generateKeyPair('ES256');
+  const subscriberKeys = await generateKeyPair('RS256');
+  const jwks = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: async () => Response.json({ keys: [{ ...(await exportJWK(subscriberKeys.publicKey)), kid: 'sub-1', alg: 'RS256', use: 'sig' }] }) });
+  const hub = await startTestMesh({
+    MERCURE_PUBLISHER_JWT_KEY: (await exportSPKI(publisherKeys.publicKey)).replaceAll('\n', '\\n'),
+    MERCURE_PUBLISHER_JWT_ALG: 'ES256',
+    MERCURE_SUBSCRIBER_JWKS_URL: `http://127.0.0.1:${jwks.port}/jwks.json`,
+  });
+  afterAll(() => jwks.stop(true));
+
+  test('an ES256 publisher token is accepted, one signed by another key is not; an RS256 subscriber token from the JWKS reads a private update', async () => {
+    const signedBy = (key: CryptoKey, alg: string, claims: Record<string, unknown>, kid?: string) => new SignJWT(claims).setProtectedHeader({ alg, ...(kid ? { kid } : {}) }).sign(key);
+    const reader = await signedBy(subscriberKeys.privateKey, 'RS256', { mercure: { subscribe: ['vault'] } }, 'sub-1');
+    const controller = new AbortController();
+    const stream = await fetch(`${hub.url}/.well-known/mercure?topic=vault`, { headers: { authorization: `Bearer ${reader}` }, signal: controller.signal });
+    expect(stream.status).toBe(200);
+    const publisher = await signedBy(publisherKeys.privateKey, 'ES256', { mercure: { publish: ['*'] } });
+    expect((await publish(hub.url, publisher, { topic: 'vault', data: 'gold', private: 'on' })).status).toBe(200);
+    const intruder = await signedBy((await generateKeyPair('ES256')).privateKey, 'ES256', { mercure: { publish: ['*'] } });
+    expect((await publish(hub.url, intruder, { topic: 'vault', data: 'lead' })).status).toBe(401);
+    const body = stream.body!.getReader();
+    let text = '';
+    while (!text.includes('gold')) {
+      const chunk = await body.read();
+      if (chunk.done) throw new Error(`stream ended: ${text}`);
+      text += new TextDecoder().decode(chunk.value);
+    }
+    controller.abort();
+    expect(text).not.toContain('lead');
+    // A publisher's key is not a subscriber's: an ES256 token cannot read here.
+    expect((await fetch(`${hub.url}/.well-known/mercure?topic=vault`, { headers: { authorization: `Bearer ${publisher}` } })).status).toBe(401);
+  });
+
+  test('a key set that cannot be fetched is 503 (the hub is unwell), not 401 (the token is fine)', async () => {
+    const down = await startTestMesh({ MERCURE_PUBLISHER_JWT_KEY: KEY, MERCURE_SUBSCRIBER_JWKS_URL: 'http://127.0.0.1:9/jwks.json' });
+    const token = await new SignJWT({ mercure: { subscribe: ['*'] } }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).sign(subscriberKeys.privateKey);
+    const response = await fetch(`${down.url}/.well-known/mercure?topic=vault`, { headers: { authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(503);
+  });
 });
 
 // A hub with anonymous subscribers off (the default), in this process.

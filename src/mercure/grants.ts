@@ -96,6 +96,8 @@ export class MercureGrants {
       const { key, algorithms } = this.#keys[role];
       verified = await jose.jwtVerify(token, key, { algorithms });
     } catch (err) {
+      // A key set that cannot be fetched is the hub's outage, not the token's fault: 503, and the client may retry.
+      if (!(err instanceof jose.errors.JOSEError) || err instanceof jose.errors.JWKSTimeout) throw new MercureError(503, 'the signing keys could not be fetched');
       throw this.#refused(`signature or time claims: ${(err as Error).message}`);
     }
     const typ = verified.protectedHeader.typ?.toLowerCase().replace(/^application\//, '');
