@@ -13,6 +13,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { createHash, createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import fc from 'fast-check';
+import { SignJWT } from 'jose';
 import { channelAuth } from '../src/pusher/signing.ts';
 import { RUNTIMES, logLines, startProcess, type MeshProcess } from './harness/process.ts';
 import { token } from './harness/tokens.ts';
@@ -27,6 +28,9 @@ import { jsonText, nastyString, nastyValue, pgmeshFrame, publishBody, pusherFram
  */
 const REGRESSION_SEEDS: number[] = [2034996695];
 const MINUTES = Number(process.env.PGMESH_FUZZ_MINUTES ?? 0);
+const MERCURE_KEY = 'fuzz-mercure-key-0123456789';
+/** A Mercure publisher's token granting every topic. */
+const mercureToken = () => new SignJWT({ mercure: { publish: ['*'], subscribe: ['*'] } }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(MERCURE_KEY));
 /** The budget of one property: runs in `npm test`, or a share of --minutes. */
 function budget(runs: number): fc.Parameters<unknown> {
   const seed = process.env.PGMESH_FUZZ_SEED === undefined ? undefined : Number(process.env.PGMESH_FUZZ_SEED);
@@ -107,6 +111,9 @@ describe.each(RUNTIMES)('fuzzing pgmesh on %s', (runtime) => {
       // The fuzzer sends as fast as answers come (hundreds of frames a second on one socket): the frame
       // limit would close it every few dozen frames. That limit has its own test (test/limits.test.ts).
       MESH_MAX_FRAMES_PER_SECOND: '0',
+      MERCURE_PUBLISHER_JWT_KEY: MERCURE_KEY,
+      MERCURE_ISSUERS: 'https://fuzz.example',
+      MERCURE_ANONYMOUS: '1',
       MESH_LOG: 'warn',
     });
     wsBase = mesh.url.replace('http', 'ws');
@@ -180,8 +187,12 @@ describe.each(RUNTIMES)('fuzzing pgmesh on %s', (runtime) => {
     );
   });
 
-  test('HTTP: publish, the server API, the SSE uplink and the signed Pusher API answer every body and path below 500', async () => {
+  test('HTTP: publish, the server API, the SSE uplink, the signed Pusher API and the Mercure hub answer every body and path below 500', async () => {
     const jwt = await token('fuzz-sse');
+    const mercureJwt = await mercureToken();
+    const form = 'application/x-www-form-urlencoded';
+    const formOf = (fields: [string, string][]) => new URLSearchParams(fields).toString();
+    const mercureField = fc.tuple(fc.constantFrom('topic', 'data', 'id', 'type', 'retry', 'private', 'match', 'match_urlpattern', 'match_x', 'last_event_id', 'lastEventID'), nastyString);
     const sse = openSse(`${mesh.url}/v1/sse?token=${jwt}`);
     const session = await sse.session();
     const request = fc.oneof(
@@ -198,19 +209,24 @@ describe.each(RUNTIMES)('fuzzing pgmesh on %s', (runtime) => {
         .record({ name: field(nastyString), data: field(nastyString), channel: field(nastyString), channels: field(fc.array(nastyString, { maxLength: 3 })), socket_id: field(nastyString) }, { requiredKeys: [] })
         .map((event) => ({ method: 'POST', path: `/apps/${APP.id}/events`, body: jsonText(event), pusher: true })),
       urlPart.map((channel) => ({ method: 'GET', path: `/apps/${APP.id}/channels/${channel}`, body: '', pusher: true })),
+      // Mercure: forms with any fields, a publisher token or a made-up one; subscribe queries of any matchers (a 200 is a stream: closed at once).
+      fc.tuple(fc.array(mercureField, { maxLength: 6 }), fc.boolean()).map(([fields, real]) => ({ method: 'POST', path: '/.well-known/mercure', body: formOf(fields), auth: real ? mercureJwt : 'x.y.z', type: form })),
+      fc.array(mercureField, { maxLength: 5 }).map((fields) => ({ method: 'GET', path: `/.well-known/mercure?${formOf(fields)}`, body: '', stream: true })),
+      fc.tuple(urlPart, urlPart).map(([a, b]) => ({ method: 'GET', path: `/.well-known/mercure/subscriptions/${a}/${b}`, body: '', auth: mercureJwt })),
     );
     await check(
       request,
-      async (r: { method: string; path: string; body?: string; auth?: string; pusher?: boolean }) => {
+      async (r: { method: string; path: string; body?: string; auth?: string; pusher?: boolean; type?: string; stream?: boolean }) => {
         publishCalm();
         let path = r.path;
         if (r.pusher) path += `?${signedPusherQuery(r.method, r.path, r.body ?? '')}`;
         const res = await fetch(`${mesh.url}${path}`, {
           method: r.method,
-          headers: { 'content-type': 'application/json', ...(r.auth ? { authorization: `Bearer ${r.auth}` } : {}) },
+          headers: { 'content-type': r.type ?? 'application/json', ...(r.auth ? { authorization: `Bearer ${r.auth}` } : {}) },
           body: r.body === '' ? undefined : r.body,
         });
-        const text = await res.text();
+        // An event stream that opened is not read to its end (it has none).
+        const text = r.stream && res.status === 200 ? (await res.body?.cancel(), '') : await res.text();
         expect(`${r.method} ${r.path} -> ${res.status}${res.status >= 500 ? ` ${text}` : ''}`).toBe(`${r.method} ${r.path} -> ${Math.min(res.status, 499)}`);
         expect(res.headers.get('fly-replay')).toBeNull();
       },

@@ -21,7 +21,7 @@ import type { ClientAddress } from '../api/client-address.ts';
 import type { EventBody, RuntimeAdapter } from '../runtime/adapter.ts';
 import { MercureError } from './errors.ts';
 import { mayPublish, mayRead, type HubIdentity, type MercureGrant, type MercureGrants } from './grants.ts';
-import { topicMatcher, type TopicMatcher } from './topic-matcher.ts';
+import { hasForbiddenCharacter, MAX_MATCHER_LENGTH, topicMatcher, type TopicMatcher } from './topic-matcher.ts';
 import { channelEvent, eventId, MERCURE_CHANNEL, updateEvent, updateFromForm, updateOf } from './update.ts';
 import { subscriberInfo, subscriptionDocument, subscriptionsQuery, subscriptionTopic, type SubscriberInfo } from './subscriptions.ts';
 import { canonicalChannel, USER_PREFIX } from '../core/channels.ts';
@@ -309,7 +309,9 @@ function matchersOf(query: URLSearchParams, versions: ReadonlySet<'1' | '0'>, hu
 async function resumeFrom(asked: string, log: MessageLog, findEventId: (id: string) => Promise<number | null>): Promise<{ after: number | undefined; anchor: string }> {
   if (asked === 'earliest') return { after: 0, anchor: 'earliest' };
   const own = /^#(\d{1,15})$/.exec(asked);
-  const position = own ? Number(own[1]) : await findEventId(asked);
+  // An id no update can have (control characters, too long) is not looked for: the database is not asked to hold it.
+  const possible = asked.length <= MAX_MATCHER_LENGTH && !hasForbiddenCharacter(asked);
+  const position = own ? Number(own[1]) : possible ? await findEventId(asked) : null;
   if (position === null) return { after: undefined, anchor: 'earliest' };
   const expiredUpTo = await log.expiredUpTo();
   return position < expiredUpTo ? { after: position, anchor: 'earliest' } : { after: position, anchor: asked };
