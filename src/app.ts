@@ -29,6 +29,7 @@ import { metricsRoute } from './api/metrics.ts';
 import { pusherApiRoutes } from './api/pusher-http.ts';
 import { pusherSocketRoute } from './transport/pusher-ws.ts';
 import { MERCURE_PATH, mercureHub } from './mercure/mount.ts';
+import type { Capacity } from './api/capacity.ts';
 import { PusherApps, type PusherApp } from './pusher/apps.ts';
 import { pusherTarget } from './store/webhooks.ts';
 import type { Metrics } from './metrics.ts';
@@ -40,6 +41,8 @@ export const WS_PATH = '/v1/ws';
 /** What the instance's own state says to the balancer: not ready while it drains. */
 export interface Readiness {
   draining: boolean;
+  /** How many realtime connections this instance takes (see api/capacity.ts). */
+  capacity: Capacity;
 }
 
 export interface AppParts {
@@ -82,8 +85,23 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
   // A draining instance takes no new realtime connection: the client retries, and lands elsewhere.
   // Nor does one whose client address already holds MESH_MAX_CONNECTIONS_PER_ADDRESS of them (429, before any upgrade).
   const perAddress = config.MESH_MAX_CONNECTIONS_PER_ADDRESS;
+  // Full is a state, not a crash: past the capacity a new connection is told to come back (or go
+  // elsewhere), so the instance keeps the files its API, health checks and Postgres need.
+  const capacity = readiness.capacity.limit;
+  let full = false;
+  const isFull = () => capacity !== null && hub.size >= capacity;
   const notDraining: MiddlewareHandler = async (c, next) => {
     if (readiness.draining) throw new MeshError('ERR_DRAINING');
+    if (isFull()) {
+      metrics.limitReached('full');
+      if (!full) log.warn('full: refusing new realtime connections (503 ERR_FULL) until some close', { connections: hub.size, limit: capacity, source: readiness.capacity.source });
+      full = true;
+      return errorResponse(c, new MeshError('ERR_FULL'), { 'retry-after': String(2 + Math.floor(Math.random() * 8)) });
+    }
+    if (full) {
+      full = false;
+      log.info('taking new realtime connections again', { connections: hub.size, limit: capacity });
+    }
     const address = perAddress > 0 ? clientAddress(c) : undefined;
     if (address !== undefined && hub.connectionsFrom(address) >= perAddress) {
       metrics.limitReached('per_address');
@@ -160,6 +178,7 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
   app.get('/readyz', async (c) => {
     const reasons: string[] = [];
     if (readiness.draining) reasons.push('draining');
+    if (isFull()) reasons.push('full');
     if (!store.listening) reasons.push('LISTEN down');
     try {
       await withTimeout(store.ping(), 2000);
@@ -167,7 +186,8 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
       reasons.push('store unreachable');
     }
     if (reasons.length === 0) return c.json({ ready: true });
-    return c.json({ ready: false, reasons, code: readiness.draining ? 'ERR_DRAINING' : 'ERR_UNAVAILABLE' }, 503);
+    const code = readiness.draining ? 'ERR_DRAINING' : reasons.length === 1 && reasons[0] === 'full' ? 'ERR_FULL' : 'ERR_UNAVAILABLE';
+    return c.json({ ready: false, reasons, code }, 503);
   });
 
   // For Prometheus with the API key as its bearer token (or a scraper on this machine); MESH_METRICS_PORT serves it keyless.
@@ -176,21 +196,21 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
 
   // The API's own description is public: it holds nothing but the shape of the routes.
   app.route('/v1/mesh', openApiRoute());
-  app.route('/v1/mesh', serverApi({ config, runtime, store, cluster, hub, instance, webhooks }));
+  app.route('/v1/mesh', serverApi({ config, runtime, store, cluster, hub, instance, webhooks, readiness }));
 
   app.route('/', demoRoutes(runtime, devSecret));
   return app;
 }
 
 /** The server API's routes behind its guard; `api.routes` is what the OpenAPI document is checked against. */
-export function serverApi({ config, runtime, store, cluster, hub, instance, webhooks }: Pick<AppParts, 'config' | 'runtime' | 'store' | 'cluster' | 'hub' | 'instance' | 'webhooks'>): Hono {
+export function serverApi({ config, runtime, store, cluster, hub, instance, webhooks, readiness }: Pick<AppParts, 'config' | 'runtime' | 'store' | 'cluster' | 'hub' | 'instance' | 'webhooks'> & { readiness?: Readiness }): Hono {
   const api = new Hono();
   api.use('*', serverApiGuard(config.MESH_API_KEY, runtime));
   api.route('/', publishRoute(store, config.MESH_MAX_MESSAGE, config.MESH_MAX_JSON_DEPTH));
   api.route('/', usersRoutes(store, cluster, config.MESH_MAX_JSON_DEPTH));
   api.route('/', connectionsRoutes(store, config.MESH_MAX_JSON_DEPTH));
   api.route('/', channelsRoutes(store, cluster));
-  api.route('/', statsRoute(hub, store, instance, webhooks));
+  api.route('/', statsRoute(hub, store, instance, webhooks, readiness?.capacity));
   return api;
 }
 

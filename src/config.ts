@@ -117,6 +117,8 @@ export const ConfigSchema = z.object({
   MESH_MAX_FRAMES_PER_SECOND: z.coerce.number({ error: 'must be a number' }).int().min(0).default(100),
   /** Connections one user may hold on one instance; 0 is no limit. */
   MESH_MAX_CONNECTIONS_PER_USER: z.coerce.number({ error: 'must be a number' }).int().min(0).default(0),
+  /** Realtime connections this instance takes before it says it is full (503 ERR_FULL, /readyz not ready); 0: derived from the open-file limit. */
+  MESH_MAX_CONNECTIONS: z.coerce.number({ error: 'must be a number' }).int().min(0).default(0),
   /** Realtime connections one client address may hold on one instance; 0 is no limit. */
   MESH_MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number({ error: 'must be a number' }).int().min(0).default(0),
   /** Bytes a client may leave unread before it is cut off as a slow consumer. */

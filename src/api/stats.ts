@@ -5,6 +5,7 @@
  * `webhooks`, each Pusher app's under `pusherWebhooks` by app id. Instance-local.
  */
 import { Hono } from 'hono';
+import type { Capacity } from './capacity.ts';
 import type { Hub } from '../core/hub.ts';
 import type { Store } from '../store/store.ts';
 import type { WebhookStats } from '../hooks/webhook-sender.ts';
@@ -12,7 +13,7 @@ import type { WebhookSenders } from '../hooks/webhook-senders.ts';
 import { MESH_TARGET, pusherAppOf } from '../store/webhooks.ts';
 
 /** The stats route; mount it behind the server-API guard. */
-export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: WebhookSenders): Hono {
+export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: WebhookSenders, capacity?: Capacity): Hono {
   const app = new Hono();
   app.get('/stats', (c) => {
     let websocket = 0;
@@ -26,6 +27,8 @@ export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: 
     return c.json({
       instance,
       sessions: { total: websocket + sse, websocket, sse },
+      // The realtime connections this instance takes before it says it is full, and where that number comes from.
+      ...(capacity !== undefined && { capacity }),
       users: hub.userCount(),
       channels: hub.channelCount(),
       position: store.position,

@@ -31,6 +31,7 @@ const KINDS = {
   ERR_CLOSED: { num: 41, http: 410, text: 'connection closed' },
   ERR_FLOOD: { num: 42, http: 429, text: 'too many ops in flight' },
   ERR_LIMIT: { num: 43, http: 429, text: 'a limit of this server was reached' },
+  ERR_FULL: { num: 44, http: 503, text: 'this instance holds all the connections it can: try again, or another instance' },
   ERR_RPC_REFUSED: { num: 50, http: 422, text: 'the backend refused the call' },
   ERR_RPC_TIMEOUT: { num: 51, http: 504, text: 'the backend did not answer in time' },
   ERR_RPC_UNAVAILABLE: { num: 52, http: 502, text: 'the backend could not answer' },

@@ -209,6 +209,11 @@ export class Hub {
     return this.#users.size;
   }
 
+  /** How many sessions (realtime connections) this instance holds. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
   /** Every session on this instance. */
   sessions(): IterableIterator<Session> {
     return this.#sessions.values();
