@@ -16,9 +16,10 @@ import type { Gateway } from '../core/gateway.ts';
 import type { Message } from '../core/message.ts';
 import type { MessageLog } from '../core/message-log.ts';
 import { boundedText } from '../core/request-body.ts';
-import type { Session, SessionSink } from '../core/session.ts';
+import type { SessionSink } from '../core/session.ts';
 import type { ClientAddress } from '../api/client-address.ts';
-import type { EventBody, RuntimeAdapter } from '../runtime/adapter.ts';
+import type { RuntimeAdapter } from '../runtime/adapter.ts';
+import { EventStreamSink, Heartbeat } from '../transport/event-stream.ts';
 import { MercureError } from './errors.ts';
 import { mayPublish, mayRead, type HubIdentity, type MercureGrant, type MercureGrants } from './grants.ts';
 import { hasForbiddenCharacter, MAX_MATCHER_LENGTH, topicMatcher, type TopicMatcher } from './topic-matcher.ts';
@@ -61,23 +62,20 @@ const encoder = new TextEncoder();
 const PING = encoder.encode(':\n\n');
 
 /** One subscriber's event stream: its matchers, its grant, and the session it is. */
-class MercureStream implements SessionSink {
-  readonly out: EventBody;
-  session: Session | undefined;
-  done = false;
+class MercureStream extends EventStreamSink implements SessionSink {
   readonly #exact: Set<string>;
   readonly #patterns: TopicMatcher[];
 
   constructor(
     readonly matchers: TopicMatcher[],
     readonly grant: MercureGrant | null,
-    readonly streams: Set<MercureStream>,
-    readonly gateway: Gateway,
+    streams: Set<EventStreamSink>,
+    gateway: Gateway,
     runtime: RuntimeAdapter,
     request: Request,
   ) {
-    this.out = runtime.eventBody(this, request);
-    // Exact matchers are looked up, not tried one by one: a subscriber to many topics costs one lookup per topic.
+    super(streams, gateway, runtime, request);
+    // Literal matchers are looked up, not tried one by one: a subscriber to many topics costs one lookup per topic.
     this.#exact = new Set(matchers.filter((m) => m.literal).map((m) => m.value));
     this.#patterns = matchers.filter((m) => !m.literal);
   }
@@ -99,36 +97,12 @@ class MercureStream implements SessionSink {
     this.finish();
     this.out.close();
   }
-
-  buffered(): number {
-    return this.out.buffered();
-  }
-
-  cancelled(): void {
-    this.finish();
-  }
-
-  finish(): void {
-    if (this.done) return;
-    this.done = true;
-    this.streams.delete(this);
-    if (this.session) this.gateway.close(this.session);
-    this.onEnd?.();
-  }
-
-  /** Runs once when the stream ends (its subscriptions' end is announced). */
-  onEnd: (() => void) | undefined;
 }
 
 /** The routes, to mount at /.well-known/mercure. */
 export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: RuntimeAdapter, options: MercureOptions): Hono {
   const app = new Hono();
-  const streams = new Set<MercureStream>();
-  let heartbeat: ReturnType<typeof setInterval> | undefined;
-  const beat = () => {
-    for (const stream of streams) stream.out.write(PING);
-    if (streams.size === 0) heartbeat = void clearInterval(heartbeat);
-  };
+  const heartbeat = new Heartbeat(options.heartbeatMs, PING);
 
   app.onError((err, c) => {
     const cors = corsHeaders(c, options.corsOrigins);
@@ -174,7 +148,7 @@ export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: Runtim
     const { after, anchor } = asked === undefined ? { after: undefined, anchor: undefined } : await resumeFrom(asked, log, options.findEventId);
 
     const info = subscriberInfo(matchers, grant);
-    const sink = new MercureStream(matchers, grant, streams, gateway, runtime, c.req.raw);
+    const sink = new MercureStream(matchers, grant, heartbeat.streams, gateway, runtime, c.req.raw);
     const identity = { uid: `$mercure:${grant?.subject ?? 'anonymous'}`, subscribe: [], publish: [], expiresAt: grant?.expiresAt ?? null };
     const session = (sink.session = gateway.open(sink, { format: 'raw', ackMode: false, transport: 'sse', address: options.clientAddress?.(c), identity }));
     try {
@@ -194,8 +168,7 @@ export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: Runtim
     // Bytes at once: some runtimes send the headers with the first chunk only, and EventSource opens on them.
     sink.out.write(encoder.encode(`retry: ${options.retryMs}\n\n`));
     sink.out.handedOver();
-    if (!sink.done) streams.add(sink);
-    heartbeat ??= setInterval(beat, options.heartbeatMs);
+    heartbeat.add(sink);
     runtime.keepOpen(c);
     const headers: Record<string, string> = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no', ...corsHeaders(c, options.corsOrigins) };
     // Where the replay started from (1.0's field, and the 0.x hubs' Last-Event-ID): a subscriber compares it to what it asked for to see a gap.

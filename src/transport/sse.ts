@@ -15,8 +15,9 @@ import { type Reply, encodeReply, ridOf } from '../core/protocol.ts';
 import type { ClientAddress } from '../api/client-address.ts';
 import { boundedText } from '../core/request-body.ts';
 import { relayUplink, type UplinkRelay } from './uplink-relay.ts';
-import { isConnectionId, type Session, type SessionSink } from '../core/session.ts';
-import type { EventBody, RuntimeAdapter } from '../runtime/adapter.ts';
+import { isConnectionId, type SessionSink } from '../core/session.ts';
+import type { RuntimeAdapter } from '../runtime/adapter.ts';
+import { EventStreamSink, Heartbeat } from './event-stream.ts';
 
 export interface SseOptions {
   cookieName: string;
@@ -68,19 +69,15 @@ const PING = encoder.encode(': ping\n\n');
  * One open event stream: the session's sink over the runtime's event body. A class, not
  * closures, so an idle stream costs as little as it can; its heartbeat is shared.
  */
-class EventStream implements SessionSink {
-  readonly out: EventBody;
-  session: Session | undefined;
-  done = false;
-
+class EventStream extends EventStreamSink implements SessionSink {
   constructor(
     readonly format: DeliveryFormat,
-    readonly streams: Set<EventStream>,
-    readonly gateway: Gateway,
+    streams: Set<EventStreamSink>,
+    gateway: Gateway,
     runtime: RuntimeAdapter,
     request: Request,
   ) {
-    this.out = runtime.eventBody(this, request);
+    super(streams, gateway, runtime, request);
   }
 
   write(bytes: Uint8Array): void {
@@ -109,35 +106,12 @@ class EventStream implements SessionSink {
     this.finish();
     this.out.close();
   }
-
-  buffered(): number {
-    return this.out.buffered();
-  }
-
-  /** The client went away (the runtime's body noticed). */
-  cancelled(): void {
-    this.finish();
-  }
-
-  /** The stream is over (closed by either side): forget it and tear its session down. */
-  finish(): void {
-    if (this.done) return;
-    this.done = true;
-    this.streams.delete(this);
-    if (this.session) this.gateway.close(this.session);
-  }
 }
 
 /** GET / (the stream) and POST /:session (the uplink); mount at /v1/sse. */
 export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: RuntimeAdapter, options: SseOptions): Hono {
   const app = new Hono();
-  // One timer beats every open stream (the same bytes to each), not one timer per stream.
-  const streams = new Set<EventStream>();
-  let heartbeat: ReturnType<typeof setInterval> | undefined;
-  const beat = () => {
-    for (const stream of streams) stream.write(PING);
-    if (streams.size === 0) heartbeat = void clearInterval(heartbeat);
-  };
+  const heartbeat = new Heartbeat(options.heartbeatMs, PING);
 
   app.get('/', async (c) => {
     const token = tokenOf(c, options.cookieName);
@@ -151,7 +125,7 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
 
     const format: DeliveryFormat = c.req.query('format') === 'envelope' ? 'envelope' : 'raw';
     // A client gone while we authenticate is noticed too: the runtime's body tells (see EventBody).
-    const sink = new EventStream(format, streams, gateway, runtime, c.req.raw);
+    const sink = new EventStream(format, heartbeat.streams, gateway, runtime, c.req.raw);
     const session = (sink.session = gateway.open(sink, { format, ackMode: false, transport: 'sse', address: options.clientAddress?.(c) }));
     try {
       raiseIfFailed(await gateway.run(session, { op: 'auth', token }));
@@ -162,8 +136,7 @@ export function sseRoutes(gateway: Gateway, auth: Authenticator, runtime: Runtim
       throw err;
     }
     sink.out.handedOver();
-    if (!sink.done) streams.add(sink);
-    heartbeat ??= setInterval(beat, options.heartbeatMs);
+    heartbeat.add(sink);
     runtime.keepOpen(c);
     return new Response(sink.out.body, {
       headers: {
