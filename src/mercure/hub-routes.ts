@@ -157,10 +157,12 @@ export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: Runtim
       if (identity.expiresAt !== null) session.setTimer('expiry', Math.max(0, identity.expiresAt - Date.now()));
       await gateway.follow(session, MERCURE_CHANNEL, after, JSON.stringify(info));
       for (const channel of meetingChannels(matchers, grant)) await gateway.follow(session, channel, after);
-      // Written to presence first (the subscriptions API of any instance lists it from here on), then announced.
+      // Written to presence first (the subscriptions API of any instance lists it from here on), then announced;
+      // its end is announced after its start, even when the subscriber leaves while the start is being published.
       await gateway.settled();
-      await announce(info, true);
-      sink.onEnd = () => void announce(info, false).catch((err) => options.onError?.(err));
+      const started = announce(info, true);
+      sink.onEnd = () => void started.then(() => announce(info, false)).catch((err) => options.onError?.(err));
+      await started;
     } catch (err) {
       sink.finish();
       throw err;
