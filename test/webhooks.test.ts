@@ -6,6 +6,7 @@
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import postgres from 'postgres';
+import { SignJWT } from 'jose';
 import { checkSignature, sign } from '../src/hooks/signature.ts';
 import { startCluster } from './harness/cluster.ts';
 import { freshDatabase } from './harness/postgres.ts';
@@ -19,7 +20,8 @@ const SECRET = 'webhook-test-secret-0123456789';
 const TTL_MS = 3000;
 const receiver = await startWebhookReceiver(SECRET);
 afterAll(() => receiver.close());
-const env = { MESH_WEBHOOK_URL: receiver.url, MESH_WEBHOOK_SECRET: SECRET, MESH_WEBHOOK_TIMEOUT: '1s', MESH_INSTANCE_TTL: `${TTL_MS}ms`, MESH_API_KEY: 'webhook-test-api-key-0123' };
+const MERCURE_KEY = 'webhook-test-mercure-key-0123';
+const env = { MESH_WEBHOOK_URL: receiver.url, MESH_WEBHOOK_SECRET: SECRET, MESH_WEBHOOK_TIMEOUT: '1s', MESH_INSTANCE_TTL: `${TTL_MS}ms`, MESH_API_KEY: 'webhook-test-api-key-0123', MERCURE_PUBLISHER_JWT_KEY: MERCURE_KEY };
 const { databaseUrl, instances } = await startCluster(['bun', 'node'], { env });
 const [A, B] = instances as [(typeof instances)[0], (typeof instances)[0]];
 
@@ -199,6 +201,23 @@ describe('webhooks', () => {
       await slow.close();
     }
   }, 60_000);
+
+  test("a Mercure subscriber that hears a pgmesh channel is no pgmesh user: no subscribe, connect or user_online for it; the channel's occupancy counts it", async () => {
+    const reader = await new SignJWT({ mercure: { subscribe: ['room_meet'] } }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(MERCURE_KEY));
+    const controller = new AbortController();
+    const stream = await fetch(`${A.url}/.well-known/mercure?topic=room_meet`, { headers: { authorization: `Bearer ${reader}` }, signal: controller.signal });
+    expect(stream.status).toBe(200);
+    await waitFor('room_meet', 1);
+    const member = await B.login('meet-u1');
+    expect(await member.request({ op: 'subscribe', channels: ['room_meet'] })).toMatchObject({ success: true });
+    await waitFor('room_meet', 2);
+    controller.abort();
+    member.close();
+    await waitFor('room_meet', 3);
+    // Occupied by the Mercure subscriber first; the pgmesh user's subscribe; vacated when both are gone.
+    expect(kinds(about('room_meet'))).toEqual(['channel_occupied', 'subscribe', 'channel_vacated']);
+    expect(receiver.delivered().some((e) => String(e.uid ?? '').startsWith('$'))).toBe(false);
+  }, 30_000);
 
   test('the signature: good, tampered body, stale timestamp, wrong secret, none', () => {
     const body = '{"events":[]}';

@@ -197,6 +197,12 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 10,
     sql: `create index mesh_message_mercure_event on mesh_message ((data::json->>'i'), id) where channel = '$mercure';`,
   },
+  {
+    // mesh_cluster_apply(): pgmesh's subscribe/unsubscribe webhooks leave out connections that are not
+    // pgmesh users ($-uids: a Mercure subscriber hearing a pgmesh channel), as connect and user_online do.
+    version: 11,
+    sql: installFunctions(),
+  },
 ];
 
 /** Every function in functions/, as one script of create-or-replace statements. */
@@ -208,7 +214,7 @@ function installFunctions(): string {
  * The digest of functions/ as the latest migration installs it. A test computes it again: when a
  * function changes, add a migration ending in `+ installFunctions()`, then update this.
  */
-export const FUNCTIONS_DIGEST = '0489138a0c1f7f70ce85c1bafb2e47b8146b43f53f6b839c0cf578cdc0a16285';
+export const FUNCTIONS_DIGEST = '71b15b4804343d395fae365d3fff2df04bbbf05f1eaabc168a3dda4ddc2befd3';
 
 /** The functions' source, as installFunctions() gives it (for the digest test). */
 export const FUNCTIONS_SQL = installFunctions();

@@ -161,12 +161,12 @@ begin
       from ups u where u.inserted and left(u.uid, 1) <> '$'
     union all select 2, '', jsonb_build_object('type', ue.type, 'uid', ue.uid) from user_events ue where ue.type = 'user_online'
     union all select 3, '', jsonb_build_object('type', 'subscribe', 'connection', s.connection, 'uid', s.uid, 'channel', s.channel)
-      from subs s where left(s.channel, 1) <> '$'
+      from subs s where left(s.channel, 1) <> '$' and left(s.uid, 1) <> '$'
     union all select 4, '', jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_occupied' and left(ce.channel, 1) <> '$'
     union all select 4, p.target, jsonb_build_object('name', p.type, 'channel', p.name) from pusher_channel_events p where p.type = 'channel_occupied'
     union all select 5, p.target, jsonb_build_object('name', p.type, 'channel', p.name, 'user_id', p.user_id) from pusher_member_events p where p.type = 'member_added'
     union all select 6, '', jsonb_build_object('type', 'unsubscribe', 'connection', u.connection, 'uid', u.uid, 'channel', u.channel)
-      from unsubs u where left(u.channel, 1) <> '$' and (u.connection, u.channel) in (select x.connection, x.channel from explicit_unsub x)
+      from unsubs u where left(u.channel, 1) <> '$' and left(u.uid, 1) <> '$' and (u.connection, u.channel) in (select x.connection, x.channel from explicit_unsub x)
     union all select 7, p.target, jsonb_build_object('name', p.type, 'channel', p.name, 'user_id', p.user_id) from pusher_member_events p where p.type = 'member_removed'
     union all select 8, '', jsonb_build_object('type', ce.type, 'channel', ce.channel) from channel_events ce where ce.type = 'channel_vacated' and left(ce.channel, 1) <> '$'
     union all select 8, p.target, jsonb_build_object('name', p.type, 'channel', p.name) from pusher_channel_events p where p.type = 'channel_vacated'
