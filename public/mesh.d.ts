@@ -36,7 +36,8 @@ export declare class MeshClient extends EventTarget {
   /** Where the connection is, once open: its id, and the server instance and region holding it. */
   readonly where: { connection: string | null; instance: string | null; region: string | null };
   /** With presence: 'members' {channel, members}, then 'join' / 'leave' {channel, uid} events. */
-  subscribe(channel: string, options?: { presence?: boolean }): Promise<Reply | null>;
+  /** `since`: every message after this id comes first (a page that showed the history up to it). */
+  subscribe(channel: string, options?: { presence?: boolean; since?: number }): Promise<Reply | null>;
   unsubscribe(channel: string): Promise<Reply | null>;
   publish(channel: string, data: unknown): Promise<Reply>;
   close(): void;

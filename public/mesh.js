@@ -92,14 +92,17 @@ export class MeshClient extends EventTarget {
   /**
    * Subscribes to a channel (kept across reconnects); resolves with the reply once connected.
    * With { presence: true } the channel's members arrive as a 'members' event (after every
-   * reconnect too), then 'join' and 'leave' events as users come and go.
+   * reconnect too), then 'join' and 'leave' events as users come and go. With { since: id }
+   * every message after that id comes first (a page that showed the history up to `id`).
    */
-  async subscribe(channel, { presence = false } = {}) {
+  async subscribe(channel, { presence = false, since = 0 } = {}) {
     const entry = this.#channels.get(channel) ?? { last: 0, resume: 0, presence: false };
     entry.presence ||= presence;
+    entry.resume = Math.max(entry.resume, since);
     this.#channels.set(channel, entry);
     if (this.#state !== 'open') return null;
-    const reply = await this.#request({ op: 'subscribe', channel, ...(entry.presence ? { presence: true } : {}) });
+    const from = Math.max(entry.resume, entry.last);
+    const reply = await this.#request({ op: 'subscribe', channel, ...(from > 0 ? { since: from } : {}), ...(entry.presence ? { presence: true } : {}) });
     this.#confirm(channel, reply);
     return reply;
   }

@@ -35,8 +35,13 @@ import { pusherTarget } from './store/webhooks.ts';
 import type { Metrics } from './metrics.ts';
 import type { Log } from './log.ts';
 import type { WebhookSenders } from './hooks/webhook-senders.ts';
+import { Access } from './console/access.ts';
+import { consoleRoutes } from './console/routes.ts';
+import { instancesRoutes } from './api/instances.ts';
 
 export const WS_PATH = '/v1/ws';
+/** Where the operator's console is served (MESH_CONSOLE). */
+export const CONSOLE_PATH = '/console';
 
 /** What the instance's own state says to the balancer: not ready while it drains. */
 export interface Readiness {
@@ -60,10 +65,14 @@ export interface AppParts {
   log: Log;
   /** The webhook senders (pgmesh's and Pusher apps'), for their counts and for client events. */
   webhooks?: WebhookSenders;
+  /** The API keys and the console's sessions (made from config when not given). */
+  access?: Access;
 }
 
 /** Builds the HTTP application. */
-export function buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log, webhooks }: AppParts): Hono {
+export function buildApp(parts: AppParts): Hono {
+  const { readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log, webhooks } = parts;
+  const access = parts.access ?? new Access(config.MESH_API_KEY, config.MESH_API_READ_KEY);
   const app = new Hono();
   const clientAddress = clientAddressOf(runtime, { onFly: config.FLY_MACHINE_ID !== undefined, trustedProxies: config.MESH_TRUSTED_PROXIES });
   // Every error an HTTP caller gets passes here: counted by code, and logged when it is a bug of ours.
@@ -191,26 +200,28 @@ export function buildApp({ readiness, config, runtime, gateway, store, cluster, 
   });
 
   // For Prometheus with the API key as its bearer token (or a scraper on this machine); MESH_METRICS_PORT serves it keyless.
-  app.use('/metrics', serverApiGuard(config.MESH_API_KEY, runtime));
+  app.use('/metrics', serverApiGuard(access, runtime));
   app.route('/', metricsRoute(metrics.registry));
 
   // The API's own description is public: it holds nothing but the shape of the routes.
   app.route('/v1/mesh', openApiRoute());
-  app.route('/v1/mesh', serverApi({ config, runtime, store, cluster, hub, instance, webhooks, readiness }));
+  app.route('/v1/mesh', serverApi({ config, runtime, store, cluster, hub, instance, webhooks, readiness, access }));
 
+  if (config.MESH_CONSOLE) app.route(CONSOLE_PATH, consoleRoutes(access, runtime, { instance, region: config.MESH_REGION }));
   app.route('/', demoRoutes(runtime, devSecret));
   return app;
 }
 
 /** The server API's routes behind its guard; `api.routes` is what the OpenAPI document is checked against. */
-export function serverApi({ config, runtime, store, cluster, hub, instance, webhooks, readiness }: Pick<AppParts, 'config' | 'runtime' | 'store' | 'cluster' | 'hub' | 'instance' | 'webhooks'> & { readiness?: Readiness }): Hono {
+export function serverApi({ config, runtime, store, cluster, hub, instance, webhooks, readiness, access }: Pick<AppParts, 'config' | 'runtime' | 'store' | 'cluster' | 'hub' | 'instance' | 'webhooks' | 'access'> & { readiness?: Readiness }): Hono {
   const api = new Hono();
-  api.use('*', serverApiGuard(config.MESH_API_KEY, runtime));
+  api.use('*', serverApiGuard(access ?? new Access(config.MESH_API_KEY, config.MESH_API_READ_KEY), runtime));
   api.route('/', publishRoute(store, config.MESH_MAX_MESSAGE, config.MESH_MAX_JSON_DEPTH));
   api.route('/', usersRoutes(store, cluster, config.MESH_MAX_JSON_DEPTH));
   api.route('/', connectionsRoutes(store, config.MESH_MAX_JSON_DEPTH));
   api.route('/', channelsRoutes(store, cluster));
   api.route('/', statsRoute(hub, store, instance, webhooks, readiness?.capacity));
+  api.route('/', instancesRoutes(cluster, { ttlMs: config.MESH_INSTANCE_TTL, intervalMs: config.MESH_STATS_INTERVAL, pusherApps: config.PUSHER_APPS.map((a) => a.id), webhooks }));
   return api;
 }
 

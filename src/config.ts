@@ -105,6 +105,12 @@ export const ConfigSchema = z.object({
   /** Web origins (exact, comma-separated) whose pages may use the SSE transport across origins, cookies included. */
   MESH_CORS_ORIGINS: origins.default([]),
   MESH_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** A second key that reads the server API and the console and changes nothing (GET only). */
+  MESH_API_READ_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Serve the operator's console at /console (behind the API keys, or to loopback callers without one). */
+  MESH_CONSOLE: flag.default(true),
+  /** How often each instance writes its report and a sample of its counters (the console's charts, GET /v1/mesh/instances). */
+  MESH_STATS_INTERVAL: duration.pipe(z.number().min(250, 'at least 250ms').max(60_000, 'at most 60s')).default(1_000),
   MESH_WS_PATHS: paths.default([]),
   MESH_RETENTION: duration.default(24 * 3_600_000),
   MESH_MAX_FRAME: size.default(64 * 1024),
@@ -231,6 +237,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   // A backend must be able to tell pgmesh's requests from anyone's.
   if (parsed.data.MESH_RPC_URL && !parsed.data.MESH_WEBHOOK_SECRET) throw new ConfigError('invalid setting MESH_WEBHOOK_SECRET: required to sign the calls to MESH_RPC_URL');
   if (parsed.data.MESH_WEBHOOK_URL && !parsed.data.MESH_WEBHOOK_SECRET) throw new ConfigError('invalid setting MESH_WEBHOOK_SECRET: required to sign the webhooks to MESH_WEBHOOK_URL');
+  if (parsed.data.MESH_API_READ_KEY !== undefined && parsed.data.MESH_API_READ_KEY === parsed.data.MESH_API_KEY) {
+    throw new ConfigError('invalid setting MESH_API_READ_KEY: must differ from MESH_API_KEY (a read-only key that is also the full key reads and writes)');
+  }
   const unknownApp = Object.keys(parsed.data.PUSHER_WEBHOOKS).find((id) => !parsed.data.PUSHER_APPS.some((app) => app.id === id));
   if (unknownApp !== undefined) throw new ConfigError(`invalid setting PUSHER_WEBHOOKS: app ${unknownApp} is not in PUSHER_APPS`);
   for (const setting of ['PUSHER_WEBHOOK_EVENTS', 'PUSHER_CLIENT_EVENTS'] as const) {

@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Hub } from './core/hub.ts';
 import type { Store, StoreObserver } from './store/store.ts';
 import type { WebhookStats } from './hooks/webhook-sender.ts';
+import { Tally } from './console/tally.ts';
 
 export interface MetricsLabels {
   instance: string;
@@ -17,6 +18,8 @@ export interface MetricsLabels {
 /** The instance's registry, and the observers the store and the HTTP side report to. */
 export interface Metrics {
   registry: Registry;
+  /** The same counts as plain running totals, for the instance's own report (console/sampler.ts). */
+  tally: Tally;
   store: StoreObserver;
   /** An error answered to a client or caller (reply frame or HTTP body), by its stable code. */
   errorReported(code: string): void;
@@ -26,6 +29,12 @@ export interface Metrics {
   limitReached(limit: string): void;
   /** An item the database refused for its data (SQLSTATE class 22), set apart so the rest of its batch went through: publish, presence. */
   dataRefused(where: string): void;
+  /** A webhook POST to `target`'s URL ended: taken (2xx) or not. */
+  webhookPosted(target: string, seconds: number, ok: boolean): void;
+  /** A call to MESH_RPC_URL ended: answered (a result or the backend's own refusal) or not (timeout, failure). */
+  rpcAnswered(seconds: number, ok: boolean): void;
+  /** A connection was cut off for not reading its messages (slow consumer). */
+  slowConsumer(): void;
   /** Adds the gauges read from the running instance (once its hub and store exist). */
   watch(hub: Hub, store: Store): void;
   /** Adds the webhook sender's counts (with MESH_WEBHOOK_URL). */
@@ -71,25 +80,80 @@ export function createMetrics({ instance, region, runtime }: MetricsLabels): Met
     registers: [registry],
   });
 
+  const webhookSeconds = new Histogram({
+    name: 'pgmesh_webhook_seconds',
+    help: 'Webhook POSTs by target and outcome (ok: 2xx), from send to answer.',
+    labelNames: ['target', 'outcome'],
+    buckets: SECONDS,
+    registers: [registry],
+  });
+  const rpcSeconds = new Histogram({
+    name: 'pgmesh_rpc_seconds',
+    help: 'Calls to MESH_RPC_URL by outcome (ok: answered, failed: timeout or no usable answer).',
+    labelNames: ['outcome'],
+    buckets: SECONDS,
+    registers: [registry],
+  });
+  const slowConsumers = new Counter({ name: 'pgmesh_slow_consumers_total', help: 'Connections cut off for not reading their messages.', registers: [registry] });
+  const tally = new Tally();
+
   return {
     registry,
+    tally,
     store: {
       published: (count, seconds) => {
         published.inc(count);
         publishSeconds.observe(seconds);
+        tally.published += count;
+        tally.publishMs.add(seconds * 1000);
       },
-      committed: (size) => groupSize.observe(size),
+      committed: (size) => {
+        groupSize.observe(size);
+        tally.commits++;
+      },
       arrived: (count, lagSeconds) => {
         received.inc(count);
         lag.observe(Math.max(0, lagSeconds));
+        tally.received += count;
+        tally.lagMs = Math.max(tally.lagMs, lagSeconds * 1000);
       },
       cursorsWritten: (rows) => cursorWrites.inc(rows),
-      refused: () => dataRefused.inc({ where: 'publish' }),
+      refused: () => {
+        dataRefused.inc({ where: 'publish' });
+        tally.dataRefused.add('publish');
+      },
     },
-    errorReported: (code) => errors.inc({ code }),
-    uncaught: (kind) => uncaught.inc({ kind }),
-    limitReached: (limit) => limits.inc({ limit }),
-    dataRefused: (where) => dataRefused.inc({ where }),
+    errorReported: (code) => {
+      errors.inc({ code });
+      tally.errors.add(code);
+    },
+    uncaught: (kind) => {
+      uncaught.inc({ kind });
+      tally.uncaught++;
+    },
+    limitReached: (limit) => {
+      limits.inc({ limit });
+      tally.limits.add(limit);
+    },
+    dataRefused: (where) => {
+      dataRefused.inc({ where });
+      tally.dataRefused.add(where);
+    },
+    webhookPosted: (target, seconds, ok) => {
+      webhookSeconds.observe({ target: target === '' ? 'pgmesh' : target, outcome: ok ? 'ok' : 'failed' }, seconds);
+      tally.webhookMs.add(seconds * 1000);
+      if (!ok) tally.webhookFailures++;
+    },
+    rpcAnswered: (seconds, ok) => {
+      rpcSeconds.observe({ outcome: ok ? 'ok' : 'failed' }, seconds);
+      tally.rpcCalls++;
+      tally.rpcMs.add(seconds * 1000);
+      if (!ok) tally.rpcFailures++;
+    },
+    slowConsumer: () => {
+      slowConsumers.inc();
+      tally.slowConsumers++;
+    },
     watchWebhooks(stats) {
       new Gauge({
         name: 'pgmesh_webhooks_pending',

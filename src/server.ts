@@ -27,6 +27,11 @@ import { openStore, type OpenStore } from './store/open.ts';
 import type { Cluster, LocalConnection } from './store/cluster.ts';
 import { readCommand } from './core/commands.ts';
 import type { Store } from './store/store.ts';
+import { InstanceSampler } from './console/sampler.ts';
+import { Access } from './console/access.ts';
+import { CONSOLE_UID } from './core/auth.ts';
+import { RecentProblems } from './console/recent-problems.ts';
+import { readFile } from 'node:fs/promises';
 
 export interface RunningMesh {
   port: number;
@@ -65,7 +70,9 @@ export interface StartOptions {
 export async function startMesh(config: Config, options: StartOptions = {}): Promise<RunningMesh> {
   // Connection ids start with it (and fly-replay names it): the host name is kept to the alphabet of MESH_INSTANCE_ID.
   const instance = config.MESH_INSTANCE_ID ?? `${hostname().replace(/[^\w.-]/g, '-').slice(0, 32)}-${process.pid}`;
-  const log = options.log ?? createLog({ level: config.MESH_LOG, format: formatFor(config.MESH_LOG_FORMAT), instance, region: config.MESH_REGION });
+  // Warnings and errors are also kept for the instance's report (the console's Problems panel).
+  const recent = new RecentProblems();
+  const log = recent.tee(options.log ?? createLog({ level: config.MESH_LOG, format: formatFor(config.MESH_LOG_FORMAT), instance, region: config.MESH_REGION }));
   const runtime = options.runtime ?? (await loadRuntime());
   const metrics = createMetrics({ instance, region: config.MESH_REGION, runtime: runtime.name });
   const database = new OutageLog('database', log);
@@ -92,7 +99,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   const hub = new Hub((err) => log.error('delivery failed', { err }));
   metrics.watch(hub, store);
   store.onMessages((batch) => hub.deliver(batch));
-  webhooks = webhookSenders(config, opened, log);
+  webhooks = webhookSenders(config, opened, log, metrics);
   if (webhooks.size > 0) metrics.watchWebhooks(() => webhooks.total());
   const cluster = opened.cluster({
     instance,
@@ -109,9 +116,27 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   });
   await cluster.start();
   webhooks.start();
+  const capacity = capacityOf(config.MESH_MAX_CONNECTIONS, openFileLimit());
+  const readiness: Readiness = { draining: false, capacity };
+  const sampler = new InstanceSampler({
+    version: await pgmeshVersion(),
+    runtime,
+    hub,
+    store,
+    cluster,
+    tally: metrics.tally,
+    recent,
+    webhooks: webhooks.size > 0 ? webhooks : undefined,
+    draining: () => readiness.draining,
+    capacity: capacity.limit,
+    intervalMs: config.MESH_STATS_INTERVAL,
+  });
+  sampler.start();
 
   const devSecret = devSecretIfNoAuth(config, log);
+  const access = new Access(config.MESH_API_KEY, config.MESH_API_READ_KEY);
   const auth = new Authenticator({
+    ...(config.MESH_CONSOLE && { consoleKey: access.signingKey }),
     jwtSecret: config.JWT_SECRET ?? devSecret,
     jwksUrl: config.JWKS_URL,
     issuer: config.JWT_ISSUER,
@@ -127,7 +152,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     instance,
     region: config.MESH_REGION,
     authTimeoutMs: config.MESH_AUTH_TIMEOUT,
-    observer: everyOf([presenceOf(cluster), lifecycleLog(log), ...(options.observers ?? [])]),
+    observer: everyOf([presenceOf(cluster), lifecycleLog(log), slowConsumers(metrics), ...(options.observers ?? [])]),
     members: cluster,
     presenceWritten: () => cluster.settled(),
     maxMessage: config.MESH_MAX_MESSAGE,
@@ -140,17 +165,17 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     expiryHorizonMs: options.expiryHorizonMs,
     onError: (err) => log.error('op failed', { err }),
     onErrorReply: metrics.errorReported,
-    backend: config.MESH_RPC_URL ? new RpcClient({ url: config.MESH_RPC_URL, secret: config.MESH_WEBHOOK_SECRET!, timeoutMs: config.MESH_RPC_TIMEOUT, instance, maxJsonDepth: config.MESH_MAX_JSON_DEPTH }) : undefined,
+    backend: config.MESH_RPC_URL
+      ? new RpcClient({ url: config.MESH_RPC_URL, secret: config.MESH_WEBHOOK_SECRET!, timeoutMs: config.MESH_RPC_TIMEOUT, instance, maxJsonDepth: config.MESH_MAX_JSON_DEPTH, onAnswer: metrics.rpcAnswered })
+      : undefined,
   });
   hub.onCommand((message) => {
     const command = readCommand(message.data);
     if (command) gateway.command(command);
     else log.warn('ignored a command this version does not know', { id: message.id });
   });
-  const capacity = capacityOf(config.MESH_MAX_CONNECTIONS, openFileLimit());
   if (capacity.limit !== null) log.info('connection capacity', { limit: capacity.limit, source: capacity.source });
-  const readiness: Readiness = { draining: false, capacity };
-  const app = buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log, webhooks });
+  const app = buildApp({ readiness, config, runtime, gateway, store, cluster, hub, auth, instance, devSecret, metrics, log, webhooks, access });
   const listen = { hostname: config.HOST, maxFrame: config.MESH_MAX_FRAME, maxBuffered: config.MESH_MAX_BUFFERED };
   const server = await runtime.serve(app.fetch, { ...listen, port: config.PORT });
   // The scraper's own port: /metrics only, no key (it is meant for a private network).
@@ -167,6 +192,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   log.info('started', { store: where, runtime: runtime.name, port: server.port, metricsPort: metricsServer?.port });
 
   const stop = async () => {
+    sampler.stop();
     clearInterval(backlogs);
     clearInterval(expiries);
     for (const session of hub.sessions()) session.close(CloseCode.GOING_AWAY, 'server shutting down');
@@ -219,21 +245,52 @@ function lifecycleLog(log: Log): SessionObserver {
   };
 }
 
-/** Keeps the cluster's presence rows in step with the sessions of this instance. */
-function presenceOf(cluster: Cluster): SessionObserver {
+/** Counts the connections cut off as slow consumers (for /metrics and the console). */
+function slowConsumers(metrics: Metrics): SessionObserver {
   return {
-    authenticated: (s) => cluster.connected(s.id, s.uid!, s.transport, s.connectedAt),
-    subscribed: (s, channels, info) => cluster.subscribed(s.id, s.uid!, channels, info),
-    unsubscribed: (s, channels) => cluster.unsubscribed(s.id, s.uid!, channels),
+    authenticated: () => {},
+    subscribed: () => {},
+    unsubscribed: () => {},
     closed: (s) => {
-      if (s.identity !== null) cluster.disconnected(s.id, disconnectReason(s));
+      if (s.closedWith === CloseCode.SLOW_CONSUMER) metrics.slowConsumer();
+    },
+  };
+}
+
+/** pgmesh's version, from its package.json. */
+async function pgmeshVersion(): Promise<string> {
+  try {
+    return (JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Keeps the cluster's presence rows in step with the sessions of this instance. An open console is
+ * left out: looking at a channel must not change who is in it (nor occupy it, nor send webhooks).
+ */
+function presenceOf(cluster: Cluster): SessionObserver {
+  const counted = (s: { uid: string | undefined }) => s.uid !== CONSOLE_UID;
+  return {
+    authenticated: (s) => {
+      if (counted(s)) cluster.connected(s.id, s.uid!, s.transport, s.connectedAt, s.address);
+    },
+    subscribed: (s, channels, info) => {
+      if (counted(s)) cluster.subscribed(s.id, s.uid!, channels, info);
+    },
+    unsubscribed: (s, channels) => {
+      if (counted(s)) cluster.unsubscribed(s.id, s.uid!, channels);
+    },
+    closed: (s) => {
+      if (s.identity !== null && counted(s)) cluster.disconnected(s.id, disconnectReason(s));
     },
   };
 }
 
 function* localConnections(hub: Hub): Iterable<LocalConnection> {
   for (const s of hub.sessions()) {
-    if (s.identity !== null && !s.closed) yield { id: s.id, uid: s.identity.uid, transport: s.transport, connectedAt: s.connectedAt, channels: s.visibleChannels() };
+    if (s.identity !== null && !s.closed && s.identity.uid !== CONSOLE_UID) yield { id: s.id, uid: s.identity.uid, transport: s.transport, connectedAt: s.connectedAt, address: s.address, channels: s.visibleChannels() };
   }
 }
 
@@ -250,7 +307,8 @@ function everyOf(observers: SessionObserver[]): SessionObserver | undefined {
 }
 
 /** A sender for pgmesh's webhooks (MESH_WEBHOOK_URL) and one for each Pusher app with a webhook URL. */
-function webhookSenders(config: Config, opened: OpenStore, log: Log): WebhookSenders {
+function webhookSenders(config: Config, opened: OpenStore, log: Log, metrics: Metrics): WebhookSenders {
+  const posted = (target: string) => (seconds: number, ok: boolean) => metrics.webhookPosted(target, seconds, ok);
   const common = {
     timeoutMs: config.MESH_WEBHOOK_TIMEOUT,
     retry: { firstDelayMs: 1000, maxDelayMs: 5 * 60_000, expireMs: config.MESH_WEBHOOK_RETRY_FOR },
@@ -259,13 +317,13 @@ function webhookSenders(config: Config, opened: OpenStore, log: Log): WebhookSen
   };
   const senders = new Map<string, WebhookSender>();
   if (config.MESH_WEBHOOK_URL) {
-    senders.set(MESH_TARGET, new WebhookSender({ ...common, queue: opened.webhooks(MESH_TARGET), url: config.MESH_WEBHOOK_URL, format: meshWebhookFormat(config.MESH_WEBHOOK_SECRET!) }));
+    senders.set(MESH_TARGET, new WebhookSender({ ...common, queue: opened.webhooks(MESH_TARGET), url: config.MESH_WEBHOOK_URL, format: meshWebhookFormat(config.MESH_WEBHOOK_SECRET!), onPost: posted(MESH_TARGET) }));
   }
   for (const app of config.PUSHER_APPS) {
     const url = config.PUSHER_WEBHOOKS[app.id];
     const chosen = config.PUSHER_WEBHOOK_EVENTS[app.id];
     const wanted = chosen === undefined ? undefined : (event: Record<string, unknown>) => chosen.has(event.name as PusherWebhookEvent);
-    if (url !== undefined) senders.set(pusherTarget(app.id), new WebhookSender({ ...common, queue: opened.webhooks(pusherTarget(app.id)), url, format: pusherWebhookFormat(app), wanted }));
+    if (url !== undefined) senders.set(pusherTarget(app.id), new WebhookSender({ ...common, queue: opened.webhooks(pusherTarget(app.id)), url, format: pusherWebhookFormat(app), wanted, onPost: posted(pusherTarget(app.id)) }));
   }
   return new WebhookSenders(senders);
 }

@@ -199,6 +199,11 @@ describe.each(RUNTIMES)('fuzzing pgmesh on %s', (runtime) => {
       publishBody.map((body) => ({ method: 'POST', path: '/v1/mesh/publish', body })),
       fc.tuple(urlPart, fc.oneof(nastyValue.map(jsonText), fc.string())).map(([uid, body]) => ({ method: 'POST', path: `/v1/mesh/users/${uid}/subscribe`, body })),
       fc.tuple(urlPart, fc.oneof(nastyValue.map(jsonText), fc.string())).map(([id, body]) => ({ method: 'POST', path: `/v1/mesh/connections/${id}/unsubscribe`, body })),
+      // The console's routes and the cluster routes it reads: any query, any login body, any session cookie.
+      fc.tuple(urlPart, urlPart).map(([after, step]) => ({ method: 'GET', path: `/v1/mesh/instances/samples?after=${after}&step=${step}`, body: undefined })),
+      fc.oneof(nastyValue.map(jsonText), fc.string()).map((body) => ({ method: 'POST', path: '/console/session', body })),
+      urlPart.map((file) => ({ method: 'GET', path: `/console/${file}`, body: undefined })),
+      fc.tuple(fc.constantFrom('/v1/mesh/instances', '/v1/mesh/webhooks', '/console/session'), urlPart).map(([path, cookie]) => ({ method: 'GET', path, body: undefined, cookie })),
       fc.tuple(urlPart, urlPart).map(([uid, reason]) => ({ method: 'DELETE', path: `/v1/mesh/users/fuzz-${uid}/connections?reason=${reason}`, body: undefined })),
       urlPart.map((uid) => ({ method: 'GET', path: `/v1/mesh/users/${uid}`, body: undefined })),
       fc.tuple(urlPart, urlPart).map(([prefix, cursor]) => ({ method: 'GET', path: `/v1/mesh/channels?prefix=${prefix}&cursor=${cursor}`, body: undefined })),
@@ -216,13 +221,13 @@ describe.each(RUNTIMES)('fuzzing pgmesh on %s', (runtime) => {
     );
     await check(
       request,
-      async (r: { method: string; path: string; body?: string; auth?: string; pusher?: boolean; type?: string; stream?: boolean }) => {
+      async (r: { method: string; path: string; body?: string; auth?: string; pusher?: boolean; type?: string; stream?: boolean; cookie?: string }) => {
         publishCalm();
         let path = r.path;
         if (r.pusher) path += `?${signedPusherQuery(r.method, r.path, r.body ?? '')}`;
         const res = await fetch(`${mesh.url}${path}`, {
           method: r.method,
-          headers: { 'content-type': r.type ?? 'application/json', ...(r.auth ? { authorization: `Bearer ${r.auth}` } : {}) },
+          headers: { 'content-type': r.type ?? 'application/json', ...(r.auth ? { authorization: `Bearer ${r.auth}` } : {}), ...(r.cookie !== undefined ? { cookie: `pgmesh_console=${r.cookie}` } : {}) },
           body: r.body === '' ? undefined : r.body,
         });
         // An event stream that opened is not read to its end (it has none).

@@ -196,4 +196,42 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
     expect(await subject.app.query('select id from mesh_instance')).toEqual([]);
     expect(await events(subject.app, 'room')).toEqual(['join xena', 'leave xena']);
   });
+
+  test("instances: each one's report and samples are read by every instance, its address by the user lookup; a silent one is shown not live", async () => {
+    const { cluster, subject } = await presence('i1');
+    try {
+      const { cluster: other } = await member(subject.app, 'i2');
+      await cluster.report({ state: 'ready', n: 1 }, { published: 1 });
+      await other.report({ state: 'draining', n: 2 }, { published: 5 });
+      await cluster.report({ state: 'ready', n: 3 }, { published: 2 });
+      const rows = await other.instances();
+      expect(rows.map((r) => [r.id, r.live, r.stats])).toEqual([
+        ['i1', true, { state: 'ready', n: 3 }],
+        ['i2', true, { state: 'draining', n: 2 }],
+      ]);
+      // Oldest first (by the database's clock, which may give two instances' samples the same time).
+      const samples = await other.samples(0, 1);
+      const of = (list: typeof samples, id: string) => list.filter((s) => s.instance === id).map((s) => s.sample);
+      expect(of(samples, 'i1')).toEqual([{ published: 1 }, { published: 2 }]);
+      expect(of(samples, 'i2')).toEqual([{ published: 5 }]);
+      expect(samples.map((s) => s.at)).toEqual(samples.map((s) => s.at).sort((a, b) => a - b));
+      // After a time: only what is newer; thinned: the newest of each instance always kept.
+      const firstAt = samples.find((s) => s.instance === 'i1')!.at;
+      expect(of(await other.samples(firstAt, 1), 'i1')).toEqual([{ published: 2 }]);
+      const thinned = await other.samples(0, 2);
+      expect([of(thinned, 'i1'), of(thinned, 'i2')]).toEqual([[{ published: 2 }], [{ published: 5 }]]);
+      // The client's address, as the proxies told it, comes back with the connection.
+      cluster.connected('i1.addr', 'ada', 'websocket', Date.now(), '203.0.113.7');
+      await cluster.settled();
+      expect((await other.user('ada')).map((c) => c.address)).toEqual(['203.0.113.7']);
+      // Silent past the dead period (its heartbeat made old): listed, not live, until reaped.
+      await subject.app.query("update mesh_instance set seen_at = now() - interval '1 hour' where id = 'i2'");
+      expect((await cluster.instances()).map((r) => [r.id, r.live])).toEqual([
+        ['i1', true],
+        ['i2', false],
+      ]);
+    } finally {
+      await closeAll();
+    }
+  });
 });

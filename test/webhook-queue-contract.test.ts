@@ -26,8 +26,10 @@ describe.each(STORE_IMPLEMENTATIONS)('webhook queues on %s', (_name, make) => {
     for (let n = 1; n <= 5; n++) await store.publish([{ channel: 'c', data: 'x', sender: null, hook: { target: 'a', event: { n } } }]);
     await store.publish([{ channel: 'c', data: 'x', sender: null, hook: { target: 'b', event: { n: 1 } } }]);
     const a = new SqlWebhookQueue(app, 'a');
+    expect(await a.state()).toMatchObject({ pending: 5, inFlight: 0, failing: 0, lastError: null, nextRetryAt: null });
     const first = await a.claim(2, 60_000);
     expect(first.events.map((e) => e.event)).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(await a.state()).toMatchObject({ pending: 5, inFlight: 2 });
     // In flight: nobody gets the next batch of that target meanwhile.
     expect((await a.claim(2, 60_000)).events).toEqual([]);
     expect((await new SqlWebhookQueue(app, 'b').claim(2, 60_000)).events.map((e) => e.event)).toEqual([{ n: 1 }]);
@@ -63,6 +65,11 @@ describe.each(STORE_IMPLEMENTATIONS)('webhook queues on %s', (_name, make) => {
     const claimed = await queue.claim(10, 60_000);
     expect(await queue.retry(claimed.events.map((e) => e.row), claimed.lease, 'HTTP 500', POLICY)).toBe(0);
     expect(await queue.backlog()).toEqual({ pending: 1, failing: 1 });
+    // What an operator sees: the first failing event's error and when it is tried again.
+    const state = await queue.state();
+    expect(state).toMatchObject({ pending: 1, failing: 1, inFlight: 0, lastError: 'HTTP 500' });
+    expect(Date.parse(state.nextRetryAt!)).toBeGreaterThan(Date.now() - 5000);
+    expect(state.oldestAt).not.toBeNull();
     // Not due for about a second: a claim now gets nothing.
     expect((await queue.claim(10, 60_000)).events).toEqual([]);
     let due = await queue.claim(10, 60_000);

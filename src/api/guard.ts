@@ -1,9 +1,12 @@
 /**
- * Who may call the server API: holders of MESH_API_KEY (as a Bearer token), or,
- * with no key configured, only programs on this machine — a loopback peer that
+ * Who may call the server API: holders of MESH_API_KEY (as a Bearer token), of
+ * MESH_API_READ_KEY (GET only), of a console session (console/access.ts), or,
+ * with no API key configured, programs on this machine — a loopback peer that
  * is neither a reverse proxy forwarding someone else's request nor a browser.
  */
 import type { Context, MiddlewareHandler } from 'hono';
+import { getCookie } from 'hono/cookie';
+import { CSRF_HEADER, SESSION_COOKIE, sameText, type Access, type Role } from '../console/access.ts';
 import { bearerToken } from '../core/auth.ts';
 import { MeshError } from '../core/errors.ts';
 import type { RuntimeAdapter } from '../runtime/adapter.ts';
@@ -30,36 +33,51 @@ export function isBrowserRequest(c: Context): boolean {
   return c.req.header('origin') !== undefined || (site !== undefined && site !== 'none');
 }
 
-/** Middleware that admits server-API callers. */
-export function serverApiGuard(apiKey: string | undefined, runtime: RuntimeAdapter): MiddlewareHandler {
-  const expected = apiKey === undefined ? undefined : new TextEncoder().encode(apiKey);
+/** Middleware that admits server-API callers: by key, by console session, or (with no API key) this machine's programs. */
+export function serverApiGuard(access: Access, runtime: RuntimeAdapter): MiddlewareHandler {
   return async (c, next) => {
-    if (expected === undefined) {
-      if (!isLocalCaller(c, runtime)) {
-        throw new MeshError('ERR_FORBIDDEN', 'the server API answers local callers only until MESH_API_KEY is set (a proxied request is not local)');
-      }
-      // Without a key, a web page open on this machine could otherwise reach the API through the browser
-      // (a text/plain POST needs no preflight).
-      if (isBrowserRequest(c)) throw new MeshError('ERR_FORBIDDEN', 'the server API does not answer browsers until MESH_API_KEY is set');
-      if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && !isJson(c.req.header('content-type'))) {
-        throw new MeshError('ERR_UNSUPPORTED_MEDIA', 'send the body as Content-Type: application/json');
-      }
-      return next();
-    }
-    const given = bearerToken(c.req.header('authorization'));
-    if (given === undefined || !sameBytes(new TextEncoder().encode(given), expected)) throw new MeshError('ERR_BAD_API_KEY');
+    const role = await roleOf(c, access, runtime);
+    if (role === 'read' && !READS.has(c.req.method)) throw new MeshError('ERR_READ_ONLY');
     return next();
   };
 }
 
-function isJson(contentType: string | undefined): boolean {
-  return contentType !== undefined && /^application\/json\s*(;|$)/i.test(contentType.trim());
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+async function roleOf(c: Context, access: Access, runtime: RuntimeAdapter): Promise<Role> {
+  const header = c.req.header('authorization');
+  if (header !== undefined) {
+    const given = bearerToken(header);
+    const role = given === undefined ? null : access.roleOf(given);
+    if (role === null) throw new MeshError('ERR_BAD_API_KEY');
+    return role;
+  }
+  const session = await access.session(getCookie(c, SESSION_COOKIE));
+  if (session !== null) {
+    // Without a key the console is this machine's only, like the API.
+    if (access.keyless && !isLocalCaller(c, runtime)) throw new MeshError('ERR_FORBIDDEN', 'the console answers local callers only until MESH_API_KEY is set');
+    // A cookie goes with any request the browser makes, a page on another site's too: a change must also carry what only the console's page can read.
+    if (!READS.has(c.req.method)) {
+      const csrf = c.req.header(CSRF_HEADER);
+      if (csrf === undefined || !sameText(csrf, session.csrf) || c.req.header('sec-fetch-site') === 'cross-site') throw new MeshError('ERR_CSRF');
+    }
+    return session.role;
+  }
+  if (access.hasAdminKey) throw new MeshError('ERR_BAD_API_KEY');
+  if (!isLocalCaller(c, runtime)) {
+    // A read key alone opens reading to the world; changes stay this machine's.
+    if (!access.keyless) throw new MeshError('ERR_BAD_API_KEY');
+    throw new MeshError('ERR_FORBIDDEN', 'the server API answers local callers only until MESH_API_KEY is set (a proxied request is not local)');
+  }
+  // Without a key, a web page open on this machine could otherwise reach the API through the browser
+  // (a text/plain POST needs no preflight).
+  if (isBrowserRequest(c)) throw new MeshError('ERR_FORBIDDEN', 'the server API does not answer browsers until MESH_API_KEY is set');
+  if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && !isJson(c.req.header('content-type'))) {
+    throw new MeshError('ERR_UNSUPPORTED_MEDIA', 'send the body as Content-Type: application/json');
+  }
+  return 'admin';
 }
 
-// Constant-time for equal lengths, so the key cannot be guessed byte by byte from timings.
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
+function isJson(contentType: string | undefined): boolean {
+  return contentType !== undefined && /^application\/json\s*(;|$)/i.test(contentType.trim());
 }

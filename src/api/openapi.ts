@@ -45,7 +45,7 @@ export const OPERATIONS: Record<string, Partial<Record<Method, Operation>>> = {
     get: {
       summary: "A user's live connections on every instance",
       gatewayClient: 'isUidOnline / getClientIdByUid / getClientInfo',
-      answer: '{"uid","online","connections":[{"id","instance","transport","channels","connectedAt"}]}',
+      answer: '{"uid","online","connections":[{"id","instance","transport","address","channels","connectedAt"}]}',
     },
   },
   '/v1/mesh/users/{uid}/subscribe': {
@@ -103,6 +103,25 @@ export const OPERATIONS: Record<string, Partial<Record<Method, Operation>>> = {
   },
   '/v1/mesh/stats': {
     get: { summary: 'What this instance holds right now (instance-local), and the webhook queue', answer: '{"instance","sessions","users","channels","position","listening","webhooks"?}' },
+  },
+  '/v1/mesh/instances': {
+    get: {
+      summary: "Every instance of the cluster, from any of them: state (ready, draining, full, listen_down, or gone once silent past the TTL) and its last report (runtime, connections by transport and dialect, problems)",
+      answer: '{"instances":[{"id","region","state","startedAt","seenAt","report"}],"ttlMs","intervalMs","pusherApps":[id…]}',
+    },
+  },
+  '/v1/mesh/instances/samples': {
+    get: {
+      summary: "Every instance's counters over the last 15 minutes, one sample per MESH_STATS_INTERVAL: running totals (rates come from two samples) and each interval's p99s",
+      query: { after: 'only samples after this time (epoch ms): pass the `last` of the previous answer', step: 'about one sample in `step` (1-900; 1)' },
+      answer: '{"samples":[{"instance","at","published","commits","delivered","received","errors","connections","publishP99","webhookP99","rpcP99","lagMs","loopMs"}],"last"}',
+    },
+  },
+  '/v1/mesh/webhooks': {
+    get: {
+      summary: "Each webhook queue (pgmesh's and each Pusher app's), cluster-wide: waiting, in flight, failing with the last error and the next try, and what all instances sent, failed, gave up",
+      answer: '{"targets":[{"target","app","url","pending","inFlight","failing","lastError","nextRetryAt","oldestAt","sent","failures","expired","dropped"}]}',
+    },
   },
   '/v1/mesh/openapi.json': {
     get: { summary: 'This document', answer: 'OpenAPI 3.1' },

@@ -29,7 +29,15 @@ export interface AuthSettings {
   requireExp?: boolean;
   /** Deepest JSON an AUTH_URL or JWKS answer may nest. */
   maxJsonDepth?: number;
+  /** Verifies the operator console's own tokens (issuer CONSOLE_ISSUER): they read any channel and publish to none. */
+  consoleKey?: Uint8Array;
 }
+
+/** The issuer of the console's tokens: such a token is checked against the console's key only. */
+export const CONSOLE_ISSUER = 'pgmesh-console';
+/** The uid of an open console's connection: pgmesh's own ($), so no user list, presence or webhook shows it. */
+export const CONSOLE_UID = '$console';
+const CONSOLE_GRANTS: readonly string[] = Object.freeze(['*']);
 
 /** Most bytes of an AUTH_URL answer or a key set that are read. */
 const MAX_ANSWER = 256 * 1024;
@@ -73,6 +81,7 @@ export class Authenticator {
 
   /** Verifies a token and returns the caller's identity, or throws a coded MeshError. */
   async verify(token: string): Promise<Identity> {
+    if (this.#settings.consoleKey !== undefined && looksLikeJwt(token) && issuerOf(token) === CONSOLE_ISSUER) return this.#console(token, this.#settings.consoleKey);
     const hasKeys = this.#algorithms.length > 0;
     if (this.#settings.authUrl && (!hasKeys || !looksLikeJwt(token))) return this.#exchange(token);
     if (!hasKeys) throw new MeshError('ERR_TOKEN_INVALID', 'no token verification is configured');
@@ -105,6 +114,15 @@ export class Authenticator {
     }
     throw new MeshError('ERR_TOKEN_INVALID', `algorithm ${String(header.alg)} is not accepted`);
   };
+
+  async #console(token: string, key: Uint8Array): Promise<Identity> {
+    try {
+      const { payload } = await jose.jwtVerify(token, key, { algorithms: ['HS256'], issuer: CONSOLE_ISSUER, requiredClaims: ['exp'] });
+      return { uid: CONSOLE_UID, subscribe: CONSOLE_GRANTS, publish: NO_GRANTS, expiresAt: payload.exp! * 1000 };
+    } catch (err) {
+      throw fromJose(err);
+    }
+  }
 
   async #exchange(token: string): Promise<Identity> {
     let res: Answer;
@@ -146,6 +164,15 @@ export function remoteKeySet(url: string, maxJsonDepth: number): ReturnType<type
 export function bearerToken(header: string | undefined): string | undefined {
   const match = header === undefined ? null : /^bearer +(\S+)\s*$/i.exec(header);
   return match?.[1];
+}
+
+// The claims read before the signature is checked only choose which key checks it.
+function issuerOf(token: string): string | undefined {
+  try {
+    return jose.decodeJwt(token).iss;
+  } catch {
+    return undefined;
+  }
 }
 
 function looksLikeJwt(token: string): boolean {

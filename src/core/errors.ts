@@ -23,6 +23,8 @@ const KINDS = {
   ERR_TOO_LARGE: { num: 22, http: 413, text: 'message too large' },
   ERR_UNSUPPORTED_MEDIA: { num: 24, http: 415, text: 'unsupported content type' },
   ERR_BAD_API_KEY: { num: 23, http: 401, text: 'missing or wrong API key' },
+  ERR_READ_ONLY: { num: 25, http: 403, text: 'this key reads and changes nothing' },
+  ERR_CSRF: { num: 26, http: 403, text: 'a console change needs the session\'s CSRF token (x-pgmesh-csrf)' },
   ERR_UNAVAILABLE: { num: 30, http: 503, text: 'store unavailable' },
   ERR_INTERNAL: { num: 31, http: 500, text: 'internal error' },
   ERR_OUTCOME_UNKNOWN: { num: 32, http: 504, text: 'the database did not say whether the message was stored' },

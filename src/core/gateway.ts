@@ -7,7 +7,7 @@
  */
 import type { Authenticator, Identity } from './auth.ts';
 import type { Backend } from './backend.ts';
-import { canPublish, canSubscribe, isOwnChannel, presenceChannel, resolveChannel, userChannel } from './channels.ts';
+import { RESERVED_PREFIX, canPublish, canSubscribe, isOwnChannel, presenceChannel, resolveChannel, userChannel } from './channels.ts';
 import type { CommandTarget, MeshCommand } from './commands.ts';
 import { MeshError, asMeshError, type MeshErrorCode } from './errors.ts';
 import type { Hub } from './hub.ts';
@@ -600,6 +600,8 @@ export class Gateway {
 
   async #rpc(session: Session, command: Extract<Command, { op: 'rpc' }>): Promise<Reply> {
     const identity = need(session);
+    // pgmesh's own connections (an open console: uid $console) are nobody your backend knows.
+    if (identity.uid.startsWith(RESERVED_PREFIX)) throw new MeshError('ERR_FORBIDDEN', 'this connection is not a user: it calls no backend');
     if (this.#o.backend === undefined) throw new MeshError('ERR_RPC_UNAVAILABLE', 'this server has no backend for rpc (MESH_RPC_URL)');
     const answer = await this.#o.backend.rpc({ method: command.method, data: command.data ?? null, uid: identity.uid, connection: session.id });
     const tooBig = answer.publish.find((m) => m.data.length > this.#o.maxMessage || encoder.encode(m.data).length > this.#o.maxMessage);

@@ -36,6 +36,8 @@ export interface RpcClientOptions {
   instance: string;
   /** Deepest JSON an answer may nest (MESH_MAX_JSON_DEPTH). */
   maxJsonDepth: number;
+  /** Told of each call: how long it took, and whether the backend answered (a refusal is an answer). */
+  onAnswer?: (seconds: number, ok: boolean) => void;
 }
 
 /** The backend behind MESH_RPC_URL. */
@@ -43,6 +45,21 @@ export class RpcClient implements Backend {
   constructor(readonly options: RpcClientOptions) {}
 
   async rpc(call: RpcCall): Promise<RpcAnswer> {
+    const started = performance.now();
+    let answered = false;
+    try {
+      const answer = await this.#call(call);
+      answered = true;
+      return answer;
+    } catch (err) {
+      answered = err instanceof MeshError && err.code === 'ERR_RPC_REFUSED';
+      throw err;
+    } finally {
+      this.options.onAnswer?.((performance.now() - started) / 1000, answered);
+    }
+  }
+
+  async #call(call: RpcCall): Promise<RpcAnswer> {
     const body = JSON.stringify({ method: call.method, data: call.data, uid: call.uid, connection: call.connection, instance: this.options.instance });
     let response: Answer;
     try {

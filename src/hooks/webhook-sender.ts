@@ -7,7 +7,7 @@
  * dead backend delays only its own webhooks.
  */
 import type { Log } from '../log.ts';
-import type { RetryPolicy, WebhookBacklog, WebhookEvent, WebhookQueue } from '../store/webhooks.ts';
+import type { RetryPolicy, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookQueueState } from '../store/webhooks.ts';
 import { SIGNATURE_HEADER, sign } from './signature.ts';
 import { callOut } from '../core/outbound.ts';
 
@@ -34,6 +34,8 @@ export interface WebhookSenderOptions {
   /** Which events the backend asked for (the rest are taken off the queue unsent); default: all. */
   wanted?: (event: WebhookEvent) => boolean;
   log: Log;
+  /** Told of each POST: how long it took and whether the backend took it. */
+  onPost?: (seconds: number, ok: boolean) => void;
 }
 
 /** What the sender has done since the instance started, and the queue as last seen. */
@@ -87,6 +89,16 @@ export class WebhookSender {
 
   stats(): WebhookStats {
     return { ...this.#stats };
+  }
+
+  /** The queue as it is in the database now (cluster-wide), for an operator. */
+  state(): Promise<WebhookQueueState> {
+    return this.#o.queue.state();
+  }
+
+  /** Where its POSTs go. */
+  get url(): string {
+    return this.#o.url;
   }
 
   /** Looks at the queue now (new events were written). */
@@ -145,6 +157,13 @@ export class WebhookSender {
   /** POSTs one batch; null when the backend took it, else why not. */
   async #post(events: readonly WebhookEvent[]): Promise<string | null> {
     const { body, headers } = this.#o.format(events);
+    const started = performance.now();
+    const failure = await this.#postOnce(body, headers);
+    this.#o.onPost?.((performance.now() - started) / 1000, failure === null);
+    return failure;
+  }
+
+  async #postOnce(body: string, headers: Record<string, string>): Promise<string | null> {
     try {
       // Only the status counts: the answer's body is not kept, so a little of it is read.
       const response = await callOut(

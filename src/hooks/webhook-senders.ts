@@ -5,7 +5,7 @@
  * and up to what bound; each target's sender runs on its own, so a dead backend
  * holds back only its own queue.
  */
-import type { WebhookTargets } from '../store/webhooks.ts';
+import type { WebhookQueueState, WebhookTargets } from '../store/webhooks.ts';
 import type { WebhookSender, WebhookStats } from './webhook-sender.ts';
 
 export class WebhookSenders implements WebhookTargets {
@@ -41,6 +41,11 @@ export class WebhookSenders implements WebhookTargets {
   /** One target's counts (undefined: it has no sender). */
   stats(target: string): WebhookStats | undefined {
     return this.#senders.get(target)?.stats();
+  }
+
+  /** Each target with its URL, its counts on this instance, and its queue as the database has it (cluster-wide). */
+  async states(): Promise<{ target: string; url: string; stats: WebhookStats; queue: WebhookQueueState }[]> {
+    return Promise.all([...this.#senders].map(async ([target, sender]) => ({ target, url: sender.url, stats: sender.stats(), queue: await sender.state() })));
   }
 
   /** Each target with its counts. */

@@ -62,6 +62,8 @@ export type UncaughtHandler = (kind: 'rejection' | 'exception', err: unknown) =>
 
 export interface RuntimeAdapter {
   readonly name: 'node' | 'bun' | 'deno';
+  /** The runtime's own version (e.g. 20.11.1), for the operator's console. */
+  readonly version: string;
   readonly upgradeWebSocket: UpgradeWebSocket<any>;
   /** The raw socket under Hono's WSContext, with this runtime's buffered-amount reading. */
   socket(ws: WSContext<any>): RawSocket;

@@ -6,6 +6,7 @@ import { onFirstSignal, onUncaughtProcess } from './common.ts';
 
 export const runtime: RuntimeAdapter = {
   name: 'bun',
+  version: Bun.version,
   upgradeWebSocket,
   // Hono builds a new WSContext per event on Bun; the raw socket is the stable handle.
   socket: (ws) => new BunSocket(ws.raw as ServerWebSocket<unknown>),

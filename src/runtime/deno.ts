@@ -11,10 +11,12 @@ declare const Deno: {
     handler: (request: Request, info: unknown) => Response | Promise<Response>,
   ): { finished: Promise<void>; shutdown(): Promise<void> };
   addSignalListener(signal: 'SIGINT' | 'SIGTERM', handler: () => void): void;
+  version: { deno: string };
 };
 
 export const runtime: RuntimeAdapter = {
   name: 'deno',
+  version: Deno.version.deno,
   upgradeWebSocket,
   socket: (ws) => new StandardSocket(ws.raw as WebSocket),
   remoteAddress: (c) => getConnInfo(c).remote.address,

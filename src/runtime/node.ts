@@ -23,6 +23,7 @@ class NodeSocket extends StandardSocket {
 
 export const runtime: RuntimeAdapter = {
   name: 'node',
+  version: process.versions.node,
   upgradeWebSocket,
   socket: (ws) => new NodeSocket(ws.raw as WebSocket),
   remoteAddress: (c) => getConnInfo(c).remote.address,

@@ -12,8 +12,30 @@ export interface ConnectionInfo {
   id: string;
   instance: string;
   transport: string;
+  /** The client's address as the deployment's proxies tell it; null when not known. */
+  address: string | null;
   channels: string[];
   connectedAt: string;
+}
+
+/** An instance's row: alive (heartbeating) or silent and not reaped yet, with what it last said about itself. */
+export interface InstanceRow {
+  id: string;
+  region: string | null;
+  startedAt: string;
+  seenAt: string;
+  /** Heartbeating within the TTL; false for one gone silent that nobody reaped yet. */
+  live: boolean;
+  /** Its last report (console/instance-stats.ts), as written; null before the first. */
+  stats: unknown;
+}
+
+/** One instance's counters at one time (console/instance-stats.ts), for charts. */
+export interface InstanceSampleRow {
+  instance: string;
+  /** Epoch milliseconds, by the database's clock (one clock for the whole cluster). */
+  at: number;
+  sample: unknown;
 }
 
 export interface ChannelInfo {
@@ -35,13 +57,14 @@ export interface LocalConnection {
   uid: string;
   transport: string;
   connectedAt: number;
+  address?: string;
   channels: readonly string[];
 }
 
 export interface Cluster {
   /** Registers this instance, clears what a previous process of the same id left, starts heartbeats. */
   start(): Promise<void>;
-  connected(id: string, uid: string, transport: string, connectedAt: number): void;
+  connected(id: string, uid: string, transport: string, connectedAt: number, address?: string): void;
   /** `info` is what a presence member says about itself (JSON), carried by its join event and the member list. */
   subscribed(id: string, uid: string, channels: readonly string[], info?: string): void;
   unsubscribed(id: string, uid: string, channels: readonly string[]): void;
@@ -65,9 +88,18 @@ export interface Cluster {
   advertise(url: string): Promise<void>;
   /** Where a live instance said it can be reached; null for an unknown or dead one. */
   instanceUrl(instance: string): Promise<string | null>;
+  /** Writes this instance's report: `stats` replaces its last, `sample` joins its series (kept SAMPLES_KEPT_MS). */
+  report(stats: object, sample: object): Promise<void>;
+  /** Every instance's row, live ones and those silent but not reaped yet, by id. */
+  instances(): Promise<InstanceRow[]>;
+  /** Every instance's samples taken after `afterMs` (epoch ms), oldest first; with `step` > 1, about one in `step` of them (and the last). */
+  samples(afterMs: number, step: number): Promise<InstanceSampleRow[]>;
   /** Removes this instance's rows (leave events follow) and stops. */
   close(): Promise<void>;
 }
+
+/** How long the samples for the console's charts are kept. */
+export const SAMPLES_KEPT_MS = 15 * 60_000;
 
 export interface ClusterOptions {
   instance: string;

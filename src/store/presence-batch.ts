@@ -9,11 +9,13 @@ export interface ConnectionUp {
   uid: string;
   transport: string;
   connectedAt: number;
+  /** The client's address, as the deployment's proxies tell it (shown by the server API and the console). */
+  address?: string;
 }
 
 /** The JSON the SQL function mesh_cluster_apply() takes. */
 export interface PresenceBatchJson {
-  up: [string, string, string, number][];
+  up: ([string, string, string, number] | [string, string, string, number, string])[];
   /** Connection ids gone, each with why (for the disconnect webhook). */
   down: [string, string][];
   /** [connection, channel, uid] or, for a presence member with something to say about itself, [connection, channel, uid, info]. */
@@ -114,7 +116,7 @@ export class PresenceBatch {
       }
     }
     return {
-      up: [...this.#up].map(([id, u]) => [id, u.uid, u.transport, u.connectedAt]),
+      up: [...this.#up].map(([id, u]) => (u.address === undefined ? [id, u.uid, u.transport, u.connectedAt] : [id, u.uid, u.transport, u.connectedAt, u.address])),
       down: [...this.#down],
       sub,
       unsub,

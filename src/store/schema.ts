@@ -203,6 +203,25 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 11,
     sql: installFunctions(),
   },
+  {
+    version: 12,
+    sql: `
+      -- The operator's console (and GET /v1/mesh/instances): what each instance last said about
+      -- itself (runtime, state, connections by kind, problems), written every MESH_STATS_INTERVAL.
+      alter table mesh_instance add column stats jsonb;
+      -- Where a connection comes from (the client's address as the proxies tell it), for the console.
+      alter table mesh_connection add column address text;
+      -- Each instance's counters over time, for the console's charts: one row per instance per
+      -- interval, kept 15 minutes by their writer, and the rows of instances long gone by anyone.
+      create table mesh_instance_sample (
+        instance text not null,
+        at timestamptz not null,
+        sample jsonb not null,
+        primary key (instance, at)
+      );
+      create index mesh_instance_sample_at on mesh_instance_sample (at);
+    ` + installFunctions(),
+  },
 ];
 
 /** Every function in functions/, as one script of create-or-replace statements. */
@@ -214,7 +233,7 @@ function installFunctions(): string {
  * The digest of functions/ as the latest migration installs it. A test computes it again: when a
  * function changes, add a migration ending in `+ installFunctions()`, then update this.
  */
-export const FUNCTIONS_DIGEST = '71b15b4804343d395fae365d3fff2df04bbbf05f1eaabc168a3dda4ddc2befd3';
+export const FUNCTIONS_DIGEST = '22bd1ccafbf53eceb375970842e1d89a9a1600d497b85612aa5bcd740c18b02c';
 
 /** The functions' source, as installFunctions() gives it (for the digest test). */
 export const FUNCTIONS_SQL = installFunctions();

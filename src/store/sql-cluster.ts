@@ -6,7 +6,7 @@
  * so they happen once.
  */
 import { MeshError } from '../core/errors.ts';
-import type { ChannelInfo, Cluster, ClusterOptions, ConnectionInfo, Page } from './cluster.ts';
+import { SAMPLES_KEPT_MS, type ChannelInfo, type Cluster, type ClusterOptions, type ConnectionInfo, type InstanceRow, type InstanceSampleRow, type Page } from './cluster.ts';
 import { isDataError, type Row, type SqlDriver } from './driver.ts';
 import { PresenceBatch } from './presence-batch.ts';
 import { NOTIFY_CHANNEL } from './statements.ts';
@@ -31,6 +31,7 @@ export class SqlCluster implements Cluster {
   #aliveSince: number | null = null;
   #url: string | null = null;
   #closed = false;
+  #reports = 0;
   /** Changes told so far, and how many of the first of them are written: settled() waits for the one to reach the other. */
   #told = 0;
   #written = 0;
@@ -57,8 +58,8 @@ export class SqlCluster implements Cluster {
     this.#timer = setInterval(() => void this.#tick(), this.#beatMs);
   }
 
-  connected(id: string, uid: string, transport: string, connectedAt: number): void {
-    this.#batch.connected(id, { uid, transport, connectedAt });
+  connected(id: string, uid: string, transport: string, connectedAt: number, address?: string): void {
+    this.#batch.connected(id, { uid, transport, connectedAt, ...(address !== undefined && { address }) });
     this.#told++;
     this.#schedule();
   }
@@ -204,7 +205,7 @@ export class SqlCluster implements Cluster {
       // Another instance took us for dead and removed our rows: write every local connection again.
       this.#o.onError(new Error('this instance was taken for dead (a stall longer than the TTL?): writing its connections again'));
       for (const c of this.#o.local()) {
-        this.#batch.connected(c.id, { uid: c.uid, transport: c.transport, connectedAt: c.connectedAt });
+        this.#batch.connected(c.id, { uid: c.uid, transport: c.transport, connectedAt: c.connectedAt, ...(c.address !== undefined && { address: c.address }) });
         this.#batch.subscribed(c.id, c.uid, c.channels);
       }
     }
@@ -212,6 +213,7 @@ export class SqlCluster implements Cluster {
 
   async #read(text: string, params: unknown[]): Promise<Row[]> {
     try {
+      if (!text.includes('$LIVE')) return await this.#db.query(text, params);
       return await this.#db.query(text.replaceAll('$LIVE', `$${params.length + 1}`), [...params, `${this.#deadMs} milliseconds`]);
     } catch (err) {
       throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: presence not read', { cause: err });
@@ -220,12 +222,12 @@ export class SqlCluster implements Cluster {
 
   async user(uid: string): Promise<ConnectionInfo[]> {
     const rows = await this.#read(
-      `select c.id, c.instance, c.transport, c.connected_at,
+      `select c.id, c.instance, c.transport, c.connected_at, c.address,
          coalesce(array_agg(s.channel order by s.channel) filter (where s.channel is not null), '{}') as channels
        from mesh_connection c ${LIVE}
        left join mesh_subscription s on s.connection = c.id
        where c.uid = $1
-       group by c.id, c.instance, c.transport, c.connected_at
+       group by c.id, c.instance, c.transport, c.connected_at, c.address
        order by c.connected_at, c.id`,
       [uid],
     );
@@ -233,6 +235,7 @@ export class SqlCluster implements Cluster {
       id: r.id as string,
       instance: r.instance as string,
       transport: r.transport as string,
+      address: (r.address as string | null) ?? null,
       channels: r.channels as string[],
       connectedAt: new Date(r.connected_at as string | Date).toISOString(),
     }));
@@ -286,6 +289,47 @@ export class SqlCluster implements Cluster {
   async connectionsIn(channel: string): Promise<{ connection: string; info: string | null }[]> {
     const rows = await this.#read(`select s.connection, s.info from mesh_subscription s join mesh_connection c on c.id = s.connection ${LIVE} where s.channel = $1 order by s.connection`, [channel]);
     return rows.map((r) => ({ connection: r.connection as string, info: (r.info as string | null) ?? null }));
+  }
+
+  async report(stats: object, sample: object): Promise<void> {
+    // One round trip: the report, the sample, and this instance's samples past keeping. Once a
+    // minute the old samples of every instance go too (those of instances long gone included).
+    const everyone = ++this.#reports % 60 === 0;
+    await this.#db.query(
+      `with r as (update mesh_instance set stats = $2::text::jsonb where id = $1),
+         s as (insert into mesh_instance_sample (instance, at, sample) values ($1, now(), $3::text::jsonb) on conflict do nothing)
+       delete from mesh_instance_sample where ($5 or instance = $1) and at < now() - $4::interval`,
+      [this.#o.instance, JSON.stringify(stats), JSON.stringify(sample), `${SAMPLES_KEPT_MS} milliseconds`, everyone],
+    );
+  }
+
+  async instances(): Promise<InstanceRow[]> {
+    const rows = await this.#read(
+      `select i.id, i.region, i.started_at, i.seen_at, i.seen_at > now() - $LIVE::interval as live, i.stats::text as stats
+       from mesh_instance i order by i.id`,
+      [],
+    );
+    return rows.map((r) => ({
+      id: r.id as string,
+      region: (r.region as string | null) ?? null,
+      startedAt: new Date(r.started_at as string | Date).toISOString(),
+      seenAt: new Date(r.seen_at as string | Date).toISOString(),
+      live: r.live === true,
+      stats: r.stats == null ? null : (JSON.parse(r.stats as string) as unknown),
+    }));
+  }
+
+  async samples(afterMs: number, step: number): Promise<InstanceSampleRow[]> {
+    // Thinned by row number within each instance's series (the counters are running totals, so
+    // any subset still gives true averages between its points); the newest is always kept.
+    const rows = await this.#read(
+      `select instance, (extract(epoch from at) * 1000)::float8 as at, sample::text as sample from (
+         select instance, at, sample, row_number() over (partition by instance order by at desc) - 1 as back
+         from mesh_instance_sample where at > to_timestamp($1::float8 / 1000)) t
+       where back % $2::int4 = 0 order by at, instance`,
+      [afterMs, step],
+    );
+    return rows.map((r) => ({ instance: r.instance as string, at: Number(r.at), sample: JSON.parse(r.sample as string) as unknown }));
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 /** The webhook queues over the store's connections (mesh_webhook, mesh_webhook_backlog). */
 import type { SqlDriver } from './driver.ts';
-import type { ClaimedBatch, RetryPolicy, WebhookBacklog, WebhookEvent, WebhookQueue } from './webhooks.ts';
+import type { ClaimedBatch, RetryPolicy, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookQueueState } from './webhooks.ts';
 
 // One batch in flight in the whole cluster, always the oldest events: the backend gets them in
 // the order they happened, and a batch being retried holds back the ones after it. The lock
@@ -62,5 +62,28 @@ export class SqlWebhookQueue implements WebhookQueue {
       [this.target],
     );
     return { pending: Number(rows[0]!.pending), failing: Number(rows[0]!.failing) };
+  }
+
+  async state(): Promise<WebhookQueueState> {
+    // The first failing event is the one holding the queue back (batches go in order).
+    const rows = await this.db.query(
+      `select coalesce((select pending from mesh_webhook_backlog where target = $1), 0)::int8 as pending,
+         (select count(*) from mesh_webhook where target = $1 and attempts > 0)::int8 as failing,
+         (select count(*) from mesh_webhook where target = $1 and claimed_until > now())::int8 as in_flight,
+         (select created_at from mesh_webhook where target = $1 order by id limit 1) as oldest_at,
+         f.last_error, f.due_at
+       from (select 1) one left join lateral (select last_error, due_at from mesh_webhook where target = $1 and attempts > 0 order by id limit 1) f on true`,
+      [this.target],
+    );
+    const r = rows[0]!;
+    const iso = (v: unknown) => (v == null ? null : new Date(v as string | Date).toISOString());
+    return {
+      pending: Number(r.pending),
+      failing: Number(r.failing),
+      inFlight: Number(r.in_flight),
+      lastError: (r.last_error as string | null) ?? null,
+      nextRetryAt: iso(r.due_at),
+      oldestAt: iso(r.oldest_at),
+    };
   }
 }

@@ -56,6 +56,17 @@ export interface WebhookBacklog {
   failing: number;
 }
 
+/** A queue as an operator looks at it (the console, GET /v1/mesh/webhooks). */
+export interface WebhookQueueState extends WebhookBacklog {
+  /** Events held by a sender right now (its POST is under way). */
+  inFlight: number;
+  /** Why the oldest failing event failed last, and when it is tried again; null while nothing fails. */
+  lastError: string | null;
+  nextRetryAt: string | null;
+  /** When the oldest waiting event was written; null for an empty queue. */
+  oldestAt: string | null;
+}
+
 export interface RetryPolicy {
   /** The wait after the first failure; it doubles with each one. */
   firstDelayMs: number;
@@ -73,4 +84,6 @@ export interface WebhookQueue {
   /** The backend did not take them: due again after a growing wait, or given up when too old (rows still under `lease` only). Resolves with how many were given up. */
   retry(rows: readonly number[], lease: string, error: string, policy: RetryPolicy): Promise<number>;
   backlog(): Promise<WebhookBacklog>;
+  /** The queue's state: what waits, what is in flight, what fails and why. */
+  state(): Promise<WebhookQueueState>;
 }

@@ -19,14 +19,14 @@ export interface Instance extends MeshProcess {
  */
 export async function startCluster(
   runtimes: RuntimeName[],
-  options: { databaseUrl?: string; env?: Record<string, string> } = {},
+  options: { databaseUrl?: string; env?: Record<string, string>; /** More settings for the i-th instance alone (its region, say). */ envOf?: (i: number) => Record<string, string> } = {},
 ): Promise<{ databaseUrl: string; instances: Instance[]; stop: () => Promise<void> }> {
   const databaseUrl = options.databaseUrl ?? (await freshDatabase());
   const clients: WsClient[] = [];
   const instances = await Promise.all(
     runtimes.map(async (runtime, i) => {
       const id = String.fromCharCode(65 + i);
-      const proc = await startProcess(runtime, { DATABASE_URL: databaseUrl, MESH_INSTANCE_ID: id, MESH_HEARTBEAT: '2s', ...options.env });
+      const proc = await startProcess(runtime, { DATABASE_URL: databaseUrl, MESH_INSTANCE_ID: id, MESH_HEARTBEAT: '2s', ...options.env, ...options.envOf?.(i) });
       const instance: Instance = {
         ...proc,
         id,

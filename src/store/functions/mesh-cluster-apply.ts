@@ -10,7 +10,7 @@
  * written once for the cluster. A reaped instance's connections leave with reason
  * 'instance_lost'; a retiring one's with 'server_shutdown'.
  *
- * batch: {"up":[[id,uid,transport,epoch ms]], "down":[[id,reason]], "sub":[[id,channel,uid(,info)]],
+ * batch: {"up":[[id,uid,transport,epoch ms(,address)]], "down":[[id,reason]], "sub":[[id,channel,uid(,info)]],
  *         "unsub":[[id,channel]], "reset":bool (drop all of me first), "retire":bool (and my instance row),
  *         "targets":{"<webhook target>": bound}}
  * targets names whose webhook events to write ('' pgmesh's own: users and channels not starting with
@@ -48,9 +48,9 @@ begin
     select e->>0 as connection, e->>1 as channel from json_array_elements(j->'unsub') e
   ),
   ups as (
-    insert into mesh_connection (id, instance, uid, transport, connected_at)
-    select e->>0, me, e->>1, e->>2, to_timestamp((e->>3)::float8 / 1000) from json_array_elements(j->'up') e
-    on conflict (id) do update set uid = excluded.uid, transport = excluded.transport, connected_at = excluded.connected_at
+    insert into mesh_connection (id, instance, uid, transport, connected_at, address)
+    select e->>0, me, e->>1, e->>2, to_timestamp((e->>3)::float8 / 1000), e->>4 from json_array_elements(j->'up') e
+    on conflict (id) do update set uid = excluded.uid, transport = excluded.transport, connected_at = excluded.connected_at, address = excluded.address
     returning id, uid, transport, (xmax = 0) as inserted
   ),
   downs as (
