@@ -5,6 +5,8 @@ import type { FanoutResult } from './scenarios/fanout.ts';
 import type { IdleResult } from './scenarios/idle.ts';
 import type { HostileResult } from './scenarios/hostile.ts';
 import type { StormResult } from './scenarios/storm.ts';
+import type { CeilingResult } from './scenarios/ceiling.ts';
+import type { BystanderResult } from './scenarios/bystander.ts';
 
 export interface Results {
   date: string;
@@ -19,6 +21,9 @@ export interface Results {
   hostile?: HostileResult[];
   /** Absent in results written before the scenario existed. */
   storm?: StormResult[];
+  /** The scale scenarios (`--only scale`); absent in results written before they existed. */
+  ceiling?: CeilingResult[];
+  bystander?: BystanderResult[];
 }
 
 const n = (x: number, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-');
@@ -101,6 +106,36 @@ export function formatTables(r: Results): string {
         table(
           ['system', 'clients', 'clients in/s', 'p50 ms', 'p99 ms', 'failed', 'publish p99 ms', 'publish failed', 'listed by the API'],
           r.storm.map((x) => [x.system, n(x.connections), n(x.perSec), n(x.p50, 1), n(x.p99, 1), x.failed, n(x.publishP99, 1), x.publishFailed, n(x.listed)]),
+        ),
+    );
+  if (r.ceiling?.length)
+    parts.push(
+      '### The ceiling of one Postgres (every instance publishing at once; `sql`: the publish statement alone on N sessions)\n\n' +
+        table(
+          ['through', 'store', 'instances / sessions', 'messages', 'messages/s', 'statements/s', 'msgs per statement', 'waiting on the counter', 'active sessions', 'POST p99 ms', 'failed', 'pgmesh cores', 'Postgres cores'],
+          r.ceiling.map((c) => [
+            c.driver,
+            c.store,
+            c.instances,
+            c.mode === 'single' ? '1 per POST' : '100 per POST',
+            n(c.messagesPerSec),
+            n(c.statementsPerSec),
+            n(c.groupSize, 1),
+            n(c.lockWaiters, 2),
+            n(c.active, 2),
+            n(c.p99, 1),
+            c.failed,
+            n(c.serverCores, 2),
+            n(c.postgresCores, 2),
+          ]),
+        ),
+    );
+  if (r.bystander?.length)
+    parts.push(
+      '### A bystander instance (no subscriber of what is published; every NOTIFY still reaches it)\n\n' +
+        table(
+          ['system', 'instances', 'published msg/s', 'notifications/s', 'bystander cores', 'bystander ms per 1k msgs', 'idle cores (nothing published)'],
+          r.bystander.map((b) => [b.system, b.instances, n(b.publishedPerSec), n(b.notificationsPerSec), n(b.bystanderCores, 3), n(b.msPerThousand, 2), n(b.idleCores, 3)]),
         ),
     );
   return parts.join('\n\n');

@@ -8,7 +8,8 @@
  *   --quick        small sizes, one run each
  *   --check        fail on loss/duplicates, or pgmesh below the peer
  *   --runs N       rounds to take the median of (default 3, quick 1)
- *   --only a,b     scenarios: fanout, cross, durable, idle, hostile, storm
+ *   --only a,b     scenarios: fanout, cross, durable, idle, hostile, storm; and on demand only,
+ *                  ceiling and bystander (both: `--only scale`)
  *   --systems a,b  the systems to run (e.g. pgmesh-node,ws-ceiling); cross-instance takes the
  *                  pgmesh-<runtime> and socketio ones
  */
@@ -24,6 +25,8 @@ import { fanout, MERCURE_BENCH_KEY, type FanoutResult } from './scenarios/fanout
 import { idle, type IdleResult } from './scenarios/idle.ts';
 import { hostile, type HostileResult } from './scenarios/hostile.ts';
 import { storm, type StormResult } from './scenarios/storm.ts';
+import { ceilingOfStatement, ceilingThroughPgmesh, type CeilingResult } from './scenarios/ceiling.ts';
+import { bystander, type BystanderResult } from './scenarios/bystander.ts';
 import { startPgmesh, startSystem, type RunningSystem, type SystemName } from './systems.ts';
 import type { RuntimeName } from '../test/harness/process.ts';
 
@@ -33,7 +36,9 @@ const check = args.includes('--check');
 const runsArg = args.indexOf('--runs');
 const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : quick ? 1 : 3;
 const onlyArg = args.indexOf('--only');
-const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',') : ['fanout', 'cross', 'durable', 'idle', 'hostile', 'storm'];
+// `scale` names the scenarios at size, run on demand only (issue 25): not in the default or quick run.
+const SCALE = ['ceiling', 'bystander'];
+const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',').flatMap((name) => (name === 'scale' ? SCALE : [name])) : ['fanout', 'cross', 'durable', 'idle', 'hostile', 'storm'];
 
 /** pgmesh on each runtime over DATABASE_URL, on the embedded Postgres, and on PGlite: the durable and idle scenarios' rows. */
 const PGMESH_STORES: SystemName[] = [
@@ -69,6 +74,11 @@ const PLAN = quick
       mercureSystems: ['pgmesh-bun'] as SystemName[],
       stormSystems: ['pgmesh-bun'] as SystemName[],
       stormClients: 2000,
+      ceilingInstances: [1, 3],
+      ceilingSeconds: 3,
+      bystanderInstances: 4,
+      bystanderRate: 5000,
+      bystanderSeconds: 4,
     }
   : {
       fanoutSizes: [1000, 5000, 10_000],
@@ -92,6 +102,11 @@ const PLAN = quick
       mercureSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno'] as SystemName[],
       stormSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-bun-embedded'] as SystemName[],
       stormClients: 10_000,
+      ceilingInstances: [1, 3, 6],
+      ceilingSeconds: 8,
+      bystanderInstances: 8,
+      bystanderRate: 10_000,
+      bystanderSeconds: 10,
     };
 
 // --systems a,b: run every scenario over these systems instead of the plan's (the cross-instance
@@ -285,6 +300,66 @@ async function runStorm(): Promise<StormResult[]> {
   return out;
 }
 
+/** The ceiling of one Postgres: the statement alone, pgmesh on the harness's Postgres with 1, 3, 6 instances, and on its embedded server. */
+async function runCeiling(): Promise<CeilingResult[]> {
+  const out: CeilingResult[] = [];
+  for (const mode of ['single', 'batch100'] as const) {
+    for (const sessions of PLAN.ceilingInstances) {
+      const rounds: CeilingResult[] = [];
+      for (let round = 1; round <= runs; round++) {
+        log(`ceiling: the publish statement alone, ${sessions} sessions, ${mode}, round ${round}`);
+        const db = await freshDatabase();
+        // A pgmesh instance migrates the database, then leaves it to the statement.
+        await (await startPgmesh('bun', db)).stop();
+        rounds.push(await ceilingOfStatement(db, sessions, mode, PLAN.ceilingSeconds));
+      }
+      out.push(median(rounds, (r) => r.messagesPerSec));
+    }
+    for (const count of PLAN.ceilingInstances) {
+      const rounds: CeilingResult[] = [];
+      for (let round = 1; round <= runs; round++) {
+        log(`ceiling: ${count} pgmesh-bun instances on one Postgres, ${mode}, round ${round}`);
+        const db = await freshDatabase();
+        const instances = await Promise.all(Array.from({ length: count }, (_, i) => startPgmesh('bun', db, { MESH_INSTANCE_ID: `ceil${i}` })));
+        try {
+          rounds.push(await ceilingThroughPgmesh(instances, db, mode, PLAN.ceilingSeconds));
+        } finally {
+          await Promise.all(instances.map((i) => i.stop()));
+        }
+      }
+      out.push(median(rounds, (r) => r.messagesPerSec));
+    }
+    const rounds: CeilingResult[] = [];
+    for (let round = 1; round <= runs; round++) {
+      log(`ceiling: one pgmesh-bun on its embedded Postgres, ${mode}, round ${round}`);
+      const instance = await startPgmesh('bun', null, {}, 'pgmesh-bun-embedded');
+      try {
+        rounds.push(await ceilingThroughPgmesh([instance], null, mode, PLAN.ceilingSeconds));
+      } finally {
+        await instance.stop();
+      }
+    }
+    out.push(median(rounds, (r) => r.messagesPerSec));
+  }
+  return out;
+}
+
+/** What one instance pays for the cluster's traffic it does not serve. */
+async function runBystander(): Promise<BystanderResult[]> {
+  const rounds: BystanderResult[] = [];
+  for (let round = 1; round <= runs; round++) {
+    log(`bystander: ${PLAN.bystanderInstances} pgmesh-bun instances, ${PLAN.bystanderRate} msg/s through all but the first, round ${round}`);
+    const db = await freshDatabase();
+    const instances = await Promise.all(Array.from({ length: PLAN.bystanderInstances }, (_, i) => startPgmesh('bun', db, { MESH_INSTANCE_ID: `by${i}` })));
+    try {
+      rounds.push(await bystander(instances, db, PLAN.bystanderRate, PLAN.bystanderSeconds));
+    } finally {
+      await Promise.all(instances.map((i) => i.stop()));
+    }
+  }
+  return [median(rounds, (r) => r.bystanderCores)];
+}
+
 /** The reasons this run fails --check: lost or reordered messages (`broken`), and pgmesh measured below its peer (`slower`). */
 function verdict(r: Results): { broken: string[]; slower: string[] } {
   const problems: string[] = [];
@@ -296,6 +371,7 @@ function verdict(r: Results): { broken: string[]; slower: string[] } {
   for (const d of r.durable.filter((x) => mine(x.system))) if (d.lost || d.failed) problems.push(`durable ${d.system} ${d.mode}: lost ${d.lost}, failed ${d.failed}`);
   for (const i of r.idle.filter((x) => mine(x.system))) if (i.dropped) problems.push(`idle ${i.system} ${i.transport}: ${i.dropped} dropped`);
   for (const h of r.hostile ?? []) if (h.goodFailed || h.poison5xx) problems.push(`under attack ${h.system} ${h.attack}: ${h.goodFailed} good publishes failed, ${h.poison5xx} poison requests answered 5xx`);
+  for (const c of r.ceiling ?? []) if (c.failed) problems.push(`ceiling ${c.driver} ${c.store} ${c.instances} ${c.mode}: ${c.failed} publishes failed`);
   for (const x of r.storm ?? []) if (x.failed || x.publishFailed || x.listed !== x.connections) problems.push(`connect storm ${x.system}: ${x.failed} clients failed, ${x.publishFailed} publishes failed, ${x.listed} of ${x.connections} listed`);
   const broken = problems.splice(0);
   // Below the peer measured in the same run.
@@ -335,6 +411,8 @@ async function main(): Promise<void> {
     idle: only.includes('idle') ? await runIdle() : [],
     hostile: only.includes('hostile') ? await runHostile() : [],
     storm: only.includes('storm') ? await runStorm() : [],
+    ceiling: only.includes('ceiling') ? await runCeiling() : [],
+    bystander: only.includes('bystander') ? await runBystander() : [],
   };
   console.log(formatTables(results));
   const dir = join(ROOT, 'bench', 'results');
