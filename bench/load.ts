@@ -24,8 +24,12 @@ export function loopbacks(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `127.0.0.${i + 1}`);
 }
 
-/** Starts `processes` subscriber processes sharing `count` connections; resolves when all are subscribed. */
-export async function startSubscribers(processes: number, config: Omit<SubscriberConfig, 'count'> & { count: number }): Promise<SubscriberPool> {
+/**
+ * Starts `processes` subscriber processes sharing `count` connections; resolves when all are subscribed.
+ * They run on Node (`ws`) unless `runtime` is bun (Bun's native `ws`: far cheaper per message, which
+ * matters where the generators, not the server, would set the pace).
+ */
+export async function startSubscribers(processes: number, config: Omit<SubscriberConfig, 'count'> & { count: number }, runtime: 'node' | 'bun' = 'node'): Promise<SubscriberPool> {
   const children: ChildProcess[] = [];
   const reports: SubscriberReport[] = [];
   let samples: number[] = [];
@@ -33,7 +37,8 @@ export async function startSubscribers(processes: number, config: Omit<Subscribe
   const readies: Promise<void>[] = [];
   for (let p = 0; p < processes; p++) {
     const count = Math.floor(config.count / processes) + (p < config.count % processes ? 1 : 0);
-    const child = spawn('node', ['--import', 'tsx', join(ROOT, 'bench', 'clients', 'subscribers.ts')], {
+    const script = join(ROOT, 'bench', 'clients', 'subscribers.ts');
+    const child = spawn(runtime === 'bun' ? join(ROOT, 'node_modules', '.bin', 'bun') : 'node', runtime === 'bun' ? [script] : ['--import', 'tsx', script], {
       cwd: ROOT,
       env: { ...process.env, SUBSCRIBERS: JSON.stringify({ ...config, count }) },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,6 +7,7 @@ import type { HostileResult } from './scenarios/hostile.ts';
 import type { StormResult } from './scenarios/storm.ts';
 import type { CeilingResult } from './scenarios/ceiling.ts';
 import type { BystanderResult } from './scenarios/bystander.ts';
+import type { AtSizeResult } from './scenarios/at-size.ts';
 
 export interface Results {
   date: string;
@@ -21,7 +22,10 @@ export interface Results {
   hostile?: HostileResult[];
   /** Absent in results written before the scenario existed. */
   storm?: StormResult[];
+  /** pgmesh and the bare pipeline on the same runtime, cross-instance at 1,000 msg/s; absent in results written before it existed. */
+  floor?: CrossResult[];
   /** The scale scenarios (`--only scale`); absent in results written before they existed. */
+  size?: AtSizeResult[];
   ceiling?: CeilingResult[];
   bystander?: BystanderResult[];
 }
@@ -106,6 +110,56 @@ export function formatTables(r: Results): string {
         table(
           ['system', 'clients', 'clients in/s', 'p50 ms', 'p99 ms', 'failed', 'publish p99 ms', 'publish failed', 'listed by the API'],
           r.storm.map((x) => [x.system, n(x.connections), n(x.perSec), n(x.p50, 1), n(x.p99, 1), x.failed, n(x.publishP99, 1), x.publishFailed, n(x.listed)]),
+        ),
+    );
+  if (r.floor?.length) {
+    const rows: (string | number)[][] = [];
+    for (const ours of r.floor.filter((f) => f.system.startsWith('pgmesh-'))) {
+      const runtime = ours.system.slice('pgmesh-'.length);
+      const floor = r.floor.find((f) => f.system === `floor-${runtime}` && f.shape === ours.shape);
+      if (!floor) continue;
+      rows.push([
+        runtime,
+        ours.shape === 'single-posts' ? '16 workers, 1 msg per POST' : 'in order, batched POSTs',
+        n(ours.p50, 1),
+        n(floor.p50, 1),
+        n(ours.p99, 1),
+        n(floor.p99, 1),
+        `${n(ours.p99 / floor.p99, 2)}×`,
+        `${ours.lost}/${floor.lost}`,
+      ]);
+    }
+    parts.push(
+      '### Latency against its floor (3 instances, 1,000 msg/s; the floor: insert + notify per POST, LISTEN, send, on the same runtime)\n\n' +
+        table(['runtime', 'publisher', 'pgmesh p50 ms', 'floor p50 ms', 'pgmesh p99 ms', 'floor p99 ms', 'p99 ratio', 'lost (pgmesh/floor)'], rows),
+    );
+  }
+  if (r.size?.length)
+    parts.push(
+      '### At size (every connection a user of its own, subscribed to its user channel and one room; then one message, and a steady rate, to the room)\n\n' +
+        table(
+          ['system', 'instances', 'connections', 'connected in s', 'connections/s', 'bytes per connection', 'idle cores (busiest instance)', 'presence rows', 'presence bytes per connection', 'one message p99 ms', 'worst instance p99 ms', 'max ms', 'steady msg/s', 'steady p99 ms', 'max ms', 'lost', 'out of order', 'steady: pgmesh cores', 'steady: generator cores'],
+          r.size.map((z) => [
+            z.system,
+            z.instances,
+            n(z.connections),
+            n(z.connectSeconds, 1),
+            n(z.connectPerSec),
+            n(z.bytesPerConnection),
+            n(z.idleCoresMax, 3),
+            n(z.presenceRows),
+            n(z.presenceBytesPerConnection),
+            n(z.onceP99, 1),
+            n(z.onceWorstInstanceP99, 1),
+            n(z.onceMax, 1),
+            z.steadyRate,
+            n(z.steadyP99, 1),
+            n(z.steadyMax, 1),
+            z.lost,
+            z.outOfOrder,
+            n(z.steadyServerCores ?? NaN, 2),
+            n(z.steadyGeneratorCores ?? NaN, 2),
+          ]),
         ),
     );
   if (r.ceiling?.length)

@@ -8,8 +8,8 @@
  *   --quick        small sizes, one run each
  *   --check        fail on loss/duplicates, or pgmesh below the peer
  *   --runs N       rounds to take the median of (default 3, quick 1)
- *   --only a,b     scenarios: fanout, cross, durable, idle, hostile, storm; and on demand only,
- *                  ceiling and bystander (both: `--only scale`)
+ *   --only a,b     scenarios: fanout, cross, floor, durable, idle, hostile, storm; and on demand only,
+ *                  size, ceiling and bystander (all three: `--only scale`)
  *   --systems a,b  the systems to run (e.g. pgmesh-node,ws-ceiling); cross-instance takes the
  *                  pgmesh-<runtime> and socketio ones
  */
@@ -27,7 +27,8 @@ import { hostile, type HostileResult } from './scenarios/hostile.ts';
 import { storm, type StormResult } from './scenarios/storm.ts';
 import { ceilingOfStatement, ceilingThroughPgmesh, type CeilingResult } from './scenarios/ceiling.ts';
 import { bystander, type BystanderResult } from './scenarios/bystander.ts';
-import { startPgmesh, startSystem, type RunningSystem, type SystemName } from './systems.ts';
+import { atSize, type AtSizeResult } from './scenarios/at-size.ts';
+import { startFloor, startPgmesh, startSystem, type RunningSystem, type SystemName } from './systems.ts';
 import type { RuntimeName } from '../test/harness/process.ts';
 
 const args = process.argv.slice(2);
@@ -37,8 +38,8 @@ const runsArg = args.indexOf('--runs');
 const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : quick ? 1 : 3;
 const onlyArg = args.indexOf('--only');
 // `scale` names the scenarios at size, run on demand only (issue 25): not in the default or quick run.
-const SCALE = ['ceiling', 'bystander'];
-const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',').flatMap((name) => (name === 'scale' ? SCALE : [name])) : ['fanout', 'cross', 'durable', 'idle', 'hostile', 'storm'];
+const SCALE = ['size', 'ceiling', 'bystander'];
+const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',').flatMap((name) => (name === 'scale' ? SCALE : [name])) : ['fanout', 'cross', 'floor', 'durable', 'idle', 'hostile', 'storm'];
 
 /** pgmesh on each runtime over DATABASE_URL, on the embedded Postgres, and on PGlite: the durable and idle scenarios' rows. */
 const PGMESH_STORES: SystemName[] = [
@@ -74,8 +75,14 @@ const PLAN = quick
       mercureSystems: ['pgmesh-bun'] as SystemName[],
       stormSystems: ['pgmesh-bun'] as SystemName[],
       stormClients: 2000,
+      floorRuntimes: ['bun'] as RuntimeName[],
+      floorSeconds: 4,
       ceilingInstances: [1, 3],
       ceilingSeconds: 3,
+      sizeRuntimes: ['bun'] as RuntimeName[],
+      sizeInstances: 2,
+      sizePerInstance: 2000,
+      sizeSteady: { rate: 100, seconds: 3 },
       bystanderInstances: 4,
       bystanderRate: 5000,
       bystanderSeconds: 4,
@@ -102,8 +109,15 @@ const PLAN = quick
       mercureSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-deno'] as SystemName[],
       stormSystems: ['pgmesh-bun', 'pgmesh-node', 'pgmesh-bun-embedded'] as SystemName[],
       stormClients: 10_000,
+      floorRuntimes: ['bun', 'node', 'deno'] as RuntimeName[],
+      floorSeconds: 10,
       ceilingInstances: [1, 3, 6],
       ceilingSeconds: 8,
+      sizeRuntimes: ['bun', 'node'] as RuntimeName[],
+      sizeInstances: 5,
+      // What each instance's open-file limit here (20,000) takes, less its 5% reserve, less a margin.
+      sizePerInstance: 18_900,
+      sizeSteady: { rate: 10, seconds: 10 },
       bystanderInstances: 8,
       bystanderRate: 10_000,
       bystanderSeconds: 10,
@@ -120,6 +134,8 @@ if (systemsArg >= 0) {
   PLAN.hostileSystems = chosen.filter((name) => name.startsWith('pgmesh'));
   PLAN.stormSystems = chosen.filter((name) => name.startsWith('pgmesh'));
   PLAN.mercureSystems = chosen.filter((name) => /^pgmesh-(bun|node|deno)$/.test(name));
+  PLAN.sizeRuntimes = chosen.flatMap((name) => (/^pgmesh-(bun|node|deno)$/.test(name) ? [name.slice(7) as RuntimeName] : []));
+  PLAN.floorRuntimes = PLAN.sizeRuntimes;
   PLAN.crossKinds = chosen.flatMap((name) => (name === 'socketio' ? ['socketio' as const] : /^pgmesh-(bun|node|deno)$/.test(name) ? [name.slice(7) as RuntimeName] : []));
 }
 
@@ -178,16 +194,23 @@ async function runFanout(): Promise<FanoutResult[]> {
   return out;
 }
 
-async function cluster(kind: 'socketio' | RuntimeName): Promise<{ instances: RunningSystem[]; stop: () => Promise<void> }> {
+type ClusterKind = 'socketio' | RuntimeName | `floor-${RuntimeName}`;
+
+async function cluster(kind: ClusterKind): Promise<{ instances: RunningSystem[]; stop: () => Promise<void> }> {
   const db = await freshDatabase();
   let instances: RunningSystem[];
-  if (kind === 'socketio') {
+  if (kind.startsWith('floor-')) {
+    // The first creates the floor's table; the other two start once it is there.
+    const runtime = kind.slice(6) as RuntimeName;
+    const first = await startFloor(runtime, db);
+    instances = [first, ...(await Promise.all([1, 2].map(() => startFloor(runtime, db))))];
+  } else if (kind === 'socketio') {
     // One at a time: the peer's Postgres adapter creates its table with CREATE TABLE IF NOT
     // EXISTS, which races (a duplicate pg_type key) when three processes start at once.
     instances = [];
     for (let i = 0; i < 3; i++) instances.push(await startSystem('socketio', db));
   } else {
-    instances = await Promise.all([0, 1, 2].map((i) => startPgmesh(kind, db, { MESH_INSTANCE_ID: `bench${i}` })));
+    instances = await Promise.all([0, 1, 2].map((i) => startPgmesh(kind as RuntimeName, db, { MESH_INSTANCE_ID: `bench${i}` })));
   }
   return { instances, stop: async () => void (await Promise.all(instances.map((i) => i.stop()))) };
 }
@@ -209,6 +232,34 @@ async function runCross(): Promise<CrossResult[]> {
       (r) => r.p99,
     );
     out.push(...medians);
+  }
+  return out;
+}
+
+/**
+ * Latency against its floor (issue 25, item 7): pgmesh and the bare pipeline on the same runtime
+ * (floor-<runtime>: insert + notify per POST, LISTEN, send), three instances each, the same
+ * publishers at 1,000 msg/s, taking turns; the report gives pgmesh's p99 as a ratio to the floor's.
+ */
+async function runFloor(): Promise<CrossResult[]> {
+  const out: CrossResult[] = [];
+  for (const runtime of PLAN.floorRuntimes) {
+    for (const shape of ['in-order', 'single-posts'] as const) {
+      const medians = await takingTurns(
+        [runtime, `floor-${runtime}`] as ClusterKind[],
+        async (kind, round) => {
+          log(`floor: ${kind} ${shape} 1000 msg/s, round ${round}`);
+          const c = await cluster(kind);
+          try {
+            return await cross(c.instances, 1000, PLAN.floorSeconds, PLAN.crossPerInstance, shape);
+          } finally {
+            await c.stop();
+          }
+        },
+        (r) => r.p99,
+      );
+      out.push(...medians);
+    }
   }
   return out;
 }
@@ -300,6 +351,26 @@ async function runStorm(): Promise<StormResult[]> {
   return out;
 }
 
+/** Instances filled to their limit, idle, then one message and a steady rate to all of their connections. */
+async function runAtSize(): Promise<AtSizeResult[]> {
+  const out: AtSizeResult[] = [];
+  for (const runtime of PLAN.sizeRuntimes) {
+    const rounds: AtSizeResult[] = [];
+    for (let round = 1; round <= runs; round++) {
+      log(`at size: ${PLAN.sizeInstances} pgmesh-${runtime} instances × ${PLAN.sizePerInstance} connections, round ${round}`);
+      const db = await freshDatabase();
+      const instances = await Promise.all(Array.from({ length: PLAN.sizeInstances }, (_, i) => startPgmesh(runtime, db, { MESH_INSTANCE_ID: `size${i}` })));
+      try {
+        rounds.push(await atSize(instances, db, PLAN.sizePerInstance, PLAN.sizeSteady));
+      } finally {
+        await Promise.all(instances.map((i) => i.stop()));
+      }
+    }
+    out.push(median(rounds, (r) => r.onceP99));
+  }
+  return out;
+}
+
 /** The ceiling of one Postgres: the statement alone, pgmesh on the harness's Postgres with 1, 3, 6 instances, and on its embedded server. */
 async function runCeiling(): Promise<CeilingResult[]> {
   const out: CeilingResult[] = [];
@@ -371,6 +442,8 @@ function verdict(r: Results): { broken: string[]; slower: string[] } {
   for (const d of r.durable.filter((x) => mine(x.system))) if (d.lost || d.failed) problems.push(`durable ${d.system} ${d.mode}: lost ${d.lost}, failed ${d.failed}`);
   for (const i of r.idle.filter((x) => mine(x.system))) if (i.dropped) problems.push(`idle ${i.system} ${i.transport}: ${i.dropped} dropped`);
   for (const h of r.hostile ?? []) if (h.goodFailed || h.poison5xx) problems.push(`under attack ${h.system} ${h.attack}: ${h.goodFailed} good publishes failed, ${h.poison5xx} poison requests answered 5xx`);
+  for (const c of (r.floor ?? []).filter((x) => mine(x.system))) if (c.lost || c.errors) problems.push(`floor comparison ${c.system} ${c.shape}: lost ${c.lost}, out of order ${c.errors}`);
+  for (const z of r.size ?? []) if (z.lost || z.outOfOrder) problems.push(`at size ${z.system} ${z.connections}: lost ${z.lost}, out of order ${z.outOfOrder}`);
   for (const c of r.ceiling ?? []) if (c.failed) problems.push(`ceiling ${c.driver} ${c.store} ${c.instances} ${c.mode}: ${c.failed} publishes failed`);
   for (const x of r.storm ?? []) if (x.failed || x.publishFailed || x.listed !== x.connections) problems.push(`connect storm ${x.system}: ${x.failed} clients failed, ${x.publishFailed} publishes failed, ${x.listed} of ${x.connections} listed`);
   const broken = problems.splice(0);
@@ -407,10 +480,12 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, node: process.version },
     fanout: only.includes('fanout') ? await runFanout() : [],
     cross: only.includes('cross') ? [...(await runCross()), ...(await runCrossMax())] : [],
+    floor: only.includes('floor') ? await runFloor() : [],
     durable: only.includes('durable') ? await runDurable() : [],
     idle: only.includes('idle') ? await runIdle() : [],
     hostile: only.includes('hostile') ? await runHostile() : [],
     storm: only.includes('storm') ? await runStorm() : [],
+    size: only.includes('size') ? await runAtSize() : [],
     ceiling: only.includes('ceiling') ? await runCeiling() : [],
     bystander: only.includes('bystander') ? await runBystander() : [],
   };

@@ -29,7 +29,11 @@ export type SystemName =
   | 'socketio'
   | 'bun-ceiling'
   /** A bare node:http + ws broadcast: Node's own ceiling. */
-  | 'ws-ceiling';
+  | 'ws-ceiling'
+  /** The floor of a durable Postgres backplane on each runtime: insert + notify per POST, LISTEN, send (peers/floor-pipeline.ts). */
+  | 'floor-bun'
+  | 'floor-node'
+  | 'floor-deno';
 
 export interface RunningSystem {
   name: SystemName;
@@ -131,6 +135,13 @@ export function startWsCeiling(): Promise<RunningSystem> {
   return startPeer('ws-ceiling', ['node', '--import', 'tsx', join(ROOT, 'bench', 'peers', 'ws-ceiling.ts')], {}, 'ceiling', (channel) => `/?room=${encodeURIComponent(channel)}`);
 }
 
+/** The floor on a runtime, over `databaseUrl` (several share one database, like a cluster). */
+export function startFloor(runtime: RuntimeName, databaseUrl: string): Promise<RunningSystem> {
+  const script = join(ROOT, 'bench', 'peers', `floor-${runtime}.ts`);
+  const cmd = runtime === 'bun' ? [join(BIN, 'bun'), script] : runtime === 'deno' ? [join(BIN, 'deno'), 'run', '-A', script] : ['node', '--import', 'tsx', script];
+  return startPeer(`floor-${runtime}`, cmd, { DATABASE_URL: databaseUrl }, 'ceiling', (channel) => `/?room=${encodeURIComponent(channel)}`);
+}
+
 const FAR_MS = 60;
 
 /** pgmesh on Bun reaching `databaseUrl` through a proxy that adds FAR_MS each way; the bench itself reads the database directly. */
@@ -173,6 +184,10 @@ export function startSystem(name: SystemName, databaseUrl: string, env: Record<s
       return startSocketIo(databaseUrl);
     case 'bun-ceiling':
       return startBunCeiling();
+    case 'floor-bun':
+    case 'floor-node':
+    case 'floor-deno':
+      return startFloor(name.slice(6) as RuntimeName, databaseUrl);
     case 'ws-ceiling':
       return startWsCeiling();
   }

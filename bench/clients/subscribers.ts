@@ -8,6 +8,7 @@
  * Config comes as JSON in the SUBSCRIBERS env variable (see SubscriberConfig).
  */
 import { request } from 'node:http';
+import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 
 export interface SubscriberConfig {
@@ -28,6 +29,12 @@ export interface SubscriberConfig {
    * order is then checked per publisher, as concurrent publishes have no order between them.
    */
   lanes?: number;
+  /**
+   * Each connection a user of its own (`<prefix><n>`, a token signed with `secret`): it authenticates
+   * with an `auth` op and subscribes to its user channel and `channel` (pgmesh only). Without it, every
+   * connection is the URL's one user, subscribed to `channel` alone.
+   */
+  users?: { secret: string; prefix: string };
 }
 
 export interface SubscriberReport {
@@ -105,8 +112,15 @@ function openSse(i: number): Promise<void> {
   });
 }
 
-function open(i: number): Promise<void> {
+const userKey = config.users === undefined ? undefined : new TextEncoder().encode(config.users.secret);
+
+function userToken(i: number): Promise<string> {
+  return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(`${config.users!.prefix}${i}`).setExpirationTime('1d').sign(userKey!);
+}
+
+async function open(i: number): Promise<void> {
   if (config.protocol === 'pgmesh-sse') return openSse(i);
+  const token = config.users === undefined ? undefined : await userToken(i);
   return new Promise((resolve, reject) => {
     const conn = newConn();
     const ws = new WebSocket(config.url, { localAddress: config.localAddresses[i % config.localAddresses.length], perMessageDeflate: false });
@@ -124,7 +138,10 @@ function open(i: number): Promise<void> {
       if (!isReady) reject(new Error('closed before ready'));
     });
     ws.on('open', () => {
-      if (config.protocol === 'pgmesh') ws.send(JSON.stringify({ op: 'subscribe', channel: config.channel }));
+      if (config.protocol === 'pgmesh' && token !== undefined) {
+        ws.send(JSON.stringify({ op: 'auth', token }));
+        ws.send(JSON.stringify({ op: 'subscribe', channels: ['@user', config.channel] }));
+      } else if (config.protocol === 'pgmesh') ws.send(JSON.stringify({ op: 'subscribe', channel: config.channel }));
       if (config.protocol === 'ceiling') markReady();
     });
     ws.on('message', (data) => {
