@@ -58,3 +58,21 @@ export function treePssBytes(pid: number): number {
   }
   return total;
 }
+
+/**
+ * CPU time of every process named `postgres` on this machine (servers and their live backends), with
+ * what their finished backends used (counted in the server's own record once it reaped them), ms.
+ */
+export function postgresCpuMs(): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === 'postgres') total += cpuMsWithReaped(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}

@@ -108,8 +108,8 @@ export function formatTables(r: Results): string {
     parts.push(
       '### Connect storm (each client: connect, auth, subscribe; 100 publishes/s beside it)\n\n' +
         table(
-          ['system', 'clients', 'clients in/s', 'p50 ms', 'p99 ms', 'failed', 'publish p99 ms', 'publish failed', 'listed by the API'],
-          r.storm.map((x) => [x.system, n(x.connections), n(x.perSec), n(x.p50, 1), n(x.p99, 1), x.failed, n(x.publishP99, 1), x.publishFailed, n(x.listed)]),
+          ['system', 'clients', 'clients in/s', 'p50 ms', 'p99 ms', 'failed', 'publish p99 ms', 'publish failed', 'listed by the API', 'pgmesh cores', 'Postgres cores', 'generator cores'],
+          r.storm.map((x) => [x.system, n(x.connections), n(x.perSec), n(x.p50, 1), n(x.p99, 1), x.failed, n(x.publishP99, 1), x.publishFailed, n(x.listed), n(x.serverCores ?? NaN, 2), n(x.postgresCores ?? NaN, 2), n(x.generatorCores ?? NaN, 2)]),
         ),
     );
   if (r.floor?.length) {

@@ -9,7 +9,7 @@
  *   --check        fail on loss/duplicates, or pgmesh below the peer
  *   --runs N       rounds to take the median of (default 3, quick 1)
  *   --only a,b     scenarios: fanout, cross, floor, durable, idle, hostile, storm; and on demand only,
- *                  size, ceiling and bystander (all three: `--only scale`)
+ *                  size, storm-size, ceiling and bystander (all four: `--only scale`)
  *   --systems a,b  the systems to run (e.g. pgmesh-node,ws-ceiling); cross-instance takes the
  *                  pgmesh-<runtime> and socketio ones
  */
@@ -38,7 +38,7 @@ const runsArg = args.indexOf('--runs');
 const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : quick ? 1 : 3;
 const onlyArg = args.indexOf('--only');
 // `scale` names the scenarios at size, run on demand only (issue 25): not in the default or quick run.
-const SCALE = ['size', 'ceiling', 'bystander'];
+const SCALE = ['size', 'storm-size', 'ceiling', 'bystander'];
 const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',').flatMap((name) => (name === 'scale' ? SCALE : [name])) : ['fanout', 'cross', 'floor', 'durable', 'idle', 'hostile', 'storm'];
 
 /** pgmesh on each runtime over DATABASE_URL, on the embedded Postgres, and on PGlite: the durable and idle scenarios' rows. */
@@ -351,6 +351,17 @@ async function runStorm(): Promise<StormResult[]> {
   return out;
 }
 
+/** A connect storm of all the connections one instance takes (its file limit less its reserve), generators on Bun, tokens signed beforehand. */
+async function runStormAtSize(): Promise<StormResult[]> {
+  const rounds: StormResult[] = [];
+  for (let round = 1; round <= runs; round++) {
+    log(`connect storm at size: pgmesh-bun, ${PLAN.sizePerInstance} clients, round ${round}`);
+    // 512 connecting at once per process: with 64, each client's wait for its presence writes, not the server, set the rate.
+    rounds.push(await withSystem('pgmesh-bun', (s) => storm(s, PLAN.sizePerInstance, { generator: 'bun', presign: true, concurrency: 512 })));
+  }
+  return [median(rounds, (r) => r.perSec)];
+}
+
 /** Instances filled to their limit, idle, then one message and a steady rate to all of their connections. */
 async function runAtSize(): Promise<AtSizeResult[]> {
   const out: AtSizeResult[] = [];
@@ -484,7 +495,7 @@ async function main(): Promise<void> {
     durable: only.includes('durable') ? await runDurable() : [],
     idle: only.includes('idle') ? await runIdle() : [],
     hostile: only.includes('hostile') ? await runHostile() : [],
-    storm: only.includes('storm') ? await runStorm() : [],
+    storm: [...(only.includes('storm') ? await runStorm() : []), ...(only.includes('storm-size') ? await runStormAtSize() : [])],
     size: only.includes('size') ? await runAtSize() : [],
     ceiling: only.includes('ceiling') ? await runCeiling() : [],
     bystander: only.includes('bystander') ? await runBystander() : [],

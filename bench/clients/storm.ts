@@ -20,6 +20,8 @@ export interface StormConfig {
   /** Users are `<prefix><n>`: each process its own. */
   prefix: string;
   localAddresses: string[];
+  /** Sign every token before the clock starts (the storm then times the server, not the signing). */
+  presign?: boolean;
 }
 
 export interface StormReport {
@@ -28,6 +30,8 @@ export interface StormReport {
   seconds: number;
   /** Connect-to-subscribed times, ms. */
   samples: number[];
+  /** This process's CPU time over the storm, ms. */
+  cpuMs: number;
 }
 
 const config = JSON.parse(process.env.STORM!) as StormConfig;
@@ -36,8 +40,11 @@ const sockets: WebSocket[] = [];
 const samples: number[] = [];
 let failed = 0;
 
+const sign = (i: number) => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(`${config.prefix}${i}`).setExpirationTime('1h').sign(key);
+let presigned: string[] = [];
+
 async function one(i: number): Promise<void> {
-  const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(`${config.prefix}${i}`).setExpirationTime('1h').sign(key);
+  const jwt = presigned[i] ?? (await sign(i));
   const started = performance.now();
   await new Promise<void>((resolve) => {
     const ws = new WebSocket(config.url, { localAddress: config.localAddresses[i % config.localAddresses.length], perMessageDeflate: false });
@@ -65,13 +72,16 @@ async function one(i: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (config.presign) presigned = await Promise.all(Array.from({ length: config.count }, (_, i) => sign(i)));
   const started = performance.now();
+  const cpu0 = process.cpuUsage();
   let next = 0;
   const lane = async () => {
     while (next < config.count) await one(next++);
   };
   await Promise.all(Array.from({ length: config.concurrency }, lane));
-  const report: StormReport = { opened: sockets.length, failed, seconds: (performance.now() - started) / 1000, samples };
+  const cpu = process.cpuUsage(cpu0);
+  const report: StormReport = { opened: sockets.length, failed, seconds: (performance.now() - started) / 1000, samples, cpuMs: (cpu.user + cpu.system) / 1000 };
   process.stdout.write(`${JSON.stringify(report)}\n`);
   // Held open until the orchestrator has read the system's state, then closed with the process.
   process.stdin.resume();

@@ -13,8 +13,7 @@ import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { PUBLISH_SQL } from '../../src/store/statements.ts';
 import { payload } from '../load.ts';
-import { cpuMs, cpuMsWithReaped } from '../proc.ts';
-import { readdirSync, readFileSync } from 'node:fs';
+import { cpuMs, postgresCpuMs } from '../proc.ts';
 import type { RunningSystem } from '../systems.ts';
 
 export interface CeilingResult {
@@ -37,24 +36,6 @@ export interface CeilingResult {
   /** CPU used, in cores: the pgmesh processes and the Postgres server. */
   serverCores: number;
   postgresCores: number;
-}
-
-/**
- * CPU time of every process named `postgres` on this machine (servers and their live backends), with
- * what their finished backends used (counted in the server's own record once it reaped them), ms.
- */
-function postgresCpuMs(): number {
-  let total = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === 'postgres') total += cpuMsWithReaped(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return total;
 }
 
 /** Samples pg_stat_activity every 50 ms until stopped: the mean lock waiters and active sessions. */

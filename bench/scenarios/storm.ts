@@ -12,6 +12,7 @@ import { ROOT } from '../../test/harness/process.ts';
 import { TEST_SECRET } from '../../test/harness/tokens.ts';
 import type { StormConfig, StormReport } from '../clients/storm.ts';
 import { loopbacks, payload, percentile } from '../load.ts';
+import { cpuMs, postgresCpuMs } from '../proc.ts';
 import type { RunningSystem } from '../systems.ts';
 
 export interface StormResult {
@@ -28,24 +29,37 @@ export interface StormResult {
   publishFailed: number;
   /** What the server API counted in the room right after the last reply (must be every client). */
   listed: number;
+  /** CPU over the storm, in cores: the pgmesh process, Postgres, and the generators (absent in results written before). */
+  serverCores?: number;
+  postgresCores?: number;
+  generatorCores?: number;
 }
 
 const PROCESSES = 2;
 const PUBLISH_EVERY_MS = 10;
 
-/** Storms `system` with `connections` clients. */
-export async function storm(system: RunningSystem, connections: number): Promise<StormResult> {
+/**
+ * Storms `system` with `connections` clients. `generator` runs the client processes on Node (`ws`) or
+ * Bun; `presign` signs every token before the clock starts (the at-size storm: the server is timed);
+ * `concurrency` is the clients each process has connecting at once (64).
+ */
+export async function storm(system: RunningSystem, connections: number, options: { generator?: 'node' | 'bun'; presign?: boolean; concurrency?: number } = {}): Promise<StormResult> {
   const url = (await system.wsUrl('storm-room')).replace(/\?.*$/, '');
+  const cpu0 = cpuMs(system.pid);
+  const pg0 = postgresCpuMs();
+  const started = performance.now();
   const children = Array.from({ length: PROCESSES }, (_, p) => {
     const config: StormConfig = {
       url,
       count: Math.floor(connections / PROCESSES) + (p < connections % PROCESSES ? 1 : 0),
-      concurrency: 64,
+      concurrency: options.concurrency ?? 64,
       secret: TEST_SECRET,
       prefix: `storm${p}-`,
       localAddresses: loopbacks(8).slice(p * 4, p * 4 + 4),
+      presign: options.presign,
     };
-    return spawn('node', ['--import', 'tsx', join(ROOT, 'bench', 'clients', 'storm.ts')], {
+    const script = join(ROOT, 'bench', 'clients', 'storm.ts');
+    return spawn(options.generator === 'bun' ? join(ROOT, 'node_modules', '.bin', 'bun') : 'node', options.generator === 'bun' ? [script] : ['--import', 'tsx', script], {
       cwd: ROOT,
       env: { ...process.env, STORM: JSON.stringify(config) },
       stdio: ['pipe', 'pipe', 'inherit'],
@@ -79,6 +93,8 @@ export async function storm(system: RunningSystem, connections: number): Promise
   })();
   try {
     const done = await Promise.all(reports);
+    const serverCores = (cpuMs(system.pid) - cpu0) / (performance.now() - started);
+    const postgresCores = (postgresCpuMs() - pg0) / (performance.now() - started);
     storming = false;
     await publisher;
     const room = (await (await fetch(`${system.httpUrl}/v1/mesh/channels/storm-room`)).json()) as { subscribers?: number };
@@ -94,6 +110,9 @@ export async function storm(system: RunningSystem, connections: number): Promise
       publishP99: percentile(publishTimes, 99),
       publishFailed,
       listed: room.subscribers ?? 0,
+      serverCores,
+      postgresCores,
+      generatorCores: done.reduce((n, r) => n + r.cpuMs, 0) / (1000 * Math.max(...done.map((r) => r.seconds))),
     };
   } finally {
     storming = false;
