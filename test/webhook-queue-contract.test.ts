@@ -79,6 +79,47 @@ describe.each(STORE_IMPLEMENTATIONS)('webhook queues on %s', (_name, make) => {
     expect(await queue.backlog()).toEqual({ pending: 0, failing: 0 });
   });
 
+  test('channel_occupied once when a batch fills an empty channel, channel_vacated only when a batch takes its last subscribers, however many at once', async () => {
+    const { app } = await startedSubject(make);
+    const { hooks } = targets({ '': 1000 });
+    const cluster = new SqlCluster(app, { instance: 'i1', ttlMs: 15_000, local: () => [], onError: () => {}, hooks });
+    await cluster.start();
+    const channelEvents = async () =>
+      (await app.query("select event::text as e from mesh_webhook where target = '' order by id"))
+        .map((r) => JSON.parse(r.e as string) as { type: string; channel?: string })
+        .filter((e) => e.type.startsWith('channel_'))
+        .map((e) => `${e.type} ${e.channel}`);
+    try {
+      for (const n of [1, 2, 3, 4]) cluster.connected(`i1.c${n}`, `u${n}`, 'websocket', Date.now());
+      // Two subscribers in one batch: occupied once.
+      cluster.subscribed('i1.c1', 'u1', ['hall']);
+      cluster.subscribed('i1.c2', 'u2', ['hall']);
+      await cluster.flush();
+      cluster.subscribed('i1.c3', 'u3', ['hall']);
+      cluster.subscribed('i1.c4', 'u4', ['hall']);
+      await cluster.flush();
+      expect(await channelEvents()).toEqual(['channel_occupied hall']);
+      // Three of four leave in one batch: still occupied.
+      for (const n of [1, 2, 3]) cluster.unsubscribed(`i1.c${n}`, `u${n}`, ['hall']);
+      await cluster.flush();
+      expect(await channelEvents()).toEqual(['channel_occupied hall']);
+      // The last one: vacated.
+      cluster.disconnected('i1.c4', 'client_closed');
+      await cluster.flush();
+      expect(await channelEvents()).toEqual(['channel_occupied hall', 'channel_vacated hall']);
+      // Filled and emptied again, two at a time.
+      cluster.subscribed('i1.c1', 'u1', ['hall']);
+      cluster.subscribed('i1.c2', 'u2', ['hall']);
+      await cluster.flush();
+      cluster.unsubscribed('i1.c1', 'u1', ['hall']);
+      cluster.unsubscribed('i1.c2', 'u2', ['hall']);
+      await cluster.flush();
+      expect(await channelEvents()).toEqual(['channel_occupied hall', 'channel_vacated hall', 'channel_occupied hall', 'channel_vacated hall']);
+    } finally {
+      await cluster.close();
+    }
+  });
+
   test("presence's events: a full backlog takes none of a write's events (reported dropped), is never exceeded, and takes them again the moment it drains", async () => {
     const { app } = await startedSubject(make);
     const { hooks, wrote } = targets({ '': 4 });

@@ -138,9 +138,13 @@ begin
     where left(d.channel, 1) <> '$' or d.channel like '$pusher:%'
     group by d.channel
   ),
+  -- Whether a channel was empty before, or is emptied now, needs its subscriptions counted only up to
+  -- one more than this batch takes away: a room of 20,000 costs a batch a row or two, not 20,000.
   channel_events as (
     select case when b.before = 0 then 'channel_occupied' else 'channel_vacated' end as type, cd.channel
-    from channel_delta cd, lateral (select count(*) as before from mesh_subscription s where s.channel = cd.channel) b
+    from channel_delta cd, lateral (
+      select count(*) as before from (select 1 from mesh_subscription s where s.channel = cd.channel limit greatest(-cd.k, 0) + 1) x
+    ) b
     where (b.before = 0 and cd.k > 0) or (b.before > 0 and b.before + cd.k <= 0)
   ),
   -- A Pusher app's channel '$pusher:<app>:<name>' and member '$pusher:<app>:<user_id>', taken apart.
