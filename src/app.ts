@@ -207,7 +207,7 @@ export function buildApp(parts: AppParts): Hono {
   app.route('/v1/mesh', openApiRoute());
   app.route('/v1/mesh', serverApi({ config, runtime, store, cluster, hub, instance, webhooks, readiness, access }));
 
-  if (config.MESH_CONSOLE) app.route(CONSOLE_PATH, consoleRoutes(access, runtime, { instance, region: config.MESH_REGION }));
+  if (config.MESH_CONSOLE) app.route(CONSOLE_PATH, consoleRoutes(access, runtime, { instance, region: config.MESH_REGION }, clientAddress));
   app.route('/', demoRoutes(runtime, devSecret));
   return app;
 }

@@ -305,3 +305,21 @@ describe('the console with no key configured', () => {
     }
   }, 60_000);
 });
+
+describe('the console behind a proxy', () => {
+  test('wrong keys are limited per client address, as the proxy tells it: one guesser does not lock everyone out', async () => {
+    const mesh = await startProcess('bun', { MESH_INSTANCE_ID: 'proxied', MESH_API_KEY: KEY, MESH_TRUSTED_PROXIES: '127.0.0.0/8' });
+    try {
+      const signIn = (key: string, client: string) =>
+        fetch(`${mesh.url}/console/session`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': client }, body: JSON.stringify({ key }) });
+      for (let i = 0; i < 10; i++) expect((await signIn('a-wrong-key-000000000', '198.51.100.1')).status).toBe(401);
+      const limited = await signIn(KEY, '198.51.100.1');
+      expect(limited.status).toBe(429);
+      expect(await limited.json()).toMatchObject({ code: 'ERR_LIMIT' });
+      // Another client behind the same proxy signs in.
+      expect((await signIn(KEY, '198.51.100.2')).status).toBe(200);
+    } finally {
+      await mesh.stop();
+    }
+  }, 60_000);
+});

@@ -24,8 +24,8 @@ const Login = z.object({ key: z.string().max(1024).optional() });
 /** Wrong keys an address may try per minute before it is told to wait. */
 const TRIES_PER_MINUTE = 10;
 
-/** The console's routes, mounted at CONSOLE_PATH. */
-export function consoleRoutes(access: Access, runtime: RuntimeAdapter, where: { instance: string; region?: string }): Hono {
+/** The console's routes, mounted at CONSOLE_PATH; `clientAddress` is the app's (trusted proxies applied). */
+export function consoleRoutes(access: Access, runtime: RuntimeAdapter, where: { instance: string; region?: string }, clientAddress: (c: Context) => string | undefined): Hono {
   const app = new Hono();
   const tries = new WrongKeys();
 
@@ -60,7 +60,9 @@ export function consoleRoutes(access: Access, runtime: RuntimeAdapter, where: { 
       if (!local(c)) throw new MeshError('ERR_FORBIDDEN', 'the console answers local callers only until MESH_API_KEY is set');
       role = 'admin';
     } else {
-      const address = runtime.remoteAddress(c) ?? '';
+      // The client's address as the proxies tell it: behind Fly's proxy every peer address is the proxy's,
+      // and one guesser must not lock everyone out.
+      const address = clientAddress(c) ?? '';
       if (tries.tooMany(address)) throw new MeshError('ERR_LIMIT', `more than ${TRIES_PER_MINUTE} wrong keys in a minute from this address: wait`);
       role = key === undefined ? null : access.roleOf(key);
       if (role === null) {
