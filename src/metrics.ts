@@ -183,9 +183,7 @@ export function createMetrics({ instance, region, runtime }: MetricsLabels): Met
         labelNames: ['transport'],
         registers: [registry],
         collect() {
-          const counts = { websocket: 0, sse: 0 };
-          for (const session of hub.sessions()) counts[session.transport === 'sse' ? 'sse' : 'websocket']++;
-          for (const [transport, n] of Object.entries(counts)) this.set({ transport }, n);
+          for (const [transport, n] of Object.entries(hub.byTransport())) this.set({ transport }, n);
         },
       });
       new Gauge({

@@ -16,12 +16,7 @@ import { MESH_TARGET, pusherAppOf } from '../store/webhooks.ts';
 export function statsRoute(hub: Hub, store: Store, instance: string, webhooks?: WebhookSenders, capacity?: Capacity): Hono {
   const app = new Hono();
   app.get('/stats', (c) => {
-    let websocket = 0;
-    let sse = 0;
-    for (const session of hub.sessions()) {
-      if (session.transport === 'sse') sse++;
-      else websocket++;
-    }
+    const { websocket, sse } = hub.byTransport();
     const mesh = webhooks?.stats(MESH_TARGET);
     const pusher = pusherStats(webhooks);
     return c.json({

@@ -214,6 +214,13 @@ export class Hub {
     return this.#sessions.size;
   }
 
+  /** Its sessions by transport: SSE streams, and WebSockets (pgmesh's, Pusher's). */
+  byTransport(): { websocket: number; sse: number } {
+    let sse = 0;
+    for (const session of this.#sessions.values()) if (session.transport === 'sse') sse++;
+    return { websocket: this.#sessions.size - sse, sse };
+  }
+
   /** Every session on this instance. */
   sessions(): IterableIterator<Session> {
     return this.#sessions.values();
