@@ -57,6 +57,30 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
   });
 
   // Laravel Echo's private() then join(): the socket is nobody for the first, a member for the second.
+  test('an unsubscribe takes only the channels it names, a close every subscription of its connection; neither touches another connection', async () => {
+    const { cluster } = await presence();
+    try {
+      cluster.connected('i1.a', 'ann', 'websocket', Date.now());
+      cluster.connected('i1.b', 'bob', 'websocket', Date.now());
+      cluster.subscribed('i1.a', 'ann', ['room', 'lobby', 'news']);
+      cluster.subscribed('i1.b', 'bob', ['room', 'lobby']);
+      await cluster.flush();
+      cluster.unsubscribed('i1.a', 'ann', ['room']);
+      await cluster.flush();
+      expect((await cluster.members('room')).uids).toEqual(['bob']);
+      expect((await cluster.members('lobby')).uids).toEqual(['ann', 'bob']);
+      // In one batch: bob leaves the lobby while ann's connection closes.
+      cluster.unsubscribed('i1.b', 'bob', ['lobby']);
+      cluster.disconnected('i1.a', 'client_closed');
+      await cluster.flush();
+      expect((await cluster.members('lobby')).uids).toEqual([]);
+      expect((await cluster.members('news')).uids).toEqual([]);
+      expect((await cluster.members('room')).uids).toEqual(['bob']);
+    } finally {
+      await closeAll();
+    }
+  });
+
   test('a subscription keeps the uid its connection had when it was queued, when its uid is settled later in the same batch', async () => {
     const { cluster } = await presence();
     try {

@@ -228,6 +228,12 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 13,
     sql: installFunctions(),
   },
+  {
+    // mesh_cluster_apply(): a batch reads only the connections and subscriptions it touches (by index),
+    // not every one of the cluster, and finds a member's info without a search per event.
+    version: 14,
+    sql: installFunctions(),
+  },
 ];
 
 /** Every function in functions/, as one script of create-or-replace statements. */
@@ -239,7 +245,7 @@ function installFunctions(): string {
  * The digest of functions/ as the latest migration installs it. A test computes it again: when a
  * function changes, add a migration ending in `+ installFunctions()`, then update this.
  */
-export const FUNCTIONS_DIGEST = '3ef0633f16c2dbf6cf2d191019d961fa035072c9c10001a8b940e0a7cfe8dbc8';
+export const FUNCTIONS_DIGEST = 'c9e6f2ea6ea9a43b6724b45ffa0ebb16f49dbd36fff099328a9c93a3ad85ccb8';
 
 /** The functions' source, as installFunctions() gives it (for the digest test). */
 export const FUNCTIONS_SQL = installFunctions();

@@ -53,9 +53,11 @@ begin
     on conflict (id) do update set uid = excluded.uid, transport = excluded.transport, connected_at = excluded.connected_at, address = excluded.address
     returning id, uid, transport, (xmax = 0) as inserted
   ),
+  -- Written as "= any(array)" on both sides of the or, so each side is an index scan: "in (select ...)"
+  -- read every connection of the cluster for each batch.
   downs as (
     delete from mesh_connection c
-    where c.id in (select d.id from down_list d) or c.instance = any(gone)
+    where c.id = any(array(select d.id from down_list d)) or c.instance = any(gone)
     returning c.id, c.uid, c.transport, c.instance
   ),
   -- Why each went: as its instance said, or, for the connections of a whole instance, why that went.
@@ -79,25 +81,32 @@ begin
     on conflict do nothing
     returning connection, channel, uid, info
   ),
+  -- Connections whose every subscription goes: closed, of an instance gone, or (a sweep) gone already.
+  whole as (
+    select d.id from down_list d
+    union all select c.id from mesh_connection c where c.instance = any(gone)
+    union all select s.connection from mesh_subscription s where sweep and not exists (select 1 from mesh_connection c where c.id = s.connection)
+  ),
+  -- One index condition (the connections touched), then which of their subscriptions go: a list of
+  -- conditions or'ed together read every subscription of the cluster for each batch.
   unsubs as (
     delete from mesh_subscription s
-    where (s.connection, s.channel) in (select x.connection, x.channel from explicit_unsub x)
-       or s.connection in (select d.id from down_list d)
-       or s.connection in (select c.id from mesh_connection c where c.instance = any(gone))
-       or (sweep and not exists (select 1 from mesh_connection c where c.id = s.connection))
+    where s.connection = any(array(select x.connection from explicit_unsub x union all select w.id from whole w))
+      and (s.connection = any(array(select w.id from whole w))
+        or (s.connection, s.channel) in (select x.connection, x.channel from explicit_unsub x))
     returning s.connection, s.channel, s.uid
   ),
   instances as (
     delete from mesh_instance i where i.id = any(gone) and (i.id <> me or retire)
   ),
+  -- With the info a subscription of this batch gives the member (taken here, not looked up per event in subs).
   delta as (
-    select d.channel, d.uid, sum(d.k) as k
-    from (select s.channel, s.uid, 1 as k from subs s union all select u.channel, u.uid, -1 from unsubs u) d
+    select d.channel, d.uid, sum(d.k) as k, max(d.info) as info
+    from (select s.channel, s.uid, 1 as k, s.info from subs s union all select u.channel, u.uid, -1, null from unsubs u) d
     group by d.channel, d.uid
   ),
   events as (
-    select case when b.before = 0 then 'join' else 'leave' end as event, delta.channel, delta.uid,
-      (select s.info from subs s where s.channel = delta.channel and s.uid = delta.uid and s.info is not null limit 1) as info
+    select case when b.before = 0 then 'join' else 'leave' end as event, delta.channel, delta.uid, delta.info
     from delta, lateral (select count(*) as before from mesh_subscription s where s.channel = delta.channel and s.uid = delta.uid) b
     where (b.before = 0 and b.before + delta.k > 0) or (b.before > 0 and b.before + delta.k <= 0)
   ),
