@@ -19,6 +19,16 @@ export interface SubscriberPool {
   stop(): Promise<void>;
 }
 
+/** Starts a load-generator process, bench/clients/<client>, on Node (with tsx) or Bun; its stdout and stderr are piped, stdin too when asked. */
+export function spawnGenerator(client: string, env: Record<string, string>, runtime: 'node' | 'bun', stdin: 'ignore' | 'pipe' = 'ignore'): ChildProcess {
+  const script = join(ROOT, 'bench', 'clients', client);
+  return spawn(runtime === 'bun' ? join(ROOT, 'node_modules', '.bin', 'bun') : 'node', runtime === 'bun' ? [script] : ['--import', 'tsx', script], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: [stdin, 'pipe', 'pipe'],
+  });
+}
+
 /** Loopback source addresses: 127.0.0.1 … 127.0.0.n. */
 export function loopbacks(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `127.0.0.${i + 1}`);
@@ -37,12 +47,7 @@ export async function startSubscribers(processes: number, config: Omit<Subscribe
   const readies: Promise<void>[] = [];
   for (let p = 0; p < processes; p++) {
     const count = Math.floor(config.count / processes) + (p < config.count % processes ? 1 : 0);
-    const script = join(ROOT, 'bench', 'clients', 'subscribers.ts');
-    const child = spawn(runtime === 'bun' ? join(ROOT, 'node_modules', '.bin', 'bun') : 'node', runtime === 'bun' ? [script] : ['--import', 'tsx', script], {
-      cwd: ROOT,
-      env: { ...process.env, SUBSCRIBERS: JSON.stringify({ ...config, count }) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnGenerator('subscribers.ts', { SUBSCRIBERS: JSON.stringify({ ...config, count }) }, runtime);
     children.push(child);
     reports.push({ ready: 0, min: 0, total: 0, errors: 0, samples: [], cpuMs: 0, closed: 0 });
     let err = '';

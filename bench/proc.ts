@@ -76,3 +76,14 @@ export function postgresCpuMs(): number {
   }
   return total;
 }
+
+/** File descriptors a process holds open now. */
+export function openFiles(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** A process's soft limit on open files (what it raised it to, if it did). */
+export function openFileLimit(pid: number): number {
+  const match = /^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  return Number(match?.[1] ?? NaN);
+}

@@ -8,6 +8,7 @@ import type { StormResult } from './scenarios/storm.ts';
 import type { CeilingResult } from './scenarios/ceiling.ts';
 import type { BystanderResult } from './scenarios/bystander.ts';
 import type { AtSizeResult } from './scenarios/at-size.ts';
+import type { ReconnectResult } from './scenarios/reconnect.ts';
 
 export interface Results {
   date: string;
@@ -28,6 +29,8 @@ export interface Results {
   size?: AtSizeResult[];
   ceiling?: CeilingResult[];
   bystander?: BystanderResult[];
+  /** Absent in results written before the scenario existed. */
+  reconnect?: ReconnectResult[];
 }
 
 const n = (x: number, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-');
@@ -110,6 +113,35 @@ export function formatTables(r: Results): string {
         table(
           ['system', 'clients', 'clients in/s', 'p50 ms', 'p99 ms', 'failed', 'publish p99 ms', 'publish failed', 'listed by the API', 'pgmesh cores', 'Postgres cores', 'generator cores'],
           r.storm.map((x) => [x.system, n(x.connections), n(x.perSec), n(x.p50, 1), n(x.p99, 1), x.failed, n(x.publishP99, 1), x.publishFailed, n(x.listed), n(x.serverCores ?? NaN, 2), n(x.postgresCores ?? NaN, 2), n(x.generatorCores ?? NaN, 2)]),
+        ),
+    );
+  if (r.reconnect?.length)
+    parts.push(
+      '### Reconnect storm (one instance stopped; its clients back through a round robin with backoff, resuming with `since`; single POSTs to the rooms beside it)\n\n' +
+        table(
+          ['signal', 'instances', 'clients', 'moved', 'all back in s', 'back p50 ms', 'back p99 ms', 'back max ms', 'attempts failed', 'publish p99 before ms', 'publish p99 during ms', 'published', 'publish failed', 'presence exact in s', 'lost', 'out of order', 'most open files (limit)', 'most memory MB', 'cores before: pgmesh/Postgres/clients', 'cores during'],
+          r.reconnect.map((x) => [
+            x.signal,
+            x.instances,
+            n(x.connections),
+            n(x.moved),
+            n(x.allBackSeconds, 1),
+            n(x.backP50),
+            n(x.backP99),
+            n(x.backMax),
+            n(x.attemptsFailed),
+            n(x.publishP99Before, 1),
+            n(x.publishP99During, 1),
+            n(x.published),
+            x.publishFailed,
+            n(x.presenceSettledSeconds, 1),
+            x.lost,
+            x.outOfOrder,
+            `${n(x.maxOpenFiles)} (${n(x.openFileLimit)})`,
+            n(x.maxRssBytes / 1e6),
+            [x.coresBefore.pgmesh, x.coresBefore.postgres, x.coresBefore.generators].map((c) => n(c, 2)).join(' / '),
+            [x.coresDuring.pgmesh, x.coresDuring.postgres, x.coresDuring.generators].map((c) => n(c, 2)).join(' / '),
+          ]),
         ),
     );
   if (r.floor?.length) {

@@ -8,8 +8,9 @@
  *   --quick        small sizes, one run each
  *   --check        fail on loss/duplicates, or pgmesh below the peer
  *   --runs N       rounds to take the median of (default 3, quick 1)
- *   --only a,b     scenarios: fanout, cross, floor, durable, idle, hostile, storm; and on demand only,
- *                  size, storm-size, ceiling and bystander (all four: `--only scale`)
+ *   --only a,b     scenarios: fanout, cross, floor, durable, idle, hostile, storm, reconnect; and on
+ *                  demand only, size, storm-size, reconnect-size, ceiling and bystander (all five:
+ *                  `--only scale`)
  *   --systems a,b  the systems to run (e.g. pgmesh-node,ws-ceiling); cross-instance takes the
  *                  pgmesh-<runtime> and socketio ones
  */
@@ -28,6 +29,7 @@ import { storm, type StormResult } from './scenarios/storm.ts';
 import { ceilingOfStatement, ceilingThroughPgmesh, type CeilingResult } from './scenarios/ceiling.ts';
 import { bystander, type BystanderResult } from './scenarios/bystander.ts';
 import { atSize, type AtSizeResult } from './scenarios/at-size.ts';
+import { reconnectStorm, type ReconnectResult } from './scenarios/reconnect.ts';
 import { startFloor, startPgmesh, startSystem, type RunningSystem, type SystemName } from './systems.ts';
 import type { RuntimeName } from '../test/harness/process.ts';
 
@@ -38,8 +40,8 @@ const runsArg = args.indexOf('--runs');
 const runs = runsArg >= 0 ? Number(args[runsArg + 1]) : quick ? 1 : 3;
 const onlyArg = args.indexOf('--only');
 // `scale` names the scenarios at size, run on demand only (issue 25): not in the default or quick run.
-const SCALE = ['size', 'storm-size', 'ceiling', 'bystander'];
-const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',').flatMap((name) => (name === 'scale' ? SCALE : [name])) : ['fanout', 'cross', 'floor', 'durable', 'idle', 'hostile', 'storm'];
+const SCALE = ['size', 'storm-size', 'reconnect-size', 'ceiling', 'bystander'];
+const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',').flatMap((name) => (name === 'scale' ? SCALE : [name])) : ['fanout', 'cross', 'floor', 'durable', 'idle', 'hostile', 'storm', 'reconnect'];
 
 /** pgmesh on each runtime over DATABASE_URL, on the embedded Postgres, and on PGlite: the durable and idle scenarios' rows. */
 const PGMESH_STORES: SystemName[] = [
@@ -86,6 +88,9 @@ const PLAN = quick
       bystanderInstances: 4,
       bystanderRate: 5000,
       bystanderSeconds: 4,
+      reconnectInstances: 3,
+      reconnectPerInstance: 1000,
+      reconnectTraffic: { rooms: 10, rate: 50 },
     }
   : {
       fanoutSizes: [1000, 5000, 10_000],
@@ -121,7 +126,17 @@ const PLAN = quick
       bystanderInstances: 8,
       bystanderRate: 10_000,
       bystanderSeconds: 10,
+      reconnectInstances: 3,
+      reconnectPerInstance: 3000,
+      reconnectTraffic: { rooms: 30, rate: 100 },
     };
+
+/**
+ * The reconnect storm at the issue's size (`--only reconnect-size`): 5 instances × 10,000 clients, 100 rooms
+ * of 500, 20 msg/s (10,000 deliveries/s). At 100 msg/s the 50,000 clients' processes and the instances
+ * already took 1.8 of this machine's 2 cores before the storm, and the storm measured the machine.
+ */
+const RECONNECT_AT_SIZE = { instances: 5, perInstance: 10_000, traffic: { rooms: 100, rate: 20 } };
 
 // --systems a,b: run every scenario over these systems instead of the plan's (the cross-instance
 // one over those of them that can form a cluster: pgmesh-bun/node/deno and socketio).
@@ -382,6 +397,26 @@ async function runAtSize(): Promise<AtSizeResult[]> {
   return out;
 }
 
+/** A reconnect storm after SIGKILL and after SIGTERM, each on a cluster of its own: pgmesh-bun instances behind the clients' round robin. */
+async function runReconnect(shape: { instances: number; perInstance: number; traffic: { rooms: number; rate: number } }): Promise<ReconnectResult[]> {
+  const out: ReconnectResult[] = [];
+  for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+    const rounds: ReconnectResult[] = [];
+    for (let round = 1; round <= runs; round++) {
+      log(`reconnect storm: ${shape.instances} pgmesh-bun instances × ${shape.perInstance} clients, ${signal} one, round ${round}`);
+      const db = await freshDatabase();
+      const instances = await Promise.all(Array.from({ length: shape.instances }, (_, i) => startPgmesh('bun', db, { MESH_INSTANCE_ID: `back${i}` })));
+      try {
+        rounds.push(await reconnectStorm(instances, db, shape.perInstance, signal, shape.traffic));
+      } finally {
+        await Promise.all(instances.map((i) => i.stop()));
+      }
+    }
+    out.push(median(rounds, (r) => r.allBackSeconds));
+  }
+  return out;
+}
+
 /** The ceiling of one Postgres: the statement alone, pgmesh on the harness's Postgres with 1, 3, 6 instances, and on its embedded server. */
 async function runCeiling(): Promise<CeilingResult[]> {
   const out: CeilingResult[] = [];
@@ -456,6 +491,9 @@ function verdict(r: Results): { broken: string[]; slower: string[] } {
   for (const c of (r.floor ?? []).filter((x) => mine(x.system))) if (c.lost || c.errors) problems.push(`floor comparison ${c.system} ${c.shape}: lost ${c.lost}, out of order ${c.errors}`);
   for (const z of r.size ?? []) if (z.lost || z.outOfOrder) problems.push(`at size ${z.system} ${z.connections}: lost ${z.lost}, out of order ${z.outOfOrder}`);
   for (const c of r.ceiling ?? []) if (c.failed) problems.push(`ceiling ${c.driver} ${c.store} ${c.instances} ${c.mode}: ${c.failed} publishes failed`);
+  for (const x of r.reconnect ?? [])
+    if (x.lost || x.outOfOrder || x.publishFailed || !(x.allBackSeconds < 60) || !(x.presenceSettledSeconds < 60))
+      problems.push(`reconnect storm ${x.signal} ${x.connections}: lost ${x.lost}, out of order ${x.outOfOrder}, ${x.publishFailed} publishes failed, all back in ${x.allBackSeconds} s, presence settled in ${x.presenceSettledSeconds} s`);
   for (const x of r.storm ?? []) if (x.failed || x.publishFailed || x.listed !== x.connections) problems.push(`connect storm ${x.system}: ${x.failed} clients failed, ${x.publishFailed} publishes failed, ${x.listed} of ${x.connections} listed`);
   const broken = problems.splice(0);
   // Below the peer measured in the same run.
@@ -499,6 +537,10 @@ async function main(): Promise<void> {
     size: only.includes('size') ? await runAtSize() : [],
     ceiling: only.includes('ceiling') ? await runCeiling() : [],
     bystander: only.includes('bystander') ? await runBystander() : [],
+    reconnect: [
+      ...(only.includes('reconnect') ? await runReconnect({ instances: PLAN.reconnectInstances, perInstance: PLAN.reconnectPerInstance, traffic: PLAN.reconnectTraffic }) : []),
+      ...(only.includes('reconnect-size') ? await runReconnect(RECONNECT_AT_SIZE) : []),
+    ],
   };
   console.log(formatTables(results));
   const dir = join(ROOT, 'bench', 'results');

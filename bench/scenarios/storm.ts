@@ -6,12 +6,9 @@
  * written (read-your-writes) — so this is also what that guarantee costs. At the end
  * the server API must count every client in the room.
  */
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { ROOT } from '../../test/harness/process.ts';
 import { TEST_SECRET } from '../../test/harness/tokens.ts';
 import type { StormConfig, StormReport } from '../clients/storm.ts';
-import { loopbacks, payload, percentile } from '../load.ts';
+import { loopbacks, payload, percentile, spawnGenerator } from '../load.ts';
 import { cpuMs, postgresCpuMs } from '../proc.ts';
 import type { RunningSystem } from '../systems.ts';
 
@@ -58,12 +55,9 @@ export async function storm(system: RunningSystem, connections: number, options:
       localAddresses: loopbacks(8).slice(p * 4, p * 4 + 4),
       presign: options.presign,
     };
-    const script = join(ROOT, 'bench', 'clients', 'storm.ts');
-    return spawn(options.generator === 'bun' ? join(ROOT, 'node_modules', '.bin', 'bun') : 'node', options.generator === 'bun' ? [script] : ['--import', 'tsx', script], {
-      cwd: ROOT,
-      env: { ...process.env, STORM: JSON.stringify(config) },
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
+    const child = spawnGenerator('storm.ts', { STORM: JSON.stringify(config) }, options.generator ?? 'node', 'pipe');
+    child.stderr!.pipe(process.stderr);
+    return child;
   });
   const reports = children.map(
     (child) =>

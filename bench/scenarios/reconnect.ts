@@ -1,0 +1,278 @@
+/**
+ * Reconnect storm (issue 25, item 4): instances on one Postgres each hold their share of
+ * clients (bench/clients/reconnecting.ts: every client a user of its own in one of many
+ * rooms, reconnecting with the bundled client's backoff through a balancer's round robin and
+ * resuming with `since`). A publisher POSTs single messages to the rooms through the other
+ * instances at a steady rate. Then one instance is SIGKILLed, or sent SIGTERM (it drains,
+ * spreading its closes over MESH_DRAIN_TIME), and its clients come back to the others.
+ *
+ * Measured: the time from the signal until every client is subscribed again, each client's
+ * own drop-to-back time, the publisher's p99 before and during the storm, the survivors'
+ * open files and memory at their height, and the time until presence counts exactly the
+ * clients there are (a killed instance's rows are reaped after MESH_INSTANCE_TTL). Then every
+ * acknowledged message must have reached every client of its room exactly once.
+ */
+import type { ChildProcess } from 'node:child_process';
+import postgres from 'postgres';
+import { TEST_SECRET } from '../../test/harness/tokens.ts';
+import type { ReconnectingConfig, ReconnectingReport } from '../clients/reconnecting.ts';
+import { payload, percentile, spawnGenerator } from '../load.ts';
+import { cpuMs, openFileLimit, openFiles, postgresCpuMs, rssBytes } from '../proc.ts';
+import type { RunningSystem } from '../systems.ts';
+
+export interface ReconnectResult {
+  system: string;
+  signal: 'SIGKILL' | 'SIGTERM';
+  instances: number;
+  connections: number;
+  /** Clients of the stopped instance that dropped and came back. */
+  moved: number;
+  /** From the signal until every client is subscribed again, s. */
+  allBackSeconds: number;
+  /** Each moved client's drop-to-resubscribed time, ms. */
+  backP50: number;
+  backP99: number;
+  backMax: number;
+  /** Connection attempts that failed along the way (refused, 503 while draining, timed out). */
+  attemptsFailed: number;
+  /** The publisher's single POSTs to the survivors: p99 before the signal and from it until presence settled, ms; failures. */
+  publishP99Before: number;
+  publishP99During: number;
+  publishFailed: number;
+  published: number;
+  /** From the signal until presence counted exactly the clients there are, s. */
+  presenceSettledSeconds: number;
+  /** Acknowledged messages some client of its room never got, and deliveries out of sequence (gaps, duplicates). */
+  lost: number;
+  outOfOrder: number;
+  expired: number;
+  /** The survivors at the height of the storm: the most open files one held, its limit, and the most memory one used. */
+  maxOpenFiles: number;
+  openFileLimit: number;
+  maxRssBytes: number;
+  /** CPU in cores: the survivors (together), Postgres and the client processes; over the steady seconds before the signal, and from it until all were back. */
+  coresBefore: { pgmesh: number; postgres: number; generators: number };
+  coresDuring: { pgmesh: number; postgres: number; generators: number };
+}
+
+type CpuReading = { at: number; pgmesh: number; postgres: number; generators: number };
+
+/** What each side spent between two readings, in cores. */
+function cores(from: CpuReading, to: CpuReading): { pgmesh: number; postgres: number; generators: number } {
+  const wall = to.at - from.at;
+  return { pgmesh: (to.pgmesh - from.pgmesh) / wall, postgres: (to.postgres - from.postgres) / wall, generators: (to.generators - from.generators) / wall };
+}
+
+/** Clients per generator process (each has its own open-file limit of 20,000 here). */
+const PER_PROCESS = 10_000;
+const ROOM_PREFIX = 'storm-room-';
+const BEFORE_MS = 3_000;
+const DEADLINE_MS = 120_000;
+
+interface Pool {
+  reports: ReconnectingReport[];
+  samples: number[];
+  /** Resolves once a report arrives from every process. */
+  fresh(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function startPool(urls: string[], connections: number, rooms: number): Promise<Pool> {
+  const processes = Math.ceil(connections / PER_PROCESS);
+  const children: ChildProcess[] = [];
+  const reports: ReconnectingReport[] = [];
+  const pool: Pool = { reports, samples: [], fresh: () => Promise.resolve(), stop: async () => {} };
+  const waiters = new Set<() => void>();
+  const readies: Promise<void>[] = [];
+  let first = 0;
+  for (let p = 0; p < processes; p++) {
+    const count = Math.floor(connections / processes) + (p < connections % processes ? 1 : 0);
+    const config: ReconnectingConfig = { urls, first, count, rooms, roomPrefix: ROOM_PREFIX, secret: TEST_SECRET, prefix: 'back-', concurrency: 64 };
+    first += count;
+    const child = spawnGenerator('reconnecting.ts', { RECONNECTING: JSON.stringify(config) }, 'bun');
+    children.push(child);
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    readies.push(
+      new Promise((resolve, reject) => {
+        let buffer = '';
+        child.once('exit', (code) => reject(new Error(`reconnecting clients exited (${code}): ${err}`)));
+        child.stdout!.on('data', (d) => {
+          buffer += d;
+          let nl: number;
+          while ((nl = buffer.indexOf('\n')) >= 0) {
+            const line = JSON.parse(buffer.slice(0, nl)) as { ready?: number; report?: ReconnectingReport };
+            buffer = buffer.slice(nl + 1);
+            if (line.ready !== undefined) resolve();
+            if (line.report) {
+              reports[p] = line.report;
+              pool.samples.push(...line.report.samples);
+              for (const w of [...waiters]) w();
+            }
+          }
+        });
+      }),
+    );
+  }
+  pool.fresh = () =>
+    new Promise<void>((resolve) => {
+      let pending = processes;
+      const w = () => {
+        if (--pending > 0) return;
+        waiters.delete(w);
+        resolve();
+      };
+      waiters.add(w);
+    });
+  pool.stop = async () => {
+    await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((resolve) => (c.once('exit', resolve), c.kill('SIGKILL'))))));
+  };
+  try {
+    await Promise.all(readies);
+  } catch (err) {
+    await pool.stop();
+    throw err;
+  }
+  await pool.fresh();
+  return pool;
+}
+
+const sum = (pool: Pool, key: 'connected' | 'drops' | 'back' | 'attemptsFailed' | 'errors' | 'expired') => pool.reports.reduce((n, r) => n + r[key], 0);
+
+/** One room's fewest messages held by any of its clients, over every process. */
+function roomMin(pool: Pool, room: number): number {
+  let min = Infinity;
+  for (const r of pool.reports) if (r.roomMin[room] != null && r.roomMin[room]! < min) min = r.roomMin[room]!;
+  return min;
+}
+
+/** A publisher of single POSTs, one lane per room so each room's messages are in order, spread over `urls` by turns. */
+function startPublisher(urls: string[], rooms: number, ratePerSec: number) {
+  const acked = new Array<number>(rooms).fill(0);
+  const times: { at: number; ms: number }[] = [];
+  let failed = 0;
+  let running = true;
+  let turn = 0;
+  const everyMs = (rooms / ratePerSec) * 1000;
+  const lanes = Array.from({ length: rooms }, async (_, room) => {
+    await new Promise((resolve) => setTimeout(resolve, (room / rooms) * everyMs)); // staggering the lanes over one period
+    while (running) {
+      const started = performance.now();
+      const response = await fetch(urls[turn++ % urls.length]!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ c: `${ROOM_PREFIX}${room}`, d: payload(acked[room]!, room) }),
+      }).catch(() => null);
+      await response?.arrayBuffer();
+      if (response?.status === 200) {
+        acked[room]!++;
+        times.push({ at: started, ms: performance.now() - started });
+      } else failed++;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, everyMs - (performance.now() - started)))); // pacing the lane
+    }
+  });
+  return {
+    acked,
+    times,
+    failed: () => failed,
+    stop: async () => {
+      running = false;
+      await Promise.all(lanes);
+    },
+  };
+}
+
+/**
+ * Fills `instances` with `perInstance` clients each, publishes `rate` msg/s over `rooms` rooms through all
+ * but the last instance, then stops the last one with `signal` and measures the storm.
+ */
+export async function reconnectStorm(
+  instances: RunningSystem[],
+  databaseUrl: string,
+  perInstance: number,
+  signal: 'SIGKILL' | 'SIGTERM',
+  traffic: { rooms: number; rate: number },
+): Promise<ReconnectResult> {
+  const connections = perInstance * instances.length;
+  const victim = instances[instances.length - 1]!;
+  const survivors = instances.slice(0, -1);
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  const urls = instances.map((i) => `${i.httpUrl.replace('http', 'ws')}/v1/ws`);
+  const pool = await startPool(urls, connections, traffic.rooms);
+  const publisher = startPublisher(
+    survivors.map((s) => s.publishUrl),
+    traffic.rooms,
+    traffic.rate,
+  );
+  try {
+    console.error(`bench:   ${connections} clients in; publishing ${traffic.rate} msg/s; ${signal} in ${BEFORE_MS / 1000} s`);
+    const cpu = () => ({ at: performance.now(), pgmesh: survivors.reduce((n, i) => n + cpuMs(i.pid), 0), postgres: postgresCpuMs(), generators: pool.reports.reduce((n, r) => n + r.cpuMs, 0) });
+    const cpu0 = cpu();
+    await new Promise((resolve) => setTimeout(resolve, BEFORE_MS)); // the publisher's steady state before the signal
+    const cpu1 = cpu();
+    const rssLimit = { maxOpenFiles: 0, maxRssBytes: 0 };
+    const watch = setInterval(() => {
+      for (const s of survivors) {
+        rssLimit.maxOpenFiles = Math.max(rssLimit.maxOpenFiles, openFiles(s.pid));
+        rssLimit.maxRssBytes = Math.max(rssLimit.maxRssBytes, rssBytes(s.pid));
+      }
+    }, 250);
+    const signalled = performance.now();
+    pool.samples.length = 0;
+    process.kill(victim.pid, signal);
+    let allBack = NaN;
+    let presenceSettled = NaN;
+    let cpu2 = cpu1;
+    const deadline = signalled + DEADLINE_MS;
+    // Every client subscribed again (after at least one drop), and presence counting exactly them.
+    while (performance.now() < deadline && (Number.isNaN(allBack) || Number.isNaN(presenceSettled))) {
+      await Promise.race([pool.fresh(), new Promise((resolve) => setTimeout(resolve, 1000))]); // a report, or a second without one
+      const now = performance.now();
+      // All back: every client of the stopped instance dropped (a drain spreads them out) and is subscribed again.
+      if (Number.isNaN(allBack) && sum(pool, 'drops') >= perInstance && sum(pool, 'connected') === connections && sum(pool, 'back') === sum(pool, 'drops')) {
+        allBack = now;
+        cpu2 = cpu();
+      }
+      if (Number.isNaN(presenceSettled) && !Number.isNaN(allBack)) {
+        const [row] = await sql`select count(*)::int8 as n from mesh_connection`;
+        if (Number(row!.n) === connections) presenceSettled = performance.now();
+      }
+    }
+    clearInterval(watch);
+    const during = publisher.times.filter((t) => t.at >= signalled && t.at <= (Number.isNaN(presenceSettled) ? deadline : presenceSettled)).map((t) => t.ms);
+    const before = publisher.times.filter((t) => t.at < signalled).map((t) => t.ms);
+    await publisher.stop();
+    // Every acknowledged message reaches every client of its room (within 30 s of the last publish).
+    const settle = performance.now() + 30_000;
+    const missing = () => publisher.acked.reduce((n, count, room) => n + Math.max(0, count - roomMin(pool, room)), 0);
+    while (missing() > 0 && performance.now() < settle) await pool.fresh();
+    return {
+      system: victim.name,
+      signal,
+      instances: instances.length,
+      connections,
+      moved: sum(pool, 'back'),
+      allBackSeconds: (allBack - signalled) / 1000,
+      backP50: percentile(pool.samples, 50),
+      backP99: percentile(pool.samples, 99),
+      backMax: pool.samples.reduce((a, b) => Math.max(a, b), 0),
+      attemptsFailed: sum(pool, 'attemptsFailed'),
+      publishP99Before: percentile(before, 99),
+      publishP99During: percentile(during, 99),
+      publishFailed: publisher.failed(),
+      published: publisher.acked.reduce((a, b) => a + b, 0),
+      presenceSettledSeconds: (presenceSettled - signalled) / 1000,
+      lost: missing(),
+      outOfOrder: sum(pool, 'errors'),
+      expired: sum(pool, 'expired'),
+      openFileLimit: openFileLimit(survivors[0]!.pid),
+      coresBefore: cores(cpu0, cpu1),
+      coresDuring: cores(cpu1, cpu2),
+      ...rssLimit,
+    };
+  } finally {
+    await publisher.stop();
+    await pool.stop();
+    await sql.end();
+  }
+}
