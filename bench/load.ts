@@ -34,38 +34,45 @@ export function loopbacks(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `127.0.0.${i + 1}`);
 }
 
+/** Load-generator processes that print {"ready":n} once ready, then {"report":...} lines. */
+export interface ReportingProcesses<R> {
+  /** The latest report of each process. */
+  reports: R[];
+  /** Resolves once as many reports arrived as there are processes (a fresh one from each, as they report at one pace). */
+  fresh(): Promise<void>;
+  /** Kills them all. */
+  stop(): Promise<void>;
+}
+
 /**
- * Starts `processes` subscriber processes sharing `count` connections; resolves when all are subscribed.
- * They run on Node (`ws`) unless `runtime` is bun (Bun's native `ws`: far cheaper per message, which
- * matters where the generators, not the server, would set the pace).
+ * Starts `processes` generators (`spawnOne(p)`), each report also handed to `onReport`; resolves when every
+ * one said it is ready, and rejects (having stopped them all) if one exits first.
  */
-export async function startSubscribers(processes: number, config: Omit<SubscriberConfig, 'count'> & { count: number }, runtime: 'node' | 'bun' = 'node'): Promise<SubscriberPool> {
+export async function startReporting<R>(processes: number, spawnOne: (p: number) => ChildProcess, initial: R | undefined, onReport: (report: R) => void): Promise<ReportingProcesses<R>> {
   const children: ChildProcess[] = [];
-  const reports: SubscriberReport[] = [];
-  let samples: number[] = [];
+  const reports: R[] = [];
   const waiters = new Set<() => void>();
   const readies: Promise<void>[] = [];
   for (let p = 0; p < processes; p++) {
-    const count = Math.floor(config.count / processes) + (p < config.count % processes ? 1 : 0);
-    const child = spawnGenerator('subscribers.ts', { SUBSCRIBERS: JSON.stringify({ ...config, count }) }, runtime);
+    const child = spawnOne(p);
     children.push(child);
-    reports.push({ ready: 0, min: 0, total: 0, errors: 0, samples: [], cpuMs: 0, closed: 0 });
+    if (initial !== undefined) reports.push(initial);
     let err = '';
     child.stderr!.on('data', (d) => (err += d));
     readies.push(
       new Promise((resolve, reject) => {
         let buffer = '';
-        child.once('exit', (code) => reject(new Error(`subscriber process exited (${code}): ${err}`)));
+        child.once('exit', (code) => reject(new Error(`load generator exited (${code}): ${err}`)));
         child.stdout!.on('data', (d) => {
           buffer += d;
           let nl: number;
           while ((nl = buffer.indexOf('\n')) >= 0) {
-            const line = JSON.parse(buffer.slice(0, nl)) as { ready?: number; report?: SubscriberReport };
+            const line = JSON.parse(buffer.slice(0, nl)) as { ready?: number; report?: R };
             buffer = buffer.slice(nl + 1);
             if (line.ready !== undefined) resolve();
             if (line.report) {
-              samples = samples.concat(line.report.samples);
               reports[p] = line.report;
+              onReport(line.report);
               for (const w of [...waiters]) w();
             }
           }
@@ -73,30 +80,19 @@ export async function startSubscribers(processes: number, config: Omit<Subscribe
       }),
     );
   }
-  await Promise.all(readies);
-  return {
+  const running: ReportingProcesses<R> = {
     reports,
-    drainSamples() {
-      const out = samples;
-      samples = [];
-      return out;
-    },
-    min: () => Math.min(...reports.map((r) => r.min)),
-    errors: () => reports.reduce((n, r) => n + r.errors, 0),
-    closed: () => reports.reduce((n, r) => n + r.closed, 0),
-    cpuMs: () => reports.reduce((n, r) => n + r.cpuMs, 0),
     fresh: () =>
       new Promise<void>((resolve) => {
         let pending = processes;
         const w = () => {
-          if (--pending === 0) {
-            waiters.delete(w);
-            resolve();
-          }
+          if (--pending > 0) return;
+          waiters.delete(w);
+          resolve();
         };
         waiters.add(w);
       }),
-    async stop() {
+    stop: async () => {
       await Promise.all(
         children.map(
           (c) =>
@@ -108,6 +104,46 @@ export async function startSubscribers(processes: number, config: Omit<Subscribe
         ),
       );
     },
+  };
+  try {
+    await Promise.all(readies);
+  } catch (err) {
+    await running.stop();
+    throw err;
+  }
+  return running;
+}
+
+/**
+ * Starts `processes` subscriber processes sharing `count` connections; resolves when all are subscribed.
+ * They run on Node (`ws`) unless `runtime` is bun (Bun's native `ws`: far cheaper per message, which
+ * matters where the generators, not the server, would set the pace).
+ */
+export async function startSubscribers(processes: number, config: Omit<SubscriberConfig, 'count'> & { count: number }, runtime: 'node' | 'bun' = 'node'): Promise<SubscriberPool> {
+  let samples: number[] = [];
+  const running = await startReporting<SubscriberReport>(
+    processes,
+    (p) => {
+      const count = Math.floor(config.count / processes) + (p < config.count % processes ? 1 : 0);
+      return spawnGenerator('subscribers.ts', { SUBSCRIBERS: JSON.stringify({ ...config, count }) }, runtime);
+    },
+    { ready: 0, min: 0, total: 0, errors: 0, samples: [], cpuMs: 0, closed: 0 },
+    (report) => (samples = samples.concat(report.samples)),
+  );
+  const { reports } = running;
+  return {
+    reports,
+    drainSamples() {
+      const out = samples;
+      samples = [];
+      return out;
+    },
+    min: () => Math.min(...reports.map((r) => r.min)),
+    errors: () => reports.reduce((n, r) => n + r.errors, 0),
+    closed: () => reports.reduce((n, r) => n + r.closed, 0),
+    cpuMs: () => reports.reduce((n, r) => n + r.cpuMs, 0),
+    fresh: running.fresh,
+    stop: running.stop,
   };
 }
 

@@ -12,11 +12,10 @@
  * clients there are (a killed instance's rows are reaped after MESH_INSTANCE_TTL). Then every
  * acknowledged message must have reached every client of its room exactly once.
  */
-import type { ChildProcess } from 'node:child_process';
 import postgres from 'postgres';
 import { TEST_SECRET } from '../../test/harness/tokens.ts';
 import type { ReconnectingConfig, ReconnectingReport } from '../clients/reconnecting.ts';
-import { payload, percentile, spawnGenerator } from '../load.ts';
+import { payload, percentile, spawnGenerator, startReporting, type ReportingProcesses } from '../load.ts';
 import { cpuMs, openFileLimit, openFiles, postgresCpuMs, rssBytes } from '../proc.ts';
 import type { RunningSystem } from '../systems.ts';
 
@@ -69,72 +68,29 @@ const ROOM_PREFIX = 'storm-room-';
 const BEFORE_MS = 3_000;
 const DEADLINE_MS = 120_000;
 
-interface Pool {
-  reports: ReconnectingReport[];
+interface Pool extends ReportingProcesses<ReconnectingReport> {
+  /** Drop-to-back times reported so far, ms. */
   samples: number[];
-  /** Resolves once a report arrives from every process. */
-  fresh(): Promise<void>;
-  stop(): Promise<void>;
 }
 
 async function startPool(urls: string[], connections: number, rooms: number): Promise<Pool> {
   const processes = Math.ceil(connections / PER_PROCESS);
-  const children: ChildProcess[] = [];
-  const reports: ReconnectingReport[] = [];
-  const pool: Pool = { reports, samples: [], fresh: () => Promise.resolve(), stop: async () => {} };
-  const waiters = new Set<() => void>();
-  const readies: Promise<void>[] = [];
-  let first = 0;
-  for (let p = 0; p < processes; p++) {
-    const count = Math.floor(connections / processes) + (p < connections % processes ? 1 : 0);
-    const config: ReconnectingConfig = { urls, first, count, rooms, roomPrefix: ROOM_PREFIX, secret: TEST_SECRET, prefix: 'back-', concurrency: 64 };
-    first += count;
-    const child = spawnGenerator('reconnecting.ts', { RECONNECTING: JSON.stringify(config) }, 'bun');
-    children.push(child);
-    let err = '';
-    child.stderr!.on('data', (d) => (err += d));
-    readies.push(
-      new Promise((resolve, reject) => {
-        let buffer = '';
-        child.once('exit', (code) => reject(new Error(`reconnecting clients exited (${code}): ${err}`)));
-        child.stdout!.on('data', (d) => {
-          buffer += d;
-          let nl: number;
-          while ((nl = buffer.indexOf('\n')) >= 0) {
-            const line = JSON.parse(buffer.slice(0, nl)) as { ready?: number; report?: ReconnectingReport };
-            buffer = buffer.slice(nl + 1);
-            if (line.ready !== undefined) resolve();
-            if (line.report) {
-              reports[p] = line.report;
-              pool.samples.push(...line.report.samples);
-              for (const w of [...waiters]) w();
-            }
-          }
-        });
-      }),
-    );
-  }
-  pool.fresh = () =>
-    new Promise<void>((resolve) => {
-      let pending = processes;
-      const w = () => {
-        if (--pending > 0) return;
-        waiters.delete(w);
-        resolve();
-      };
-      waiters.add(w);
-    });
-  pool.stop = async () => {
-    await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((resolve) => (c.once('exit', resolve), c.kill('SIGKILL'))))));
-  };
-  try {
-    await Promise.all(readies);
-  } catch (err) {
-    await pool.stop();
-    throw err;
-  }
-  await pool.fresh();
-  return pool;
+  const samples: number[] = [];
+  const running = await startReporting<ReconnectingReport>(
+    processes,
+    (p) => {
+      const per = Math.floor(connections / processes);
+      const count = per + (p < connections % processes ? 1 : 0);
+      const first = p * per + Math.min(p, connections % processes);
+      const config: ReconnectingConfig = { urls, first, count, rooms, roomPrefix: ROOM_PREFIX, secret: TEST_SECRET, prefix: 'back-', concurrency: 64 };
+      return spawnGenerator('reconnecting.ts', { RECONNECTING: JSON.stringify(config) }, 'bun');
+    },
+    undefined,
+    (report) => samples.push(...report.samples),
+  );
+  // Every process has reported once: the sums below count them all.
+  await running.fresh();
+  return { ...running, samples };
 }
 
 const sum = (pool: Pool, key: 'connected' | 'drops' | 'back' | 'attemptsFailed' | 'errors' | 'expired') => pool.reports.reduce((n, r) => n + r[key], 0);
