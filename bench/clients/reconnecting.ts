@@ -1,8 +1,8 @@
 /**
  * Clients that come back (issue 25, item 4): a load-generator process (Bun) of WebSockets,
  * each a user of its own in one of `rooms` rooms. When its connection drops, a client
- * reconnects as the bundled browser client does — jittered backoff from 0.25 s doubling to
- * 15 s — to whichever instance the balancer gives next (a round robin with no stickiness; an
+ * reconnects as the bundled browser client does — a delay doubling from 0.25 s to 15 s, of
+ * which it waits a random half to all — to whichever instance the balancer gives next (a round robin with no stickiness; an
  * instance that refused or answered 503 costs that client an attempt and is skipped for the
  * next 2 s, as a balancer's health check would take it out), and resumes its room from the
  * last id it saw (`since`).
@@ -42,9 +42,8 @@ export interface ReconnectingReport {
   errors: number;
   /** `expired` notices: a resume asked for history retention had already deleted. */
   expired: number;
-  /** Per room: the fewest and the most of its messages a client of this process has (null: none of its clients are here). */
+  /** Per room: the fewest of its messages a client of this process has (null: none of its clients are here). */
   roomMin: (number | null)[];
-  roomMax: (number | null)[];
   /** Drop-to-resubscribed times of the clients back since the last report, ms. */
   samples: number[];
   cpuMs: number;
@@ -77,7 +76,7 @@ interface Client {
 }
 
 let balancer = 0;
-/** When each instance may be tried again: one that refused an attempt is skipped meanwhile, as a balancer's health check (or Fly's proxy, which retries elsewhere) would. */
+/** When each instance may be tried again: one that refused an attempt is skipped meanwhile, as a balancer's health check would take it out. */
 const downUntil = new Array<number>(config.urls.length).fill(0);
 const HEALTH_CHECK_MS = 2_000;
 
@@ -89,6 +88,7 @@ function nextInstance(): number {
   }
   return balancer++ % config.urls.length;
 }
+
 let connected = 0;
 let drops = 0;
 let back = 0;
@@ -117,7 +117,7 @@ function onFrame(client: Client, text: string, ready: () => void): void {
   if (frame.event === 'expired') expired++;
   if (frame.op === 'subscribe' && frame.success === true) {
     // The first subscription starts from the server's position; a resume keeps the last id seen (its replay follows).
-    if (client.lastId === 0) client.lastId = frame.position ?? 0;
+    if (client.droppedAt === null) client.lastId = Math.max(client.lastId, frame.position ?? 0);
     ready();
   }
 }
@@ -209,15 +209,14 @@ async function main(): Promise<void> {
   await Promise.all(Array.from({ length: config.concurrency }, lane));
   process.stdout.write(`${JSON.stringify({ ready: connected })}\n`);
   setInterval(() => {
+    // Infinity is written as null: a room none of this process's clients is in.
     const roomMin = new Array<number>(config.rooms).fill(Infinity);
-    const roomMax = new Array<number>(config.rooms).fill(-Infinity);
     for (const c of clients) {
       const got = c.lastSeq + 1;
       if (got < roomMin[c.roomIndex]!) roomMin[c.roomIndex] = got;
-      if (got > roomMax[c.roomIndex]!) roomMax[c.roomIndex] = got;
     }
     const cpu = process.cpuUsage();
-    const report: ReconnectingReport = { connected, drops, back, attemptsFailed, errors, expired, roomMin, roomMax, samples, cpuMs: (cpu.user + cpu.system) / 1000 };
+    const report: ReconnectingReport = { connected, drops, back, attemptsFailed, errors, expired, roomMin, samples, cpuMs: (cpu.user + cpu.system) / 1000 };
     samples = [];
     process.stdout.write(`${JSON.stringify({ report })}\n`);
   }, 200);
