@@ -50,6 +50,8 @@ describe('HS256 with JWT_SECRET, JWT_ISSUER and JWT_AUDIENCE', () => {
     ['for another audience', () => token('u1', { ...claims, aud: 'other' }), 5, 'ERR_TOKEN_CLAIM'],
     ['without a subject', async () => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(TEST_SECRET)), 5, 'ERR_TOKEN_CLAIM'],
     ['not a JWT at all', async () => 'garbage', 2, 'ERR_TOKEN_INVALID'],
+    // $-uids are pgmesh's own connections (consoles, Mercure, Pusher members): presence and the limits pass them by.
+    ['naming a $-user (as a console is named)', () => token('$console', claims), 5, 'ERR_TOKEN_CLAIM'],
     ['signed with an RSA key the server does not know', () => signWith(rsa, 'u1', claims), 2, 'ERR_TOKEN_INVALID'],
   ];
   for (const [what, make, code, reason] of refusals) {

@@ -50,6 +50,16 @@ describe('limits', () => {
     expect((await refusals()).per_user).toBe(1);
   });
 
+  test("MESH_MAX_CONNECTIONS_PER_USER counts users: operators' consoles (uid $console, one for all of them) are not held to it", async () => {
+    const signIn = await fetch(`${mesh.url}/console/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(signIn.status).toBe(200);
+    const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+    const { token: consoleToken } = (await (await fetch(`${mesh.url}/console/session`, { headers: { cookie } })).json()) as { token: string };
+    const consoles = await Promise.all([1, 2, 3].map(() => mesh.connect()));
+    for (const socket of consoles) expect(await socket.request({ op: 'auth', token: consoleToken })).toMatchObject({ success: true, uid: '$console' });
+    for (const socket of consoles) expect(await socket.request({ op: 'ping' })).toEqual({ op: 'pong' });
+  });
+
   test('a Pusher socket that neither subscribes nor signs in within MESH_AUTH_TIMEOUT is closed with 4100 (pusher-js backs off and comes again)', async () => {
     const idle = await mesh.connect('', `/app/${APP.key}`);
     const busy = await mesh.connect('', `/app/${APP.key}`);

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { MeshError } from './errors.ts';
 import { DEFAULT_MAX_JSON_DEPTH, isIdText, readJson } from './edge-input.ts';
 import { type Answer, RedirectRefused, callOut } from './outbound.ts';
-import type { Grants } from './channels.ts';
+import { RESERVED_PREFIX, type Grants } from './channels.ts';
 
 /** A verified caller: their grants and when their token stops being valid. */
 export interface Identity extends Grants {
@@ -191,6 +191,9 @@ function identityFrom(payload: unknown): Identity {
   if (!claims.success) throw new MeshError('ERR_TOKEN_CLAIM', `token claims malformed: ${claims.error.issues[0]?.path.join('.')}`);
   const uid = claims.data.sub ?? claims.data.uid;
   if (uid === undefined) throw new MeshError('ERR_TOKEN_CLAIM', 'token has no "sub"');
+  // $-uids are pgmesh's own connections (consoles, Mercure subscribers, Pusher members), which presence,
+  // webhooks and the limits treat as no one: a user named so would be hidden, and unlimited.
+  if (String(uid).startsWith(RESERVED_PREFIX)) throw new MeshError('ERR_TOKEN_CLAIM', 'a user id may not start with "$" (pgmesh\'s own connections)');
   return {
     uid: String(uid),
     subscribe: claims.data.channels ?? NO_GRANTS,

@@ -314,7 +314,8 @@ export class Gateway {
     const identity = await this.#o.auth.verify(token);
     stillOpen(session);
     const previous = session.identity;
-    const max = this.#o.maxConnectionsPerUser;
+    // A limit on users: a $-uid is pgmesh's own (every operator's console is '$console'), no one's connections.
+    const max = identity.uid.startsWith(RESERVED_PREFIX) ? 0 : this.#o.maxConnectionsPerUser;
     if (max > 0 && previous?.uid !== identity.uid && this.#o.hub.sessionsOf(identity.uid).filter((s) => !s.closed && s !== session).length >= max) {
       this.#o.onLimit?.('per_user');
       // After the reply, which says why: the client backs off rather than retrying at once.
