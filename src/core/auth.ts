@@ -39,6 +39,14 @@ export const CONSOLE_ISSUER = 'pgmesh-console';
 export const CONSOLE_UID = '$console';
 const CONSOLE_GRANTS: readonly string[] = Object.freeze(['*']);
 
+/**
+ * Whether `uid` is one of pgmesh's own connections (a console, a Mercure subscriber, a Pusher member), not
+ * a user: no token may name one, and the user limits, rpc and user webhooks pass them by.
+ */
+export function isOwnConnection(uid: string): boolean {
+  return uid.startsWith(RESERVED_PREFIX);
+}
+
 /** Most bytes of an AUTH_URL answer or a key set that are read. */
 const MAX_ANSWER = 256 * 1024;
 
@@ -193,7 +201,7 @@ function identityFrom(payload: unknown): Identity {
   if (uid === undefined) throw new MeshError('ERR_TOKEN_CLAIM', 'token has no "sub"');
   // $-uids are pgmesh's own connections (consoles, Mercure subscribers, Pusher members), which presence,
   // webhooks and the limits treat as no one: a user named so would be hidden, and unlimited.
-  if (String(uid).startsWith(RESERVED_PREFIX)) throw new MeshError('ERR_TOKEN_CLAIM', 'a user id may not start with "$" (pgmesh\'s own connections)');
+  if (isOwnConnection(String(uid))) throw new MeshError('ERR_TOKEN_CLAIM', 'a user id may not start with "$" (pgmesh\'s own connections)');
   return {
     uid: String(uid),
     subscribe: claims.data.channels ?? NO_GRANTS,

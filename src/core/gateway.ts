@@ -5,9 +5,9 @@
  * message log and returns a typed Reply for the transport to encode. Ops of
  * one session run one at a time, in order.
  */
-import type { Authenticator, Identity } from './auth.ts';
+import { isOwnConnection, type Authenticator, type Identity } from './auth.ts';
 import type { Backend } from './backend.ts';
-import { RESERVED_PREFIX, canPublish, canSubscribe, isOwnChannel, presenceChannel, resolveChannel, userChannel } from './channels.ts';
+import { canPublish, canSubscribe, isOwnChannel, presenceChannel, resolveChannel, userChannel } from './channels.ts';
 import type { CommandTarget, MeshCommand } from './commands.ts';
 import { MeshError, asMeshError, type MeshErrorCode } from './errors.ts';
 import type { Hub } from './hub.ts';
@@ -314,8 +314,8 @@ export class Gateway {
     const identity = await this.#o.auth.verify(token);
     stillOpen(session);
     const previous = session.identity;
-    // A limit on users: a $-uid is pgmesh's own (every operator's console is '$console'), no one's connections.
-    const max = identity.uid.startsWith(RESERVED_PREFIX) ? 0 : this.#o.maxConnectionsPerUser;
+    // A limit on users: pgmesh's own connections (every operator's console is '$console') are no one's.
+    const max = isOwnConnection(identity.uid) ? 0 : this.#o.maxConnectionsPerUser;
     if (max > 0 && previous?.uid !== identity.uid && this.#o.hub.sessionsOf(identity.uid).filter((s) => !s.closed && s !== session).length >= max) {
       this.#o.onLimit?.('per_user');
       // After the reply, which says why: the client backs off rather than retrying at once.
@@ -602,7 +602,7 @@ export class Gateway {
   async #rpc(session: Session, command: Extract<Command, { op: 'rpc' }>): Promise<Reply> {
     const identity = need(session);
     // pgmesh's own connections (an open console: uid $console) are nobody your backend knows.
-    if (identity.uid.startsWith(RESERVED_PREFIX)) throw new MeshError('ERR_FORBIDDEN', 'this connection is not a user: it calls no backend');
+    if (isOwnConnection(identity.uid)) throw new MeshError('ERR_FORBIDDEN', 'this connection is not a user: it calls no backend');
     if (this.#o.backend === undefined) throw new MeshError('ERR_RPC_UNAVAILABLE', 'this server has no backend for rpc (MESH_RPC_URL)');
     const answer = await this.#o.backend.rpc({ method: command.method, data: command.data ?? null, uid: identity.uid, connection: session.id });
     const tooBig = answer.publish.find((m) => m.data.length > this.#o.maxMessage || encoder.encode(m.data).length > this.#o.maxMessage);
