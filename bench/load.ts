@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT } from '../test/harness/process.ts';
 import type { SubscriberConfig, SubscriberReport } from './clients/subscribers.ts';
+import { spawnNative, tokensFile } from './native.ts';
 
 export interface SubscriberPool {
   /** Latest report of each process. */
@@ -117,15 +118,26 @@ export async function startReporting<R>(processes: number, spawnOne: (p: number)
 /**
  * Starts `processes` subscriber processes sharing `count` connections; resolves when all are subscribed.
  * They run on Node (`ws`) unless `runtime` is bun (Bun's native `ws`: far cheaper per message, which
- * matters where the generators, not the server, would set the pace).
+ * matters where the generators, not the server, would set the pace) or native (bench/clients/wsclients.c,
+ * cheaper still: pgmesh's protocol only, and with `users` every connection a user of its own across processes).
  */
-export async function startSubscribers(processes: number, config: Omit<SubscriberConfig, 'count'> & { count: number }, runtime: 'node' | 'bun' = 'node'): Promise<SubscriberPool> {
+export async function startSubscribers(processes: number, config: Omit<SubscriberConfig, 'count'> & { count: number }, runtime: 'node' | 'bun' | 'native' = 'node'): Promise<SubscriberPool> {
   let samples: number[] = [];
+  const share = (p: number) => Math.floor(config.count / processes) + (p < config.count % processes ? 1 : 0);
+  const tokens: (string | undefined)[] = [];
+  if (runtime === 'native') {
+    if (config.protocol !== 'pgmesh') throw new Error('the native generator speaks only pgmesh over WebSocket');
+    for (let p = 0, from = 0; p < processes; from += share(p), p++) {
+      tokens[p] = config.users === undefined ? undefined : await tokensFile(`${config.users.prefix}${p}`, config.users.secret, config.users.prefix, from, share(p));
+    }
+  }
   const running = await startReporting<SubscriberReport>(
     processes,
     (p) => {
-      const count = Math.floor(config.count / processes) + (p < config.count % processes ? 1 : 0);
-      return spawnGenerator('subscribers.ts', { SUBSCRIBERS: JSON.stringify({ ...config, count }) }, runtime);
+      const count = share(p);
+      if (runtime !== 'native') return spawnGenerator('subscribers.ts', { SUBSCRIBERS: JSON.stringify({ ...config, count }) }, runtime);
+      const { url, channel, localAddresses, concurrency, sampleEvery, lanes } = config;
+      return spawnNative({ mode: 'hold', url, count, channel, tokens: tokens[p], localAddresses, concurrency, sampleEvery, lanes });
     },
     { ready: 0, min: 0, total: 0, errors: 0, samples: [], cpuMs: 0, closed: 0 },
     (report) => (samples = samples.concat(report.samples)),

@@ -54,7 +54,7 @@ export interface AtSizeResult {
 
 const ROOM = 'at-size-room';
 /** The generators run on Bun: Node's `ws` spends more than the servers do per delivery, and would measure itself. */
-const GENERATOR = 'bun';
+const GENERATOR = 'native';
 const PER_PROCESS = 9_500;
 const IDLE_SECONDS = 20;
 

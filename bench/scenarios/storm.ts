@@ -9,6 +9,7 @@
 import { TEST_SECRET } from '../../test/harness/tokens.ts';
 import type { StormConfig, StormReport } from '../clients/storm.ts';
 import { loopbacks, payload, percentile, spawnGenerator } from '../load.ts';
+import { spawnNative, tokensFile } from '../native.ts';
 import { cpuMs, postgresCpuMs } from '../proc.ts';
 import type { RunningSystem } from '../systems.ts';
 
@@ -36,26 +37,26 @@ const PROCESSES = 2;
 const PUBLISH_EVERY_MS = 10;
 
 /**
- * Storms `system` with `connections` clients. `generator` runs the client processes on Node (`ws`) or
- * Bun; `presign` signs every token before the clock starts (the at-size storm: the server is timed);
+ * Storms `system` with `connections` clients. `generator` runs the client processes on Node (`ws`),
+ * Bun, or natively (bench/clients/wsclients.c, which always has its tokens signed first); `presign` signs
+ * every token before the clock starts (the at-size storm: the server is timed);
  * `concurrency` is the clients each process has connecting at once (64).
  */
-export async function storm(system: RunningSystem, connections: number, options: { generator?: 'node' | 'bun'; presign?: boolean; concurrency?: number } = {}): Promise<StormResult> {
+export async function storm(system: RunningSystem, connections: number, options: { generator?: 'node' | 'bun' | 'native'; presign?: boolean; concurrency?: number } = {}): Promise<StormResult> {
   const url = (await system.wsUrl('storm-room')).replace(/\?.*$/, '');
+  const share = (p: number) => Math.floor(connections / PROCESSES) + (p < connections % PROCESSES ? 1 : 0);
+  // The native generator reads its tokens from a file, signed before the clock starts.
+  const tokens = options.generator === 'native' ? await Promise.all(Array.from({ length: PROCESSES }, (_, p) => tokensFile(`storm${p}`, TEST_SECRET, `storm${p}-`, 0, share(p)))) : [];
   const cpu0 = cpuMs(system.pid);
   const pg0 = postgresCpuMs();
   const started = performance.now();
   const children = Array.from({ length: PROCESSES }, (_, p) => {
-    const config: StormConfig = {
-      url,
-      count: Math.floor(connections / PROCESSES) + (p < connections % PROCESSES ? 1 : 0),
-      concurrency: options.concurrency ?? 64,
-      secret: TEST_SECRET,
-      prefix: `storm${p}-`,
-      localAddresses: loopbacks(8).slice(p * 4, p * 4 + 4),
-      presign: options.presign,
-    };
-    const child = spawnGenerator('storm.ts', { STORM: JSON.stringify(config) }, options.generator ?? 'node', 'pipe');
+    const localAddresses = loopbacks(8).slice(p * 4, p * 4 + 4);
+    const concurrency = options.concurrency ?? 64;
+    const child =
+      options.generator === 'native'
+        ? spawnNative({ mode: 'storm', url, count: share(p), channel: 'storm-room', tokens: tokens[p], localAddresses, concurrency })
+        : spawnGenerator('storm.ts', { STORM: JSON.stringify({ url, count: share(p), concurrency, secret: TEST_SECRET, prefix: `storm${p}-`, localAddresses, presign: options.presign } satisfies StormConfig) }, options.generator ?? 'node', 'pipe');
     child.stderr!.pipe(process.stderr);
     return child;
   });
