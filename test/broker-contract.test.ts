@@ -101,6 +101,41 @@ describe.each(STORE_IMPLEMENTATIONS)('the broker (Store) on %s', (_name, make) =
     expect((await store.history('x', 0, 2)).map((m) => m.data)).toEqual(['x1', 'x2']);
   });
 
+  test('history and cursor reads made together share statements, and each gets its own answer', async () => {
+    const subject = await startedWithApp();
+    const { store } = subject;
+    // 40 channels holding 0 to 3 messages each, 40 users with a cursor on every other one.
+    const channels = Array.from({ length: 40 }, (_, i) => `h${i}`);
+    const ids = await store.publish(channels.flatMap((channel, i) => Array.from({ length: i % 4 }, (_, k) => ({ channel, data: `${channel}-${k}`, sender: null }))));
+    channels.forEach((channel, i) => i % 2 === 0 && store.advanceCursor(`u${i}`, `user:u${i}`, 100 + i));
+    await store.flushCursors();
+    const reads = channels.map((channel, i) => ({ channel, after: i % 3 === 0 ? ids[0]! : 0, limit: 1 + (i % 3) }));
+    const before = subject.statements();
+    const [pages, cursors] = await Promise.all([
+      Promise.all(reads.map((r) => store.history(r.channel, r.after, r.limit))),
+      Promise.all(channels.map((_, i) => store.cursor(`u${i}`, `user:u${i}`))),
+    ]);
+    // A statement or two per kind (the first of each goes alone), not one per read.
+    expect(subject.statements() - before).toBeLessThanOrEqual(6);
+    for (const [i, r] of reads.entries()) {
+      expect(pages[i]!.map((m) => m.data)).toEqual((await store.history(r.channel, r.after, r.limit)).map((m) => m.data));
+      expect(pages[i]!.every((m) => m.channel === r.channel && m.id > r.after)).toBe(true);
+      // ids[0] is h1's first message, and h1 is read from 0: every channel has all its i % 4 messages after its `after`.
+      expect(pages[i]!.length).toBe(Math.min(r.limit, i % 4));
+    }
+    expect(cursors).toEqual(channels.map((_, i) => (i % 2 === 0 ? 100 + i : null)));
+  });
+
+  test('a read the database refuses fails alone: the reads made with it are answered', async () => {
+    const { store } = await startedWithApp();
+    await store.publish([{ channel: 'fine', data: 'kept', sender: null }]);
+    const reads = [store.history('fine', 0, 10), store.history('bad\u0000channel', 0, 10), store.history('fine', 0, 10)];
+    const settled = await Promise.allSettled(reads);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(((settled[0] as PromiseFulfilledResult<Message[]>).value).map((m) => m.data)).toEqual(['kept']);
+    expect(((settled[1] as PromiseRejectedResult).reason as MeshError).code).toBe('ERR_UNAVAILABLE');
+  });
+
   test('a batch too large for a NOTIFY payload still reaches the feed intact', async () => {
     const store = await started();
     const feed = feedOf(store);

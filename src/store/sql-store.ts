@@ -12,7 +12,8 @@ import { CursorBatch } from './cursor-batch.ts';
 import { GroupCommit } from './group-commit.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
 import type { WebhookTargets } from './webhooks.ts';
-import { CURSOR_UPSERT_SQL, MERCURE_EVENT_SQL, MESSAGE_COLUMNS, NOTIFY_CHANNEL, PAGE, PUBLISH_SQL, PUBLISH_WITH_HOOKS_SQL, SEQUENCE_INBOX_SQL } from './statements.ts';
+import { CURSOR_BATCH_SQL, CURSOR_UPSERT_SQL, HISTORY_BATCH_SQL, MERCURE_EVENT_SQL, MESSAGE_COLUMNS, NOTIFY_CHANNEL, PAGE, PUBLISH_SQL, PUBLISH_WITH_HOOKS_SQL, SEQUENCE_INBOX_SQL } from './statements.ts';
+import { ReadBatch } from './read-batch.ts';
 
 // NOTIFY payloads must stay under 8000 bytes; leave room for the id range around the bodies.
 const INLINE_LIMIT = 7800;
@@ -62,6 +63,9 @@ export class SqlStore implements Store {
   readonly #feed: Feed;
   readonly #commits: GroupCommit<NewMessage>;
   readonly #cursors = new CursorBatch();
+  // A storm's clients each read a cursor and a history page: together, a statement for many (read-batch.ts).
+  readonly #historyReads = new ReadBatch<HistoryRead, Message[]>({ load: (reads) => this.#loadHistories(reads), maxKeys: 100, maxInFlight: 2, isKeyFault: isDataError });
+  readonly #cursorReads = new ReadBatch<[uid: string, channel: string], number | null>({ load: (keys) => this.#loadCursors(keys), maxKeys: 200, maxInFlight: 2, isKeyFault: isDataError });
   #timers: ReturnType<typeof setInterval>[] = [];
   #poll: ReturnType<typeof setInterval> | null = null;
   #draining: Promise<void> | null = null;
@@ -302,12 +306,18 @@ export class SqlStore implements Store {
   }
 
   async history(channel: string, afterId: number, limit: number): Promise<Message[]> {
-    const rows = await this.#read('history', `select ${MESSAGE_COLUMNS} from mesh_message where channel = $1 and id > $2::int8 order by id limit $3::int4`, [
-      channel,
-      afterId,
-      limit,
-    ]);
-    return rows.map(toMessage);
+    try {
+      return await this.#historyReads.read({ channel, afterId, limit });
+    } catch (err) {
+      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: history not read', { cause: err });
+    }
+  }
+
+  async #loadHistories(reads: HistoryRead[]): Promise<Message[][]> {
+    const rows = await this.#db.query(HISTORY_BATCH_SQL, [JSON.stringify(reads.map((r) => [r.channel, r.afterId, r.limit]))]);
+    const pages: Message[][] = reads.map(() => []);
+    for (const row of rows) pages[Number(row.q) - 1]!.push(toMessage(row));
+    return pages;
   }
 
   async recent(channel: string, limit: number): Promise<{ messages: Message[]; head: number }> {
@@ -326,9 +336,20 @@ export class SqlStore implements Store {
 
   async cursor(uid: string, channel: string): Promise<number | null> {
     const unwritten = this.#cursors.unwritten(uid, channel);
-    const rows = await this.#read('cursor', 'select last_id from mesh_cursor where uid = $1 and channel = $2', [uid, channel]);
-    const stored = rows.length > 0 ? Number(rows[0]!.last_id) : null;
+    let stored: number | null;
+    try {
+      stored = await this.#cursorReads.read([uid, channel]);
+    } catch (err) {
+      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: cursor not read', { cause: err });
+    }
     return unwritten > 0 ? Math.max(stored ?? 0, unwritten) : stored;
+  }
+
+  async #loadCursors(keys: [uid: string, channel: string][]): Promise<(number | null)[]> {
+    const rows = await this.#db.query(CURSOR_BATCH_SQL, [JSON.stringify(keys)]);
+    const found: (number | null)[] = keys.map(() => null);
+    for (const row of rows) found[Number(row.q) - 1] = Number(row.last_id);
+    return found;
   }
 
   advanceCursor(uid: string, channel: string, id: number): void {
@@ -422,6 +443,13 @@ export class SqlStore implements Store {
 
 function isRefusedData(err: unknown): boolean {
   return err instanceof MeshError && err.code === 'ERR_DATA_REFUSED';
+}
+
+/** One page of one channel's history. */
+interface HistoryRead {
+  channel: string;
+  afterId: number;
+  limit: number;
 }
 
 function toMessage(row: Row): Message {

@@ -77,6 +77,23 @@ export const CURSOR_UPSERT_SQL = `
 /** The columns a Message is read from. */
 export const MESSAGE_COLUMNS = 'id, channel, data, sender, exclude';
 
+// Several reads of one channel's history in one statement (ReadBatch): $1 is a JSON array of
+// [channel, after id, limit]; each row names the entry it answers (q, from 1), in id order within it.
+export const HISTORY_BATCH_SQL = `
+  select r.q, m.id, m.channel, m.data, m.sender, m.exclude
+  from json_array_elements($1::text::json) with ordinality as r(e, q)
+  cross join lateral (
+    select ${MESSAGE_COLUMNS} from mesh_message
+    where channel = r.e->>0 and id > (r.e->>1)::int8 order by id limit (r.e->>2)::int4
+  ) m
+  order by r.q, m.id`;
+
+// Several cursor lookups in one statement: $1 is a JSON array of [uid, channel]; a row for each one found.
+export const CURSOR_BATCH_SQL = `
+  select r.q, c.last_id
+  from json_array_elements($1::text::json) with ordinality as r(e, q)
+  join mesh_cursor c on c.uid = r.e->>0 and c.channel = r.e->>1`;
+
 // The first Mercure update (a message on $mercure) carrying a publisher's own id: the channel is
 // written out, so the partial index of migration 10 serves it.
 export const MERCURE_EVENT_SQL = `select id from mesh_message where channel = '$mercure' and (data::json->>'i') = $1 order by id limit 1`;

@@ -19,6 +19,8 @@ export interface StoreSubject {
   store: SqlStore;
   /** Another connection to the same database, as the application's. */
   app: SqlDriver;
+  /** The statements the store has sent through `query` so far. */
+  statements(): number;
 }
 
 type Options = Partial<SqlStoreOptions>;
@@ -29,8 +31,8 @@ export const STORE_IMPLEMENTATIONS: [string, (options?: Options) => Promise<Stor
   [
     'pglite',
     async (options = {}) => {
-      const db = await openPglite('memory://');
-      return track({ store: new SqlStore(db, { retentionMs: HOUR, maxMessage: MAX_MESSAGE, ...options }), app: db }, false);
+      const db = counted(await openPglite('memory://'));
+      return track({ store: new SqlStore(db, { retentionMs: HOUR, maxMessage: MAX_MESSAGE, ...options }), app: db, statements: db.statements }, false);
     },
   ],
   [
@@ -38,10 +40,29 @@ export const STORE_IMPLEMENTATIONS: [string, (options?: Options) => Promise<Stor
     async (options = {}) => {
       const url = await freshDatabase();
       const app = await openPostgres(url);
-      return track({ store: new SqlStore(await openPostgres(url), { retentionMs: HOUR, maxMessage: MAX_MESSAGE, ...options }), app }, true);
+      const db = counted(await openPostgres(url));
+      return track({ store: new SqlStore(db, { retentionMs: HOUR, maxMessage: MAX_MESSAGE, ...options }), app, statements: db.statements }, true);
     },
   ],
 ];
+
+/** The driver as it is, counting the statements sent through its `query`. */
+function counted(db: SqlDriver): SqlDriver & { statements(): number } {
+  let n = 0;
+  const query: SqlDriver['query'] = (text, params) => {
+    n++;
+    return db.query(text, params);
+  };
+  const statements = () => n;
+  return new Proxy(db, {
+    get(target, key) {
+      if (key === 'query') return query;
+      if (key === 'statements') return statements;
+      const value = Reflect.get(target, key) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  }) as SqlDriver & { statements(): number };
+}
 
 const apps: SqlDriver[] = [];
 function track(subject: StoreSubject, ownApp: boolean): StoreSubject {
