@@ -56,6 +56,41 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
     }
   });
 
+  // Every batch counts, for each channel it touches, whether that channel was empty. Planned on the
+  // statistics of a table that grew faster than autovacuum looked at it, that count became a scan of
+  // every subscription per new channel: a storm's presence write went quadratic.
+  test('a batch reads only the subscriptions it touches, however fast the tables grew', async () => {
+    const { cluster, subject } = await presence();
+    try {
+      const BATCHES = 15;
+      const PER_BATCH = 200;
+      for (let b = 0; b < BATCHES; b++) {
+        for (let k = 0; k < PER_BATCH; k++) {
+          const i = b * PER_BATCH + k;
+          cluster.connected(`i1.c${i}`, `u${i}`, 'websocket', Date.now());
+          cluster.subscribed(`i1.c${i}`, `u${i}`, [`user:u${i}`, 'room']);
+        }
+        await cluster.flush();
+      }
+      const inserted = BATCHES * PER_BATCH * 2;
+      // The applying session's counters reach the view once it flushes them: wait for its inserts to show.
+      const deadline = Date.now() + 20_000;
+      let stats = { ins: 0, read: 0 };
+      while (stats.ins < inserted) {
+        if (Date.now() > deadline) throw new Error(`statistics show ${stats.ins} of ${inserted} subscriptions inserted`);
+        await subject.app.query('select pg_stat_force_next_flush()');
+        const [row] = await subject.app.query("select n_tup_ins, seq_tup_read from pg_stat_user_tables where relname = 'mesh_subscription'");
+        stats = { ins: Number(row?.n_tup_ins ?? 0), read: Number(row?.seq_tup_read ?? 0) };
+        if (stats.ins < inserted) await new Promise((resolve) => setTimeout(resolve, 200)); // polling a view no event announces
+      }
+      expect(stats.ins).toBe(inserted);
+      // Scanning the table once per new channel would have read ~ BATCHES² × PER_BATCH × PER_BATCH rows.
+      expect(stats.read).toBeLessThan(inserted);
+    } finally {
+      await closeAll();
+    }
+  });
+
   // Laravel Echo's private() then join(): the socket is nobody for the first, a member for the second.
   test('an unsubscribe takes only the channels it names, a close every subscription of its connection; neither touches another connection', async () => {
     const { cluster } = await presence();

@@ -20,7 +20,10 @@
 export const MESH_CLUSTER_APPLY = `
 create or replace function mesh_cluster_apply(batch text, me text, reap_after interval)
 returns table (last_id int8, n int8, m text, hooks text)
-language plpgsql as $fn$
+-- Every read here is meant to go by index, to the rows a batch touches. Planned on the statistics of
+-- tables that grew faster than autovacuum looked at them (a storm on a new cluster), the count of a
+-- channel's subscriptions below became a scan of all of them per new channel: quadratic in a storm.
+language plpgsql set enable_seqscan = off as $fn$
 #variable_conflict use_column
 declare
   j json := batch::json;
