@@ -53,9 +53,13 @@ export interface AtSizeResult {
 }
 
 const ROOM = 'at-size-room';
-/** The generators run on Bun: Node's `ws` spends more than the servers do per delivery, and would measure itself. */
+/**
+ * The generators are native (bench/clients/wsclients.c): Bun's spent as much CPU receiving as the
+ * servers did sending, and Node's `ws` more, so on one machine they measured themselves.
+ */
 const GENERATOR = 'native';
-const PER_PROCESS = 9_500;
+/** One generator process per instance (each process may open 20,000 files here): fewer processes to schedule on 2 cores. */
+const PER_PROCESS = 19_000;
 const IDLE_SECONDS = 20;
 
 /** Fills `instances` with `perInstance` connections each and measures; the instances run on `databaseUrl`. */
