@@ -297,20 +297,17 @@ export class SqlStore implements Store {
   }
 
   /** A read a caller waits on: a database failure becomes ERR_UNAVAILABLE naming what was not read. */
-  async #read(what: string, text: string, params?: readonly unknown[]): Promise<Row[]> {
-    try {
-      return await this.#db.query(text, params);
-    } catch (err) {
-      throw new MeshError('ERR_UNAVAILABLE', `store unavailable: ${what} not read`, { cause: err });
-    }
+  #read(what: string, text: string, params?: readonly unknown[]): Promise<Row[]> {
+    return unavailableUnless(what, this.#db.query(text, params));
   }
 
-  async history(channel: string, afterId: number, limit: number): Promise<Message[]> {
-    try {
-      return await this.#historyReads.read({ channel, afterId, limit });
-    } catch (err) {
-      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: history not read', { cause: err });
-    }
+  /** The same, for a read that goes with others waiting (read-batch.ts). */
+  #readBatched<K, V>(what: string, reads: ReadBatch<K, V>, key: K): Promise<V> {
+    return unavailableUnless(what, reads.read(key));
+  }
+
+  history(channel: string, afterId: number, limit: number): Promise<Message[]> {
+    return this.#readBatched('history', this.#historyReads, { channel, afterId, limit });
   }
 
   async #loadHistories(reads: HistoryRead[]): Promise<Message[][]> {
@@ -336,12 +333,7 @@ export class SqlStore implements Store {
 
   async cursor(uid: string, channel: string): Promise<number | null> {
     const unwritten = this.#cursors.unwritten(uid, channel);
-    let stored: number | null;
-    try {
-      stored = await this.#cursorReads.read([uid, channel]);
-    } catch (err) {
-      throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: cursor not read', { cause: err });
-    }
+    const stored = await this.#readBatched<[uid: string, channel: string], number | null>('cursor', this.#cursorReads, [uid, channel]);
     return unwritten > 0 ? Math.max(stored ?? 0, unwritten) : stored;
   }
 
@@ -443,6 +435,14 @@ export class SqlStore implements Store {
 
 function isRefusedData(err: unknown): boolean {
   return err instanceof MeshError && err.code === 'ERR_DATA_REFUSED';
+}
+
+async function unavailableUnless<T>(what: string, read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (err) {
+    throw new MeshError('ERR_UNAVAILABLE', `store unavailable: ${what} not read`, { cause: err });
+  }
 }
 
 /** One page of one channel's history. */
