@@ -236,7 +236,8 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     // mesh_cluster_apply() reads by index whatever the statistics say: a plan made while the tables
-    // grew faster than autovacuum analysed them scanned every subscription per new channel.
+    // grew faster than autovacuum analysed them scanned every subscription per new channel; and it
+    // looks a subscription's connection up by id, not among all of the instance's connections.
     version: 15,
     sql: installFunctions(),
   },
@@ -251,7 +252,7 @@ function installFunctions(): string {
  * The digest of functions/ as the latest migration installs it. A test computes it again: when a
  * function changes, add a migration ending in `+ installFunctions()`, then update this.
  */
-export const FUNCTIONS_DIGEST = 'dc2a3ac6a83662765c0a8e42ecd626990de102c23b9b74363faebfe5be245f05';
+export const FUNCTIONS_DIGEST = '4d3fc1759edd0894b29b943c777fa87ea041ab9d6c2827346025dddc835aba3a';
 
 /** The functions' source, as installFunctions() gives it (for the digest test). */
 export const FUNCTIONS_SQL = installFunctions();

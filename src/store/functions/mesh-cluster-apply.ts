@@ -69,14 +69,20 @@ begin
       coalesce(d.reason, case when w.instance = me and retire then 'server_shutdown' else 'instance_lost' end) as reason
     from downs w left join down_list d on d.id = w.id
   ),
+  -- The batch's subscribing connections as written earlier, looked up by id and only then checked to
+  -- be this instance's (materialized, so the check is not planned into the lookup): an "exists" per
+  -- subscription, or both conditions together, were planned as a read of all the instance's connections.
+  known as materialized (
+    select c.id, c.instance from mesh_connection c
+    where c.id = any(array(select e->>0 from json_array_elements(j->'sub') e))
+  ),
   -- Subscriptions of this instance's live connections only: one whose connection is gone (or goes in
   -- this batch, or was never written) would be a ghost that no reaping finds.
   sub_list as (
     select e->>0 as connection, e->>1 as channel, e->>2 as uid, e->>3 as info from json_array_elements(j->'sub') e
     where not (me = any(gone))
       and e->>0 not in (select d.id from down_list d)
-      and (e->>0 in (select u->>0 from json_array_elements(j->'up') u)
-        or exists (select 1 from mesh_connection c where c.id = e->>0 and c.instance = me))
+      and (e->>0 in (select u->>0 from json_array_elements(j->'up') u) or e->>0 in (select k.id from known k where k.instance = me))
   ),
   subs as (
     insert into mesh_subscription (connection, channel, uid, info)
