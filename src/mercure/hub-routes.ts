@@ -24,7 +24,7 @@ import { MercureError } from './errors.ts';
 import { mayPublish, mayRead, type HubIdentity, type MercureGrant, type MercureGrants } from './grants.ts';
 import { hasForbiddenCharacter, MAX_MATCHER_LENGTH, topicMatcher, type TopicMatcher } from './topic-matcher.ts';
 import { channelEvent, eventId, MERCURE_CHANNEL, updateEvent, updateFromForm, updateOf } from './update.ts';
-import { subscriberInfo, subscriptionDocument, subscriptionsQuery, subscriptionTopic, type SubscriberInfo } from './subscriptions.ts';
+import { subscriberInfo, subscriptionDocument, subscriptionsQuery, subscriptionUpdates, type SubscriberInfo } from './subscriptions.ts';
 import { canonicalChannel, USER_PREFIX } from '../core/channels.ts';
 
 export interface MercureOptions {
@@ -155,7 +155,8 @@ export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: Runtim
       gateway.identify(session, identity);
       // A token's expiry ends its stream: the browser reconnects, with a fresh cookie if the app set one.
       if (identity.expiresAt !== null) session.setTimer('expiry', Math.max(0, identity.expiresAt - Date.now()));
-      await gateway.follow(session, MERCURE_CHANNEL, after, JSON.stringify(info));
+      // With the updates that end it, which the database publishes if this instance dies first.
+      await gateway.follow(session, MERCURE_CHANNEL, after, JSON.stringify({ ...info, ended: subscriptionUpdates(HUB_PATH, info, false) }));
       for (const channel of meetingChannels(matchers, grant)) await gateway.follow(session, channel, after);
       // Written to presence first (the subscriptions API of any instance lists it from here on), then announced;
       // its end is announced after its start, even when the subscriber leaves while the start is being published.
@@ -186,12 +187,7 @@ export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: Runtim
 
   /** Publishes, as private updates of type `mercure`, that a subscriber's subscriptions began or ended. */
   async function announce(info: SubscriberInfo, active: boolean): Promise<void> {
-    const hubPath = HUB_PATH;
-    const updates = info.subscriptions.map((entry) => ({
-      channel: MERCURE_CHANNEL,
-      data: JSON.stringify({ t: [subscriptionTopic(hubPath, entry, info.subscriber)], d: JSON.stringify(subscriptionDocument(hubPath, entry, info.subscriber, active)), e: 'mercure', p: 1 }),
-      sender: null,
-    }));
+    const updates = subscriptionUpdates(HUB_PATH, info, active).map((data) => ({ channel: MERCURE_CHANNEL, data, sender: null }));
     if (updates.length > 0) await log.publish(updates);
   }
 

@@ -15,8 +15,12 @@ import type { MatcherType, TopicMatcher } from './topic-matcher.ts';
 export const SubscriptionEntry = z.object({ type: z.enum(['exact', 'urlpattern', 'uritemplate']), match: z.string(), payload: z.unknown().optional() });
 export type SubscriptionEntry = z.infer<typeof SubscriptionEntry>;
 
-/** What a subscriber's presence row says about it. */
-export const SubscriberInfo = z.object({ subscriber: z.string(), subscriptions: z.array(SubscriptionEntry) });
+/**
+ * What a subscriber's presence row says about it. `ended` holds the updates that announce the end of
+ * its subscriptions, as the hub would publish them: if its instance dies, the database publishes them
+ * when it reaps the row (mesh_cluster_apply), once, so a killed subscriber is announced inactive too.
+ */
+export const SubscriberInfo = z.object({ subscriber: z.string(), subscriptions: z.array(SubscriptionEntry), ended: z.array(z.string()).optional() });
 export type SubscriberInfo = z.infer<typeof SubscriberInfo>;
 
 /** A new subscriber's identity and subscriptions: a random id per connection, as the protocol recommends. */
@@ -52,4 +56,11 @@ export function subscriptionsQuery(segments: readonly string[]): { type?: Matche
   if ((first === 'exact' || first === 'urlpattern') && segments.length >= 2 && segments.length <= 3) return { type: first, match: second, subscriber: third };
   if (segments.length <= 2) return { type: 'uritemplate', match: first, subscriber: second };
   return null;
+}
+
+/** The data of the private updates (type `mercure`) announcing that a subscriber's subscriptions began or ended, one per subscription. */
+export function subscriptionUpdates(hubPath: string, info: SubscriberInfo, active: boolean): string[] {
+  return info.subscriptions.map((entry) =>
+    JSON.stringify({ t: [subscriptionTopic(hubPath, entry, info.subscriber)], d: JSON.stringify(subscriptionDocument(hubPath, entry, info.subscriber, active)), e: 'mercure', p: 1 }),
+  );
 }

@@ -237,7 +237,8 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     // mesh_cluster_apply() reads by index whatever the statistics say: a plan made while the tables
     // grew faster than autovacuum analysed them scanned every subscription per new channel; and it
-    // looks a subscription's connection up by id, not among all of the instance's connections.
+    // looks a subscription's connection up by id, not among all of the instance's connections; and it
+    // publishes the end of a Mercure subscriber's subscriptions when its instance goes with it open.
     version: 15,
     sql: installFunctions(),
   },
@@ -252,7 +253,7 @@ function installFunctions(): string {
  * The digest of functions/ as the latest migration installs it. A test computes it again: when a
  * function changes, add a migration ending in `+ installFunctions()`, then update this.
  */
-export const FUNCTIONS_DIGEST = '4d3fc1759edd0894b29b943c777fa87ea041ab9d6c2827346025dddc835aba3a';
+export const FUNCTIONS_DIGEST = 'bb67c5af231b5c4d52a34762a1cb07e2305c77466389ef087c408f604902af8b';
 
 /** The functions' source, as installFunctions() gives it (for the digest test). */
 export const FUNCTIONS_SQL = installFunctions();

@@ -8,7 +8,8 @@
  * order and repair as any message), and the webhook events of the change (connect,
  * user_online, channel_occupied, Pusher's member_added, ...) are queued with it, each
  * written once for the cluster. A reaped instance's connections leave with reason
- * 'instance_lost'; a retiring one's with 'server_shutdown'.
+ * 'instance_lost'; a retiring one's with 'server_shutdown'; a Mercure subscriber among
+ * them has the updates that end its subscriptions published (on '$mercure').
  *
  * batch: {"up":[[id,uid,transport,epoch ms(,address)]], "down":[[id,reason]], "sub":[[id,channel,uid(,info)]],
  *         "unsub":[[id,channel]], "reset":bool (drop all of me first), "retire":bool (and my instance row),
@@ -103,7 +104,7 @@ begin
     where s.connection = any(array(select x.connection from explicit_unsub x union all select w.id from whole w))
       and (s.connection = any(array(select w.id from whole w))
         or (s.connection, s.channel) in (select x.connection, x.channel from explicit_unsub x))
-    returning s.connection, s.channel, s.uid
+    returning s.connection, s.channel, s.uid, s.info
   ),
   instances as (
     delete from mesh_instance i where i.id = any(gone) and (i.id <> me or retire)
@@ -119,12 +120,27 @@ begin
     from delta, lateral (select count(*) as before from mesh_subscription s where s.channel = delta.channel and s.uid = delta.uid) b
     where (b.before = 0 and b.before + delta.k > 0) or (b.before > 0 and b.before + delta.k <= 0)
   ),
+  -- A Mercure subscriber that went with its instance (killed, or retired with the stream still open:
+  -- not closed, so not in down_list) never published the end of its subscriptions: the updates it
+  -- would have were written with it (its info's "ended", JSON texts pgmesh made), published here, once.
+  mercure_ended as (
+    select x.data
+    from unsubs u
+    join downs w on w.id = u.connection and w.id not in (select d.id from down_list d)
+    -- Nested cases: the info is read as JSON only on a Mercure row (whatever order the filters run in).
+    cross join lateral json_array_elements_text(case when u.channel = '$mercure' and left(u.info, 1) = '{' then
+      case when json_typeof(u.info::json->'ended') = 'array' then u.info::json->'ended' end end) x(data)
+  ),
   numbered as (
-    select row_number() over (order by e.channel, e.uid) as ord, '$presence:' || e.channel as channel,
-      (case when e.event = 'join' and e.info is not null
-        then json_build_object('event', e.event, 'uid', e.uid, 'info', e.info::json)
-        else json_build_object('event', e.event, 'uid', e.uid) end)::text as data
-    from events e
+    select row_number() over (order by o.k, o.channel, o.uid) as ord, o.channel, o.data
+    from (
+      select 1 as k, '$presence:' || e.channel as channel, e.uid,
+        (case when e.event = 'join' and e.info is not null
+          then json_build_object('event', e.event, 'uid', e.uid, 'info', e.info::json)
+          else json_build_object('event', e.event, 'uid', e.uid) end)::text as data
+      from events e
+      union all select 2, '$mercure', m.data, m.data from mercure_ended m
+    ) o
   ),
   total as (select count(*)::int8 as n from numbered),
   seq as (
