@@ -5,8 +5,9 @@
  * channels, and one instance SIGKILLed and started again, all with random
  * delays between pgmesh and Postgres. After quiescence the property is checked
  * on every instance: the server API, the Pusher API and member lists equal the
- * live connections the clients hold; webhook user_online/user_offline and
- * member_added/member_removed pair up per user and end where the truth is.
+ * live connections the clients hold; webhook user_online/user_offline,
+ * connect/disconnect (per connection), channel_occupied/channel_vacated and
+ * member_added/member_removed pair up and end where the truth is.
  *
  * The plan (who does what, in which order) comes from the seed alone, so a
  * failure replays with its seed; the timings around it are the machine's.
@@ -151,7 +152,7 @@ export async function runRace(settings: RaceSettings): Promise<RaceRun> {
     const truth = truthOf(clients);
     const live = instances.flatMap((p) => (p === null ? [] : [p]));
     await pollUntil(async () => (await differences(live, truth)).length === 0, TTL_MS * 4 + 10_000, 'the APIs agree with the live connections').catch(async () => {
-      throw fail(`the APIs disagree with the live connections:\n${(await differences(live, truth)).join('\n')}`);
+      throw fail(`the APIs disagree with the live connections:\n${(await differences(live, truth)).join('\n')}\n${await whatEachSaw(clients, live[0]!)}`);
     });
     await pollUntil(async () => hookDifferences(hooks, pusherHooks.events(), truth).length === 0, 20_000, 'the webhooks pair up').catch(() => {
       throw fail(`webhooks:\n${hookDifferences(hooks, pusherHooks.events(), truth).join('\n')}`);
@@ -267,11 +268,13 @@ interface Truth {
   channels: Map<string, string[]>;
   /** Pusher presence channel -> its members' user_ids. */
   members: Map<string, Set<string>>;
+  /** The ids of the live authenticated pgmesh connections (each auth reply names its connection). */
+  connections: Set<string>;
 }
 
 /** What the live connections add up to, from what each sent and was answered. */
 function truthOf(clients: Client[]): Truth {
-  const truth: Truth = { online: new Map(), channels: new Map(), members: new Map(PRESENCE.map((p) => [p, new Set()])) };
+  const truth: Truth = { online: new Map(), channels: new Map(), members: new Map(PRESENCE.map((p) => [p, new Set()])), connections: new Set() };
   for (const c of clients) {
     if (!c.open) continue;
     const answers = replies(c);
@@ -285,7 +288,10 @@ function truthOf(clients: Client[]): Truth {
       const reply = answers[answered++];
       const good = reply !== undefined && (c.kind === 'mesh' ? reply.success === true : reply.event === 'pusher_internal:subscription_succeeded');
       if (!good) continue;
-      if (sent.op === 'auth') truth.online.set(c.user, (truth.online.get(c.user) ?? 0) + 1);
+      if (sent.op === 'auth') {
+        truth.online.set(c.user, (truth.online.get(c.user) ?? 0) + 1);
+        truth.connections.add(reply.connection as string);
+      }
       else if (sent.op === 'subscribe' || sent.op === 'presence' || sent.op === 'join') channels.add(sent.channel);
       else if (sent.op === 'unsubscribe') channels.delete(sent.channel);
     }
@@ -338,6 +344,13 @@ async function pusherUsers(p: MeshProcess, channel: string): Promise<string[]> {
   return ((await response.json()) as { users: { id: string }[] }).users.map((u) => u.id);
 }
 
+/** For a failure's message: what each pgmesh client sent and was answered, and what the server API says of each user. */
+async function whatEachSaw(clients: Client[], instance: MeshProcess): Promise<string> {
+  const seen = clients.filter((c) => c.kind === 'mesh').map((c) => `${c.user} on R${c.instance}, ${c.open ? 'open' : 'gone'}: sent ${c.sent.map((x) => `${x.op} ${x.channel}`.trim()).join(', ')}; got ${c.socket.texts.join(' ')}`);
+  const said = await Promise.all(USERS.map(async (u) => (await fetch(`${instance.url}/v1/mesh/users/${u}`, { headers })).text()));
+  return `clients:\n${seen.join('\n')}\nthe server API:\n${said.join('\n')}`;
+}
+
 /** Where the webhooks fail to pair up, or end somewhere other than the truth. */
 function hookDifferences(hooks: WebhookReceiver, pusher: PusherEvent[], truth: Truth): string[] {
   const out: string[] = [];
@@ -347,6 +360,19 @@ function hookDifferences(hooks: WebhookReceiver, pusher: PusherEvent[], truth: T
     online.set(e.uid as string, [...(online.get(e.uid as string) ?? []), e.type]);
   }
   for (const uid of USERS) out.push(...alternation(`user ${uid}`, online.get(uid) ?? [], 'user_online', 'user_offline', truth.online.has(uid)));
+  // Each connection: connect, then disconnect once it is gone; each channel: occupied and vacated in turn.
+  const connections = new Map<string, string[]>();
+  const channels = new Map<string, string[]>();
+  for (const e of hooks.delivered()) {
+    if (e.type === 'connect' || e.type === 'disconnect') connections.set(e.connection as string, [...(connections.get(e.connection as string) ?? []), e.type]);
+    if (e.type === 'channel_occupied' || e.type === 'channel_vacated') channels.set(e.channel as string, [...(channels.get(e.channel as string) ?? []), e.type]);
+  }
+  for (const id of new Set([...connections.keys(), ...truth.connections])) {
+    out.push(...alternation(`connection ${id}`, connections.get(id) ?? [], 'connect', 'disconnect', truth.connections.has(id)));
+  }
+  for (const channel of new Set([...channels.keys(), ...truth.channels.keys()])) {
+    out.push(...alternation(`channel ${channel}`, channels.get(channel) ?? [], 'channel_occupied', 'channel_vacated', (truth.channels.get(channel)?.length ?? 0) > 0));
+  }
   const members = new Map<string, string[]>();
   for (const e of pusher) {
     if (e.name !== 'member_added' && e.name !== 'member_removed') continue;
