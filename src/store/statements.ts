@@ -77,7 +77,7 @@ export const CURSOR_UPSERT_SQL = `
 /** The columns a Message is read from. */
 export const MESSAGE_COLUMNS = 'id, channel, data, sender, exclude';
 
-// Several reads of one channel's history in one statement (ReadBatch): $1 is a JSON array of
+// Many history reads, each of one channel, in one statement (ReadBatch): $1 is a JSON array of
 // [channel, after id, limit]; each row names the entry it answers (q, from 1), in id order within it.
 export const HISTORY_BATCH_SQL = `
   select r.q, m.id, m.channel, m.data, m.sender, m.exclude
