@@ -27,6 +27,9 @@ export function rawWebSocket(port: number, path: string): Promise<RawWsClient> {
   let upgraded = false;
   const texts: string[] = [];
   let onClose: ((c: { code: number; reason: string }) => void) | null = null;
+  // A close frame that came before anyone waited for it (parsed while the socket was meant to be paused).
+  let closeFrame: { code: number; reason: string } | null = null;
+  let ended = false;
   const waiter = createWaiter();
 
   const parse = () => {
@@ -49,12 +52,16 @@ export function rawWebSocket(port: number, path: string): Promise<RawWsClient> {
       buffer = buffer.subarray(at + length);
       if (opcode === 1) texts.push(payload.toString('utf8'));
       waiter.wake();
-      if (opcode === 8) onClose?.({ code: payload.readUInt16BE(0), reason: payload.subarray(2).toString('utf8') });
+      if (opcode === 8) {
+        closeFrame = { code: payload.readUInt16BE(0), reason: payload.subarray(2).toString('utf8') };
+        onClose?.(closeFrame);
+      }
     }
   };
 
   return new Promise((resolve, reject) => {
     socket.once('error', reject);
+    socket.once('end', () => (ended = true));
     socket.on('data', (chunk) => {
       buffer = Buffer.concat([buffer, chunk]);
       if (!upgraded) {
@@ -91,7 +98,8 @@ export function rawWebSocket(port: number, path: string): Promise<RawWsClient> {
       pause: () => socket.pause(),
       resumeUntilClose(timeoutMs) {
         return new Promise((done, fail) => {
-          const timer = setTimeout(() => fail(new Error(`no close frame within ${timeoutMs} ms (${texts.length} frames read)`)), timeoutMs);
+          if (closeFrame !== null) return done(closeFrame);
+          const timer = setTimeout(() => fail(new Error(`no close frame within ${timeoutMs} ms (${texts.length} frames read${ended ? ', then the socket ended' : ''})`)), timeoutMs);
           onClose = (c) => (clearTimeout(timer), done(c));
           socket.resume();
           parse();
