@@ -16,7 +16,8 @@ import postgres from 'postgres';
 import { TEST_SECRET } from '../../test/harness/tokens.ts';
 import type { ReconnectingConfig, ReconnectingReport } from '../clients/reconnecting.ts';
 import { payload, percentile, spawnGenerator, startReporting, type ReportingProcesses } from '../load.ts';
-import { cpuMs, openFileLimit, openFiles, postgresCpuMs, rssBytes } from '../proc.ts';
+import type { PeaksReport } from '../clients/peaks.ts';
+import { cpuMs, openFileLimit, postgresCpuMs } from '../proc.ts';
 import type { RunningSystem } from '../systems.ts';
 
 export interface ReconnectResult {
@@ -155,6 +156,12 @@ export async function reconnectStorm(
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   const urls = instances.map((i) => `${i.httpUrl.replace('http', 'ws')}/v1/ws`);
   const pool = await startPool(urls, connections, traffic.rooms);
+  // The survivors' open files and memory, sampled by a process of its own (bench/clients/peaks.ts): never on
+  // this thread, where the publisher runs.
+  const peaks = await startReporting<PeaksReport>(1, () => spawnGenerator('peaks.ts', { PEAKS_PIDS: survivors.map((s) => s.pid).join(',') }, 'bun'), { maxOpenFiles: 0, maxRssBytes: 0 }, () => {}).catch(async (err: unknown) => {
+    await pool.stop();
+    throw err;
+  });
   const publisher = startPublisher(
     survivors.map((s) => s.publishUrl),
     traffic.rooms,
@@ -166,13 +173,6 @@ export async function reconnectStorm(
     const cpu0 = cpu();
     await new Promise((resolve) => setTimeout(resolve, BEFORE_MS)); // the publisher's steady state before the signal
     const cpu1 = cpu();
-    const rssLimit = { maxOpenFiles: 0, maxRssBytes: 0 };
-    const watch = setInterval(() => {
-      for (const s of survivors) {
-        rssLimit.maxOpenFiles = Math.max(rssLimit.maxOpenFiles, openFiles(s.pid));
-        rssLimit.maxRssBytes = Math.max(rssLimit.maxRssBytes, rssBytes(s.pid));
-      }
-    }, 250);
     const signalled = performance.now();
     pool.samples.length = 0;
     process.kill(victim.pid, signal);
@@ -194,7 +194,7 @@ export async function reconnectStorm(
         if (Number(row!.n) === connections) presenceSettled = performance.now();
       }
     }
-    clearInterval(watch);
+    await peaks.fresh(); // a sample taken after all were back
     const during = publisher.times.filter((t) => t.at >= signalled && t.at <= (Number.isNaN(presenceSettled) ? deadline : presenceSettled)).map((t) => t.ms);
     const before = publisher.times.filter((t) => t.at < signalled).map((t) => t.ms);
     await publisher.stop();
@@ -224,10 +224,11 @@ export async function reconnectStorm(
       openFileLimit: openFileLimit(survivors[0]!.pid),
       coresBefore: cores(cpu0, cpu1),
       coresDuring: cores(cpu1, cpu2),
-      ...rssLimit,
+      ...peaks.reports[0]!,
     };
   } finally {
     await publisher.stop();
+    await peaks.stop();
     await pool.stop();
     await sql.end();
   }
