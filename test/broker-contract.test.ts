@@ -170,6 +170,21 @@ describe.each(STORE_IMPLEMENTATIONS)('the broker (Store) on %s', (_name, make) =
     expect(await expiring.history('gone', 0, 10)).toHaveLength(0);
   });
 
+  test('how far retention went is read once for many resumes asking together, and never from before the asking', async () => {
+    const subject = await startedWithApp(0);
+    const { store } = subject;
+    await store.publish(Array.from({ length: 3 }, () => ({ channel: 'old', data: 'x', sender: null })));
+    const before = subject.statements();
+    const first = await Promise.all(Array.from({ length: 50 }, () => store.expiredUpTo()));
+    // The first read goes alone at once, the rest wait for it and share the next (a background statement may land between).
+    expect(subject.statements() - before).toBeLessThanOrEqual(3);
+    expect(new Set(first).size).toBe(1);
+    expect(await store.expire()).toBe(3);
+    // Asked after the expiry: the answer includes it, though a read was just made.
+    const after = await Promise.all(Array.from({ length: 5 }, () => store.expiredUpTo()));
+    expect(after.every((upTo) => upTo > first[0]!)).toBe(true);
+  });
+
   test('mesh_publish() in a committed transaction is delivered; in a rolled-back one, nothing is', async () => {
     const { store, app } = await startedWithApp();
     const feed = feedOf(store);

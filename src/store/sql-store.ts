@@ -66,6 +66,9 @@ export class SqlStore implements Store {
   // A storm's clients each read a cursor and a history page: together, a statement for many (read-batch.ts).
   readonly #historyReads = new ReadBatch<HistoryRead, Message[]>({ load: (reads) => this.#loadHistories(reads), maxKeys: 100, maxInFlight: 2, isKeyFault: isDataError });
   readonly #cursorReads = new ReadBatch<[uid: string, channel: string], number | null>({ load: (keys) => this.#loadCursors(keys), maxKeys: 200, maxInFlight: 2, isKeyFault: isDataError });
+  // Every resume asks how far retention went (a reconnect storm: once per client); those asking together share one row read,
+  // none sent before it was asked for.
+  readonly #retentionReads = new ReadBatch<null, number>({ load: (keys) => this.#loadExpiredUpTo(keys.length), maxKeys: 100_000, maxInFlight: 1, isKeyFault: () => false });
   #timers: ReturnType<typeof setInterval>[] = [];
   #poll: ReturnType<typeof setInterval> | null = null;
   #draining: Promise<void> | null = null;
@@ -381,8 +384,13 @@ export class SqlStore implements Store {
     return total;
   }
 
-  async expiredUpTo(): Promise<number> {
-    return Number((await this.#read('retention', 'select expired_upto from mesh_retention'))[0]!.expired_upto);
+  expiredUpTo(): Promise<number> {
+    return this.#readBatched('retention', this.#retentionReads, null);
+  }
+
+  async #loadExpiredUpTo(readers: number): Promise<number[]> {
+    const value = Number((await this.#db.query('select expired_upto from mesh_retention'))[0]!.expired_upto);
+    return new Array<number>(readers).fill(value);
   }
 
   get position(): number {
