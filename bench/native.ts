@@ -77,3 +77,36 @@ export function spawnNative(clients: NativeClients): ChildProcess {
   };
   return spawn(nativeGenerator(), Object.entries(args).flat(), { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
 }
+
+/** The reconnect mode's clients (bench/clients/reconnecting.ts's, natively): `count` users from `first`, in `rooms` rooms. */
+export interface NativeReconnecting {
+  /** ws:// URLs of /v1/ws on every instance, without a query: the round robin goes over them in this order. */
+  urls: string[];
+  first: number;
+  count: number;
+  rooms: number;
+  roomPrefix: string;
+  /** From tokensFile: client i's token on line i. */
+  tokens: string;
+  localAddresses: string[];
+  /** Clients connecting at once during the first fill. */
+  concurrency: number;
+}
+
+/** Starts one reconnect-mode generator process; it reports ReconnectingReport lines. */
+export function spawnNativeReconnecting(clients: NativeReconnecting): ChildProcess {
+  const first = new URL(clients.urls[0]!);
+  const args = {
+    '--mode': 'reconnect',
+    '--ports': clients.urls.map((u) => new URL(u).port).join(','),
+    '--path': `${first.pathname}?format=envelope`,
+    '--count': String(clients.count),
+    '--first': String(clients.first),
+    '--rooms': String(clients.rooms),
+    '--room-prefix': clients.roomPrefix,
+    '--tokens': clients.tokens,
+    '--addresses': clients.localAddresses.join(','),
+    '--concurrency': String(clients.concurrency),
+  };
+  return spawn(nativeGenerator(), Object.entries(args).flat(), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+}

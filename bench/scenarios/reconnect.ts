@@ -15,7 +15,8 @@
 import postgres from 'postgres';
 import { TEST_SECRET } from '../../test/harness/tokens.ts';
 import type { ReconnectingConfig, ReconnectingReport } from '../clients/reconnecting.ts';
-import { payload, percentile, spawnGenerator, startReporting, type ReportingProcesses } from '../load.ts';
+import { loopbacks, payload, percentile, spawnGenerator, startReporting, type ReportingProcesses } from '../load.ts';
+import { spawnNativeReconnecting, tokensFile } from '../native.ts';
 import type { PeaksReport } from '../clients/peaks.ts';
 import { cpuMs, openFileLimit, postgresCpuMs } from '../proc.ts';
 import type { RunningSystem } from '../systems.ts';
@@ -63,10 +64,12 @@ function cores(from: CpuReading, to: CpuReading): { pgmesh: number; postgres: nu
   return { pgmesh: (to.pgmesh - from.pgmesh) / wall, postgres: (to.postgres - from.postgres) / wall, generators: (to.generators - from.generators) / wall };
 }
 
-/** Clients per generator process (each has its own open-file limit of 20,000 here). */
-const PER_PROCESS = 10_000;
+/** Clients per generator process (each has its own open-file limit of 20,000 here): Bun's, and the native generator's. */
+const PER_PROCESS = { bun: 10_000, native: 19_000 };
 const ROOM_PREFIX = 'storm-room-';
 const BEFORE_MS = 3_000;
+/** The publisher's first POSTs (new connections, code not yet optimised) are left out of "before". */
+const WARM_UP_MS = 1_000;
 const DEADLINE_MS = 120_000;
 
 interface Pool extends ReportingProcesses<ReconnectingReport> {
@@ -74,15 +77,23 @@ interface Pool extends ReportingProcesses<ReconnectingReport> {
   samples: number[];
 }
 
-async function startPool(urls: string[], connections: number, rooms: number): Promise<Pool> {
-  const processes = Math.ceil(connections / PER_PROCESS);
+/** Where the clients run: Bun processes (bench/clients/reconnecting.ts), or the native generator's reconnect mode, the same clients at about a quarter of the CPU. */
+export type ReconnectGenerator = 'bun' | 'native';
+
+async function startPool(urls: string[], connections: number, rooms: number, generator: ReconnectGenerator): Promise<Pool> {
+  const processes = Math.ceil(connections / PER_PROCESS[generator]);
+  const per = Math.floor(connections / processes);
+  const shares = Array.from({ length: processes }, (_, p) => ({ first: p * per + Math.min(p, connections % processes), count: per + (p < connections % processes ? 1 : 0) }));
+  const tokens = generator === 'native' ? await Promise.all(shares.map(({ first, count }, p) => tokensFile(`back-${p}`, TEST_SECRET, 'back-', first, count))) : [];
+  const addresses = loopbacks(2 * processes);
   const samples: number[] = [];
   const running = await startReporting<ReconnectingReport>(
     processes,
     (p) => {
-      const per = Math.floor(connections / processes);
-      const count = per + (p < connections % processes ? 1 : 0);
-      const first = p * per + Math.min(p, connections % processes);
+      const { first, count } = shares[p]!;
+      if (generator === 'native') {
+        return spawnNativeReconnecting({ urls, first, count, rooms, roomPrefix: ROOM_PREFIX, tokens: tokens[p]!, localAddresses: addresses.slice(2 * p, 2 * p + 2), concurrency: 64 });
+      }
       const config: ReconnectingConfig = { urls, first, count, rooms, roomPrefix: ROOM_PREFIX, secret: TEST_SECRET, prefix: 'back-', concurrency: 64 };
       return spawnGenerator('reconnecting.ts', { RECONNECTING: JSON.stringify(config) }, 'bun');
     },
@@ -149,13 +160,14 @@ export async function reconnectStorm(
   perInstance: number,
   signal: 'SIGKILL' | 'SIGTERM',
   traffic: { rooms: number; rate: number },
+  generator: ReconnectGenerator = 'bun',
 ): Promise<ReconnectResult> {
   const connections = perInstance * instances.length;
   const victim = instances[instances.length - 1]!;
   const survivors = instances.slice(0, -1);
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   const urls = instances.map((i) => `${i.httpUrl.replace('http', 'ws')}/v1/ws`);
-  const pool = await startPool(urls, connections, traffic.rooms);
+  const pool = await startPool(urls, connections, traffic.rooms, generator);
   // The survivors' open files and memory, sampled by a process of its own (bench/clients/peaks.ts): never on
   // this thread, where the publisher runs.
   const peaks = await startReporting<PeaksReport>(1, () => spawnGenerator('peaks.ts', { PEAKS_PIDS: survivors.map((s) => s.pid).join(',') }, 'bun'), { maxOpenFiles: 0, maxRssBytes: 0 }, () => {}).catch(async (err: unknown) => {
@@ -168,8 +180,10 @@ export async function reconnectStorm(
     traffic.rate,
   );
   try {
-    console.error(`bench:   ${connections} clients in; publishing ${traffic.rate} msg/s; ${signal} in ${BEFORE_MS / 1000} s`);
+    console.error(`bench:   ${connections} clients in; publishing ${traffic.rate} msg/s; ${signal} in ${(WARM_UP_MS + BEFORE_MS) / 1000} s`);
     const cpu = () => ({ at: performance.now(), pgmesh: survivors.reduce((n, i) => n + cpuMs(i.pid), 0), postgres: postgresCpuMs(), generators: pool.reports.reduce((n, r) => n + r.cpuMs, 0) });
+    await new Promise((resolve) => setTimeout(resolve, WARM_UP_MS)); // the publisher warming up
+    const beforeFrom = performance.now();
     const cpu0 = cpu();
     await new Promise((resolve) => setTimeout(resolve, BEFORE_MS)); // the publisher's steady state before the signal
     const cpu1 = cpu();
@@ -196,7 +210,7 @@ export async function reconnectStorm(
     }
     await peaks.fresh(); // a sample taken after all were back
     const during = publisher.times.filter((t) => t.at >= signalled && t.at <= (Number.isNaN(presenceSettled) ? deadline : presenceSettled)).map((t) => t.ms);
-    const before = publisher.times.filter((t) => t.at < signalled).map((t) => t.ms);
+    const before = publisher.times.filter((t) => t.at >= beforeFrom && t.at < signalled).map((t) => t.ms);
     await publisher.stop();
     // Every acknowledged message reaches every client of its room (within 30 s of the last publish).
     const settle = performance.now() + 30_000;
