@@ -6,6 +6,7 @@
  * so they happen once.
  */
 import { MeshError } from '../core/errors.ts';
+import { inTurns } from '../core/in-turns.ts';
 import { SAMPLES_KEPT_MS, type ChannelInfo, type Cluster, type ClusterOptions, type ConnectionInfo, type InstanceRow, type InstanceSampleRow, type Page } from './cluster.ts';
 import { isDataError, type Row, type SqlDriver } from './driver.ts';
 import { PresenceBatch } from './presence-batch.ts';
@@ -147,12 +148,16 @@ export class SqlCluster implements Cluster {
   #wrote(upTo: number): void {
     if (upTo <= this.#written) return;
     this.#written = upTo;
+    const due: (() => void)[] = [];
     const still = [];
     for (const waiter of this.#settling) {
-      if (waiter.upTo <= upTo) waiter.resolve();
+      if (waiter.upTo <= upTo) due.push(waiter.resolve);
       else still.push(waiter);
     }
     this.#settling = still;
+    // In a reconnect storm one flush releases thousands (each then replies, replays and goes live): all at
+    // once they held an instance's event loop for most of a second, and the publishes beside them waited.
+    inTurns(due);
   }
 
   // One connection's refused changes must not stop everyone's (retried forever, they would): each is written alone, and what is refused is dropped.
