@@ -5,14 +5,14 @@
  * package: where it is missing the test says so and is skipped, except under
  * PGMESH_REQUIRE_PHP=1 (.ci/run), which installs it.
  */
-import { afterAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { startTestMesh } from './harness/mesh.ts';
+import { startTestMesh, type TestMesh } from './harness/mesh.ts';
 import { ROOT } from './harness/process.ts';
 import { token } from './harness/tokens.ts';
 import { connect } from './harness/ws-client.ts';
@@ -38,19 +38,29 @@ function freePort(): Promise<number> {
   });
 }
 
-describe.skipIf(!hasNginx)('nginx in front, configured as docs/reverse-proxy.md says', async () => {
-  const mesh = await startTestMesh({ MERCURE_PUBLISHER_JWT_KEY: KEY, MERCURE_ANONYMOUS: '1', MESH_TRUSTED_PROXIES: '127.0.0.1' });
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'pgmesh-nginx-'));
-  const server = printed.replace('server 127.0.0.1:8080;', `server 127.0.0.1:${mesh.port};`).replace('listen 80;', `listen 127.0.0.1:${port};`);
-  writeFileSync(
-    join(dir, 'nginx.conf'),
-    `daemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n${server}\n}\n`,
-  );
-  const nginx: ChildProcess = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
-  afterAll(() => void nginx.kill('SIGQUIT'));
-  const base = `http://127.0.0.1:${port}`;
-  await pollUntil(async () => (await fetch(`${base}/healthz`).catch(() => null))?.status === 200, 10_000, 'nginx answering');
+describe.skipIf(!hasNginx)('nginx in front, configured as docs/reverse-proxy.md says', () => {
+  // Set up in beforeAll, not in the describe's body: bun runs the body of a skipped describe too, and
+  // spawning an nginx that is not there ended a run without it in an unhandled error.
+  let mesh: TestMesh;
+  let nginx: ChildProcess | undefined;
+  let base = '';
+  beforeAll(async () => {
+    mesh = await startTestMesh({ MERCURE_PUBLISHER_JWT_KEY: KEY, MERCURE_ANONYMOUS: '1', MESH_TRUSTED_PROXIES: '127.0.0.1' }, { stopAfterAll: false });
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'pgmesh-nginx-'));
+    const server = printed.replace('server 127.0.0.1:8080;', `server 127.0.0.1:${mesh.port};`).replace('listen 80;', `listen 127.0.0.1:${port};`);
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `daemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n${server}\n}\n`,
+    );
+    nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
+    base = `http://127.0.0.1:${port}`;
+    await pollUntil(async () => (await fetch(`${base}/healthz`).catch(() => null))?.status === 200, 10_000, 'nginx answering');
+  });
+  afterAll(async () => {
+    nginx?.kill('SIGQUIT');
+    await mesh?.stop();
+  });
 
   /** Reads a stream until `text` has come; throws if it ends first. */
   async function readUntil(response: Response, wanted: string): Promise<string> {
@@ -66,7 +76,7 @@ describe.skipIf(!hasNginx)('nginx in front, configured as docs/reverse-proxy.md 
   }
 
   test('a WebSocket is upgraded and carries a publish', async () => {
-    const client = await connect(`ws://127.0.0.1:${port}/v1/ws`);
+    const client = await connect(`${base.replace('http', 'ws')}/v1/ws`);
     expect(await client.request({ op: 'auth', token: await token('proxied') })).toMatchObject({ success: true });
     expect(await client.request({ op: 'subscribe', channel: 'through-nginx' })).toMatchObject({ success: true });
     await mesh.publish({ c: 'through-nginx', d: 'hello through nginx' });
