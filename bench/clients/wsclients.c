@@ -34,12 +34,12 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -61,7 +61,7 @@ struct conn {
   /* The reconnect mode's: the instance of this attempt, whether it upgraded, attempts since the
      last success, the highest id seen (where a resume starts), when the subscribed connection
      dropped (0: it did not), and the generation its one pending timer must carry. */
-  uint8_t instance, opened, attempt, subscribed;
+  uint8_t instance, opened, attempt;
   int64_t last_id;
   double dropped_at;
   uint32_t gen;
@@ -493,7 +493,7 @@ static void start_attempt(struct conn *c) {
 static void back_off(struct conn *c) {
   double delay = BACKOFF_MIN_MS * (double)(1u << (c->attempt < 6 ? c->attempt : 6));
   if (delay > BACKOFF_MAX_MS) delay = BACKOFF_MAX_MS;
-  c->attempt++;
+  if (c->attempt < UINT8_MAX) c->attempt++;
   c->state = WAITING;
   timer_push(mono_ms() + delay / 2 + drand48() * delay / 2, c->index, ++c->gen);
 }
@@ -510,7 +510,6 @@ static void attempt_failed(struct conn *c) {
 /* The subscribed connection dropped: the first try after it waits too, as the bundled client's does. */
 static void dropped(struct conn *c) {
   close(c->fd);
-  c->subscribed = 0;
   connected--;
   drops++;
   c->dropped_at = mono_ms();
@@ -527,7 +526,6 @@ static void reconnect_subscribed(struct conn *c, const uint8_t *p, size_t len) {
     }
   }
   c->state = READY;
-  c->subscribed = 1;
   c->attempt = 0;
   c->gen++; /* its deadline is void */
   connected++;
