@@ -441,6 +441,8 @@ static struct timer *timers;
 static size_t timer_len, timer_cap;
 static uint32_t balancer, connected, drops, back, attempts_failed, expired;
 static double down_until[16];
+/* Per room, what follows the head of one of its messages: `"<room>","id":`, made once, not per delivery. */
+static char **room_fields;
 
 static void timer_push(double due, uint32_t client, uint32_t gen) {
   if (timer_len == timer_cap) {
@@ -542,9 +544,9 @@ static void reconnect_subscribed(struct conn *c, const uint8_t *p, size_t len) {
 /* {"event":"message","channel":"<room>","id":<id>,"data":"<seq>|...", read in place. */
 static void on_reconnect_message(struct conn *c, const uint8_t *p, size_t len) {
   static const char head[] = "{\"event\":\"message\",\"channel\":";
-  char room[128], text[256];
-  int room_len = snprintf(room, sizeof room, "\"%s%u\",\"id\":", cfg.room_prefix, (cfg.first + c->index) % cfg.rooms);
-  size_t at = sizeof head - 1;
+  char text[256];
+  const char *room = room_fields[(cfg.first + c->index) % cfg.rooms];
+  size_t room_len = strlen(room), at = sizeof head - 1;
   if (len < at + room_len || memcmp(p + at, room, room_len)) return; /* its user channel's */
   at += room_len;
   size_t n = len - at < sizeof text - 1 ? len - at : sizeof text - 1;
@@ -658,6 +660,12 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     srand48(getpid() ^ (long)mono_ms());
     balancer = cfg.first; /* the first fill starts at the process's own share of the instances, so each holds the same number */
+    room_fields = calloc(cfg.rooms, sizeof *room_fields);
+    for (uint32_t r = 0; r < cfg.rooms; r++) {
+      char field[160];
+      snprintf(field, sizeof field, "\"%s%u\",\"id\":", cfg.room_prefix, r);
+      room_fields[r] = strdup(field);
+    }
   } else {
     if (!cfg.port || !cfg.channel || !addresses) die("--port, --channel and --addresses are needed", 0);
   }

@@ -77,7 +77,7 @@ interface Pool extends ReportingProcesses<ReconnectingReport> {
   samples: number[];
 }
 
-/** Where the clients run: Bun processes (bench/clients/reconnecting.ts), or the native generator's reconnect mode, the same clients at about a quarter of the CPU. */
+/** Where the clients run: Bun processes (bench/clients/reconnecting.ts), or the native generator's reconnect mode, the same clients at about half the CPU. */
 export type ReconnectGenerator = 'bun' | 'native';
 
 async function startPool(urls: string[], connections: number, rooms: number, generator: ReconnectGenerator): Promise<Pool> {
