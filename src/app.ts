@@ -100,6 +100,8 @@ export function buildApp(parts: AppParts): Hono {
   let full = false;
   const isFull = () => capacity !== null && hub.size >= capacity;
   const notDraining: MiddlewareHandler = async (c, next) => {
+    // A herd of new connections is taken a slice of each turn at a time: the server API is served between.
+    if (runtime.upgradesLate || c.req.header('upgrade') === undefined) await gateway.turn();
     if (readiness.draining) throw new MeshError('ERR_DRAINING');
     if (isFull()) {
       metrics.limitReached('full');

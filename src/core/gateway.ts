@@ -15,6 +15,7 @@ import type { DeliveryFormat } from './message.ts';
 import type { MessageLog, NewMessage } from './message-log.ts';
 import { type Command, type Reply, decodeFrame, failed, ok, parseCommand, replyOp, ridOf } from './protocol.ts';
 import { TokenBucket } from './token-bucket.ts';
+import { TurnGate } from './turn-gate.ts';
 import { CloseCode, NOTHING_QUEUED, Session, type SessionPolicy, type SessionSink, type SubscriptionKind, type TransportName } from './session.ts';
 
 /** Who is in a channel, cluster-wide, and the last message id that answer includes. */
@@ -100,6 +101,8 @@ export class Gateway {
   /** How often armDueExpiries() must run: well inside the horizon, so no expiry is armed late. */
   readonly expirySweepMs: number;
   #counter = 0;
+  /** Client work starts through it: a herd takes a slice of each turn of the event loop, the server API the rest. */
+  readonly #gate = new TurnGate();
 
   constructor(options: GatewayOptions) {
     this.#o = options;
@@ -162,6 +165,11 @@ export class Gateway {
     return false;
   }
 
+  /** Resolves when this turn of the event loop has room for more client work: a new connection waits here (see TurnGate). */
+  turn(): Promise<void> {
+    return this.#gate.pass();
+  }
+
   /** Runs one text frame from a client and writes its reply to the session. */
   receive(session: Session, text: string): void {
     if (!this.admit(session)) return;
@@ -211,7 +219,8 @@ export class Gateway {
   /**
    * Runs `work` for a session behind its earlier ops, one at a time, in order: how every dialect drives a
    * connection (pgmesh frames, Pusher's). A failure becomes `failed(err)`'s answer; a closed session, or one
-   * with 256 ops waiting (closed with 4029), gets that answer without running anything.
+   * with 256 ops waiting (closed with 4029), gets that answer without running anything. In a storm, ops
+   * start in slices of each turn of the event loop (see TurnGate).
    */
   serially<T>(session: Session, work: () => Promise<T>, failed: (err: MeshError) => T): Promise<T> {
     if (session.closed) return Promise.resolve(failed(new MeshError('ERR_CLOSED')));
@@ -222,6 +231,7 @@ export class Gateway {
     session.queued++;
     const done = session.queue.then(async (): Promise<T> => {
       try {
+        await this.#gate.pass();
         return await work();
       } catch (err) {
         const e = asMeshError(err);
@@ -525,7 +535,8 @@ export class Gateway {
     if (written === undefined) return NOTHING_QUEUED as Promise<void>;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, PRESENCE_WAIT_MS)));
-    return Promise.race([written, late]).finally(() => clearTimeout(timer));
+    // One flush releases thousands in a storm: what each then does (reply, replay, go live) starts through the gate.
+    return Promise.race([written, late]).finally(() => clearTimeout(timer)).then(() => this.#gate.pass());
   }
 
   /** Ends what joinChannel() or joinPresence() began. */
@@ -563,6 +574,8 @@ export class Gateway {
   async #replay(session: Session, channel: string, after: number): Promise<void> {
     for (;;) {
       const page = await this.#o.log.history(channel, after, HISTORY_PAGE);
+      // Reads answered together (a storm's, batched) would write all their replays in one turn.
+      await this.#gate.pass();
       if (page.length < HISTORY_PAGE || session.closed) return session.finishReplay(channel, page);
       session.replay(channel, page);
       after = page[page.length - 1]!.id;

@@ -65,6 +65,12 @@ export interface RuntimeAdapter {
   /** The runtime's own version (e.g. 20.11.1), for the operator's console. */
   readonly version: string;
   readonly upgradeWebSocket: UpgradeWebSocket<any>;
+  /**
+   * Whether a WebSocket upgrade may wait for its turn after its request arrived (see TurnGate). Deno
+   * cannot tell that the client hung up meanwhile: the socket it upgrades then never opens nor closes,
+   * and the server's shutdown waits on it forever. There the upgrade happens at once.
+   */
+  readonly upgradesLate: boolean;
   /** The raw socket under Hono's WSContext, with this runtime's buffered-amount reading. */
   socket(ws: WSContext<any>): RawSocket;
   /** The peer's IP address. */

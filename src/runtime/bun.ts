@@ -8,6 +8,7 @@ export const runtime: RuntimeAdapter = {
   name: 'bun',
   version: Bun.version,
   upgradeWebSocket,
+  upgradesLate: true,
   // Hono builds a new WSContext per event on Bun; the raw socket is the stable handle.
   socket: (ws) => new BunSocket(ws.raw as ServerWebSocket<unknown>),
 

@@ -18,6 +18,7 @@ export const runtime: RuntimeAdapter = {
   name: 'deno',
   version: Deno.version.deno,
   upgradeWebSocket,
+  upgradesLate: false,
   socket: (ws) => new StandardSocket(ws.raw as WebSocket),
   remoteAddress: (c) => getConnInfo(c).remote.address,
   keepOpen: () => {},

@@ -25,6 +25,7 @@ export const runtime: RuntimeAdapter = {
   name: 'node',
   version: process.versions.node,
   upgradeWebSocket,
+  upgradesLate: true,
   socket: (ws) => new NodeSocket(ws.raw as WebSocket),
   remoteAddress: (c) => getConnInfo(c).remote.address,
   // Node's requestTimeout and keep-alive timers do not cut a response in progress.
