@@ -60,6 +60,27 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
+/** Longer than a drain (MESH_DRAIN_TIME, 10 s by default) and its shutdown; shorter than a test's timeout (30 s). */
+const STOP_DEADLINE_MS = 20_000;
+
+/**
+ * Resolves with the exit code once the process is gone; past `ms` it is killed and this rejects. A
+ * server whose stop hangs must not outlive the run: bun ends a file whose afterAll timed out without
+ * an 'exit' event, so the net above never ran, and such servers were left behind.
+ */
+async function exitedWithin(child: ChildProcess, exited: Promise<number | null>, ms: number, group: boolean): Promise<number | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, ms, 'late')));
+  const first = await Promise.race([exited, late]);
+  clearTimeout(timer);
+  if (first !== 'late') return first;
+  // A wrapper's group (npm, deno task) goes whole: the server is its child.
+  if (group && child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+  else child.kill('SIGKILL');
+  await exited;
+  throw new Error(`the process did not exit within ${ms} ms of its stop signal: killed`);
+}
+
 /** Starts pgmesh on `runtime` (or with an explicit command line, run in `cwd`) with `env` on a free port. */
 export function startProcess(runtime: RuntimeName, env: Record<string, string> = {}, timeoutMs = 60_000, commandLine?: string[], cwd = ROOT): Promise<MeshProcess> {
   const [cmd, ...args] = commandLine ?? command(runtime);
@@ -101,7 +122,7 @@ export function startProcess(runtime: RuntimeName, env: Record<string, string> =
         stderr: () => err,
         stop: (signal = 'SIGTERM') => {
           if (child.exitCode === null) child.kill(signal);
-          return exited;
+          return exitedWithin(child, exited, STOP_DEADLINE_MS, commandLine !== undefined);
         },
       });
     });
