@@ -75,6 +75,12 @@ export class TurnGate {
       return;
     }
     if (!this.#inSlice()) {
+      // A herd that never thins out (a flood of new connections) never empties the queue: what has
+      // gone is dropped from its front now and then, or the queue would keep every caller it had.
+      if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
+        this.#waiting = this.#waiting.slice(this.#head);
+        this.#head = 0;
+      }
       this.#scheduleTurn();
       return;
     }
