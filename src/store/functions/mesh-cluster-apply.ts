@@ -32,6 +32,11 @@ declare
   retire boolean := coalesce((j->>'retire')::boolean, false);
   targets json := coalesce(j->'targets', '{}'::json);
   sweep boolean;
+  channels text[];
+  datas text[];
+  messages text;
+  hook_counts text;
+  upto int8;
 begin
   perform pg_advisory_xact_lock(7361842002);
   gone := array(select i.id from mesh_instance i where reap_after is not null and i.seen_at < now() - reap_after and i.id <> me);
@@ -41,7 +46,6 @@ begin
   -- Whenever instances go (a start, a stop, a reap), subscriptions whose connection is gone go too:
   -- sub_list writes none, but one left by an older version is reaped, not kept forever.
   sweep := cardinality(gone) > 0;
-  return query
   with
   down_list as (
     select case when json_typeof(e) = 'array' then e->>0 else e #>> '{}' end as id,
@@ -142,15 +146,6 @@ begin
       union all select 2, '$mercure', m.data, m.data from mercure_ended m
     ) o
   ),
-  total as (select count(*)::int8 as n from numbered),
-  seq as (
-    update mesh_seq set last_id = mesh_seq.last_id + total.n from total where total.n > 0
-    returning mesh_seq.last_id, total.n
-  ),
-  stored as (
-    insert into mesh_message (id, channel, data, sender)
-    select seq.last_id - seq.n + numbered.ord, numbered.channel, numbered.data, null from numbered, seq
-  ),
   bodies as (
     select json_agg(json_build_array(numbered.channel, numbered.data, null) order by numbered.ord)::text as m from numbered
   ),
@@ -229,8 +224,19 @@ begin
     select json_object_agg(c.target, json_build_array(c.n, case when c.target in (select o.target from open_targets o) then c.n else 0 end))::text as hooks
     from (select h.target, count(*) as n from hook_events h where targets->>h.target is not null group by h.target) c
   )
-  select seq.last_id, seq.n, bodies.m, counted.hooks
-  from (select 1) one left join seq on true cross join bodies cross join counted;
+  select (select array_agg(x.channel order by x.ord) from numbered x), (select array_agg(x.data order by x.ord) from numbered x), bodies.m, counted.hooks
+  into channels, datas, messages, hook_counts
+  from bodies cross join counted;
+  -- The events take their ids last, in a statement of their own: the counter serialises every publish of
+  -- the cluster until this transaction commits, and the statement above takes tens of milliseconds in a storm.
+  if cardinality(channels) > 0 then
+    update mesh_seq set last_id = mesh_seq.last_id + cardinality(channels) returning mesh_seq.last_id into upto;
+    insert into mesh_message (id, channel, data, sender)
+    select upto - cardinality(channels) + e.ord, e.channel, e.data, null from unnest(channels, datas) with ordinality as e(channel, data, ord);
+    return query select upto, cardinality(channels)::int8, messages, hook_counts;
+  else
+    return query select null::int8, null::int8, messages, hook_counts;
+  end if;
 end;
 $fn$;
 `;
