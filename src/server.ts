@@ -216,11 +216,16 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
       readiness.draining = true;
       const sessions = [...hub.sessions()];
       log.info('draining', { connections: sessions.length, overMs: config.MESH_DRAIN_TIME });
-      const steps = Math.max(1, Math.floor(config.MESH_DRAIN_TIME / DRAIN_STEP_MS));
-      const perStep = Math.ceil(sessions.length / steps);
-      for (let at = 0; at < sessions.length; at += perStep) {
-        for (const session of sessions.slice(at, at + perStep)) session.close(CloseCode.SERVICE_RESTART, 'server restarting: reconnect');
-        if (at + perStep < sessions.length) await new Promise((resolve) => setTimeout(resolve, DRAIN_STEP_MS)); // the pacing of the drain itself
+      // Paced by the clock, not by a count of steps: the closes of a step and a late timer (a busy
+      // instance's are) stretched a 3 s drain to 7 s, and a deploy's kill timeout comes after the window.
+      const started = performance.now();
+      let closed = 0;
+      while (closed < sessions.length) {
+        const byNow = Math.ceil((sessions.length * (performance.now() - started + DRAIN_STEP_MS)) / config.MESH_DRAIN_TIME);
+        const due = Math.min(sessions.length, Math.max(closed + 1, byNow));
+        for (const session of sessions.slice(closed, due)) session.close(CloseCode.SERVICE_RESTART, 'server restarting: reconnect');
+        closed = due;
+        if (closed < sessions.length) await new Promise((resolve) => setTimeout(resolve, DRAIN_STEP_MS)); // the pacing of the drain itself
       }
       await stop();
     },
