@@ -121,7 +121,7 @@ export function formatTables(r: Results): string {
         table(
           ['signal', 'instances', 'clients', 'moved', 'all back in s', 'back p50 ms', 'back p99 ms', 'back max ms', 'attempts failed', 'publish p99 before ms', 'publish p99 during ms', 'published', 'publish failed', 'presence exact in s', 'lost', 'out of order', 'most open files (limit)', 'most memory MB', 'cores before: pgmesh/Postgres/clients', 'cores during'],
           r.reconnect.map((x) => [
-            x.signal,
+            x.publishingApart ? `${x.signal}, publishing through another instance` : x.signal,
             x.instances,
             n(x.connections),
             n(x.moved),

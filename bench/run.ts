@@ -370,15 +370,32 @@ async function runStorm(): Promise<StormResult[]> {
   return out;
 }
 
-/** A connect storm of all the connections one instance takes (its file limit less its reserve), generators on Bun, tokens signed beforehand. */
+/**
+ * A connect storm of all the connections one instance takes (its file limit less its reserve), generators
+ * natively, tokens signed beforehand; taking turns, the publisher POSTs to the stormed instance, then to a
+ * second instance that holds no clients (what a deployment gets by routing its server API apart).
+ */
 async function runStormAtSize(): Promise<StormResult[]> {
-  const rounds: StormResult[] = [];
+  const rounds: [StormResult[], StormResult[]] = [[], []];
   for (let round = 1; round <= runs; round++) {
-    log(`connect storm at size: pgmesh-bun, ${PLAN.sizePerInstance} clients, round ${round}`);
-    // 512 connecting at once per process: with 64, each client's wait for its presence writes, not the server, set the rate.
-    rounds.push(await withSystem('pgmesh-bun', (s) => storm(s, PLAN.sizePerInstance, { generator: 'native', concurrency: 512 })));
+    for (const [i, apart] of [false, true].entries()) {
+      log(`connect storm at size: pgmesh-bun, ${PLAN.sizePerInstance} clients, publisher ${apart ? 'through another instance' : 'beside them'}, round ${round}`);
+      // 512 connecting at once per process: with 64, each client's wait for its presence writes, not the server, set the rate.
+      const run = (s: RunningSystem) => storm(s, PLAN.sizePerInstance, { generator: 'native', concurrency: 512 });
+      rounds[i]!.push(
+        await withSystem('pgmesh-bun', async (s, db) => {
+          if (!apart) return run(s);
+          const api = await startPgmesh('bun', db, { MESH_INSTANCE_ID: 'api-apart' });
+          try {
+            return { ...(await run({ ...s, publishUrl: api.publishUrl })), system: `${s.name}, publishing through another instance` };
+          } finally {
+            await api.stop();
+          }
+        }),
+      );
+    }
   }
-  return [median(rounds, (r) => r.perSec)];
+  return rounds.map((r) => median(r, (x) => x.perSec));
 }
 
 /** Instances filled to their limit, idle, then one message and a steady rate to all of their connections. */
@@ -401,22 +418,28 @@ async function runAtSize(): Promise<AtSizeResult[]> {
   return out;
 }
 
-/** A reconnect storm after SIGKILL and after SIGTERM, each on a cluster of its own: pgmesh-bun instances behind the clients' round robin. */
-async function runReconnect(shape: { instances: number; perInstance: number; traffic: { rooms: number; rate: number }; generator?: ReconnectGenerator }): Promise<ReconnectResult[]> {
+/**
+ * A reconnect storm after SIGKILL and after SIGTERM, each on a cluster of its own: pgmesh-bun instances behind the
+ * clients' round robin; with `apart`, the same again with the publisher on an instance holding no clients.
+ */
+async function runReconnect(shape: { instances: number; perInstance: number; traffic: { rooms: number; rate: number }; generator?: ReconnectGenerator }, apart = false): Promise<ReconnectResult[]> {
   const out: ReconnectResult[] = [];
-  for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
-    const rounds: ReconnectResult[] = [];
-    for (let round = 1; round <= runs; round++) {
-      log(`reconnect storm: ${shape.instances} pgmesh-bun instances × ${shape.perInstance} clients, ${signal} one, round ${round}`);
-      const db = await freshDatabase();
-      const instances = await Promise.all(Array.from({ length: shape.instances }, (_, i) => startPgmesh('bun', db, { MESH_INSTANCE_ID: `back${i}` })));
-      try {
-        rounds.push(await reconnectStorm(instances, db, shape.perInstance, signal, shape.traffic, shape.generator));
-      } finally {
-        await Promise.all(instances.map((i) => i.stop()));
+  for (const publishingApart of apart ? [false, true] : [false]) {
+    for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+      const rounds: ReconnectResult[] = [];
+      for (let round = 1; round <= runs; round++) {
+        log(`reconnect storm: ${shape.instances} pgmesh-bun instances × ${shape.perInstance} clients, ${signal} one${publishingApart ? ', publishing through another instance' : ''}, round ${round}`);
+        const db = await freshDatabase();
+        const instances = await Promise.all(Array.from({ length: shape.instances }, (_, i) => startPgmesh('bun', db, { MESH_INSTANCE_ID: `back${i}` })));
+        const api = publishingApart ? await startPgmesh('bun', db, { MESH_INSTANCE_ID: 'api-apart' }) : undefined;
+        try {
+          rounds.push(await reconnectStorm(instances, db, shape.perInstance, signal, shape.traffic, shape.generator, api));
+        } finally {
+          await Promise.all([...instances, ...(api ? [api] : [])].map((i) => i.stop()));
+        }
       }
+      out.push(median(rounds, (r) => r.allBackSeconds));
     }
-    out.push(median(rounds, (r) => r.allBackSeconds));
   }
   return out;
 }
@@ -543,7 +566,7 @@ async function main(): Promise<void> {
     bystander: only.includes('bystander') ? await runBystander() : [],
     reconnect: [
       ...(only.includes('reconnect') ? await runReconnect({ instances: PLAN.reconnectInstances, perInstance: PLAN.reconnectPerInstance, traffic: PLAN.reconnectTraffic }) : []),
-      ...(only.includes('reconnect-size') ? await runReconnect(RECONNECT_AT_SIZE) : []),
+      ...(only.includes('reconnect-size') ? await runReconnect(RECONNECT_AT_SIZE, true) : []),
     ],
   };
   console.log(formatTables(results));

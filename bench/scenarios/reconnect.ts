@@ -36,7 +36,9 @@ export interface ReconnectResult {
   backMax: number;
   /** Connection attempts that failed along the way (refused, 503 while draining, timed out). */
   attemptsFailed: number;
-  /** The publisher's single POSTs to the survivors: p99 before the signal and from it until presence settled, ms; failures. */
+  /** Whether the publisher POSTed to an instance holding no clients (the server API routed apart) rather than to the survivors. */
+  publishingApart?: boolean;
+  /** The publisher's single POSTs: p99 before the signal and from it until presence settled, ms; failures. */
   publishP99Before: number;
   publishP99During: number;
   publishFailed: number;
@@ -152,7 +154,8 @@ function startPublisher(urls: string[], rooms: number, ratePerSec: number) {
 
 /**
  * Fills `instances` with `perInstance` clients each, publishes `rate` msg/s over `rooms` rooms through all
- * but the last instance, then stops the last one with `signal` and measures the storm.
+ * but the last instance (or through `apart`, an instance holding no clients), then stops the last one with
+ * `signal` and measures the storm.
  */
 export async function reconnectStorm(
   instances: RunningSystem[],
@@ -161,6 +164,7 @@ export async function reconnectStorm(
   signal: 'SIGKILL' | 'SIGTERM',
   traffic: { rooms: number; rate: number },
   generator: ReconnectGenerator = 'bun',
+  apart?: RunningSystem,
 ): Promise<ReconnectResult> {
   const connections = perInstance * instances.length;
   const victim = instances[instances.length - 1]!;
@@ -175,7 +179,7 @@ export async function reconnectStorm(
     throw err;
   });
   const publisher = startPublisher(
-    survivors.map((s) => s.publishUrl),
+    apart ? [apart.publishUrl] : survivors.map((s) => s.publishUrl),
     traffic.rooms,
     traffic.rate,
   );
@@ -227,6 +231,7 @@ export async function reconnectStorm(
       backP99: percentile(pool.samples, 99),
       backMax: pool.samples.reduce((a, b) => Math.max(a, b), 0),
       attemptsFailed: sum(pool, 'attemptsFailed'),
+      ...(apart && { publishingApart: true }),
       publishP99Before: percentile(before, 99),
       publishP99During: percentile(during, 99),
       publishFailed: publisher.failed(),
