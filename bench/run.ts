@@ -372,30 +372,37 @@ async function runStorm(): Promise<StormResult[]> {
 
 /**
  * A connect storm of all the connections one instance takes (its file limit less its reserve), generators
- * natively, tokens signed beforehand; taking turns, the publisher POSTs to the stormed instance, then to a
- * second instance that holds no clients (what a deployment gets by routing its server API apart).
+ * natively, tokens signed beforehand; taking turns, the publisher POSTs to the stormed instance's main port,
+ * to its publish thread (MESH_PUBLISH_PORT), then to a second instance that holds no clients (what a
+ * deployment gets by routing its server API apart).
  */
 async function runStormAtSize(): Promise<StormResult[]> {
-  const rounds: [StormResult[], StormResult[]] = [[], []];
+  const ways = ['beside them', 'through its publish thread', 'through another instance'] as const;
+  const rounds: StormResult[][] = ways.map(() => []);
   for (let round = 1; round <= runs; round++) {
-    for (const [i, apart] of [false, true].entries()) {
-      log(`connect storm at size: pgmesh-bun, ${PLAN.sizePerInstance} clients, publisher ${apart ? 'through another instance' : 'beside them'}, round ${round}`);
+    for (const [i, way] of ways.entries()) {
+      log(`connect storm at size: pgmesh-bun, ${PLAN.sizePerInstance} clients, publisher ${way}, round ${round}`);
       // 512 connecting at once per process: with 64, each client's wait for its presence writes, not the server, set the rate.
       const run = (s: RunningSystem) => storm(s, PLAN.sizePerInstance, { generator: 'native', concurrency: 512 });
       rounds[i]!.push(
-        await withSystem('pgmesh-bun', async (s, db) => {
-          if (!apart) return run(s);
-          const api = await startPgmesh('bun', db, { MESH_INSTANCE_ID: 'api-apart' });
-          try {
-            return { ...(await run({ ...s, publishUrl: api.publishUrl })), system: `${s.name}, publishing through another instance` };
-          } finally {
-            await api.stop();
-          }
-        }),
+        await withSystem(
+          'pgmesh-bun',
+          async (s, db) => {
+            if (way === 'beside them') return run(s);
+            if (way === 'through its publish thread') return { ...(await run({ ...s, publishUrl: s.threadPublishUrl! })), system: `${s.name}, publishing through its publish thread` };
+            const api = await startPgmesh('bun', db, { MESH_INSTANCE_ID: 'api-apart' });
+            try {
+              return { ...(await run({ ...s, publishUrl: api.publishUrl })), system: `${s.name}, publishing through another instance` };
+            } finally {
+              await api.stop();
+            }
+          },
+          way === 'through its publish thread' ? { MESH_PUBLISH_PORT: '0' } : {},
+        ),
       );
     }
   }
-  return rounds.map((r) => median(r, (x) => x.perSec));
+  return rounds.map((r) => ({ ...median(r, (x) => x.perSec), publishP99Rounds: r.map((x) => x.publishP99) }));
 }
 
 /** Instances filled to their limit, idle, then one message and a steady rate to all of their connections. */
@@ -420,26 +427,31 @@ async function runAtSize(): Promise<AtSizeResult[]> {
 
 /**
  * A reconnect storm after SIGKILL and after SIGTERM, each on a cluster of its own: pgmesh-bun instances behind the
- * clients' round robin; with `apart`, the same again with the publisher on an instance holding no clients.
+ * clients' round robin, the publisher POSTing to the survivors; with `ways`, the same again with the publisher on
+ * the survivors' publish threads (MESH_PUBLISH_PORT) and on an instance holding no clients.
  */
-async function runReconnect(shape: { instances: number; perInstance: number; traffic: { rooms: number; rate: number }; generator?: ReconnectGenerator }, apart = false): Promise<ReconnectResult[]> {
+type PublishWay = 'survivors' | 'threads' | 'apart';
+async function runReconnect(shape: { instances: number; perInstance: number; traffic: { rooms: number; rate: number }; generator?: ReconnectGenerator }, ways: PublishWay[] = ['survivors']): Promise<ReconnectResult[]> {
   const out: ReconnectResult[] = [];
-  for (const publishingApart of apart ? [false, true] : [false]) {
-    for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
-      const rounds: ReconnectResult[] = [];
-      for (let round = 1; round <= runs; round++) {
-        log(`reconnect storm: ${shape.instances} pgmesh-bun instances × ${shape.perInstance} clients, ${signal} one${publishingApart ? ', publishing through another instance' : ''}, round ${round}`);
+  const said = { survivors: '', threads: ", publishing through the survivors' publish threads", apart: ', publishing through another instance' };
+  for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+    // The ways take turns within each round, so a slow spell of the shared host falls on all of them.
+    const rounds: ReconnectResult[][] = ways.map(() => []);
+    for (let round = 1; round <= runs; round++) {
+      for (const [i, way] of ways.entries()) {
+        log(`reconnect storm: ${shape.instances} pgmesh-bun instances × ${shape.perInstance} clients, ${signal} one${said[way]}, round ${round}`);
         const db = await freshDatabase();
-        const instances = await Promise.all(Array.from({ length: shape.instances }, (_, i) => startPgmesh('bun', db, { MESH_INSTANCE_ID: `back${i}` })));
-        const api = publishingApart ? await startPgmesh('bun', db, { MESH_INSTANCE_ID: 'api-apart' }) : undefined;
+        const env: Record<string, string> = way === 'threads' ? { MESH_PUBLISH_PORT: '0' } : {};
+        const instances = await Promise.all(Array.from({ length: shape.instances }, (_, n) => startPgmesh('bun', db, { MESH_INSTANCE_ID: `back${n}`, ...env })));
+        const api = way === 'apart' ? await startPgmesh('bun', db, { MESH_INSTANCE_ID: 'api-apart' }) : undefined;
         try {
-          rounds.push(await reconnectStorm(instances, db, shape.perInstance, signal, shape.traffic, shape.generator, api));
+          rounds[i]!.push(await reconnectStorm(instances, db, shape.perInstance, signal, shape.traffic, shape.generator, api));
         } finally {
-          await Promise.all([...instances, ...(api ? [api] : [])].map((i) => i.stop()));
+          await Promise.all([...instances, ...(api ? [api] : [])].map((s) => s.stop()));
         }
       }
-      out.push(median(rounds, (r) => r.allBackSeconds));
     }
+    for (const r of rounds) out.push({ ...median(r, (x) => x.allBackSeconds), publishP99DuringRounds: r.map((x) => x.publishP99During) });
   }
   return out;
 }
@@ -566,7 +578,7 @@ async function main(): Promise<void> {
     bystander: only.includes('bystander') ? await runBystander() : [],
     reconnect: [
       ...(only.includes('reconnect') ? await runReconnect({ instances: PLAN.reconnectInstances, perInstance: PLAN.reconnectPerInstance, traffic: PLAN.reconnectTraffic }) : []),
-      ...(only.includes('reconnect-size') ? await runReconnect(RECONNECT_AT_SIZE, true) : []),
+      ...(only.includes('reconnect-size') ? await runReconnect(RECONNECT_AT_SIZE, ['survivors', 'threads', 'apart']) : []),
     ],
   };
   console.log(formatTables(results));

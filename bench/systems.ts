@@ -43,6 +43,8 @@ export interface RunningSystem {
   httpUrl: string;
   /** Where a publish body ({"c","d"} or an array) is POSTed. */
   publishUrl: string;
+  /** The same endpoint on the instance's publish thread, when it was started with MESH_PUBLISH_PORT. */
+  threadPublishUrl?: string;
   protocol: SubscriberConfig['protocol'];
   /** The WebSocket URL a subscriber of `channel` connects to. */
   wsUrl(channel: string): Promise<string>;
@@ -70,6 +72,7 @@ export async function startPgmesh(runtime: RuntimeName, databaseUrl: string | nu
     pid: proc.child.pid!,
     httpUrl: proc.url,
     publishUrl: `${proc.url}/v1/mesh/publish`,
+    ...(proc.publishOrigin && { threadPublishUrl: `${proc.publishOrigin}/v1/mesh/publish` }),
     protocol: 'pgmesh',
     wsUrl: async () => `${ws}/v1/ws?token=${await token()}`,
     stop: async () => {

@@ -16,6 +16,7 @@ import type { Authenticator } from './core/auth.ts';
 import type { Hub } from './core/hub.ts';
 import { statsRoute } from './api/stats.ts';
 import { errorResponse } from './api/errors.ts';
+import { answersWithin } from './api/health.ts';
 import { serverApiGuard } from './api/guard.ts';
 import { publishRoute } from './api/publish.ts';
 import { demoRoutes } from './api/demo.ts';
@@ -176,12 +177,8 @@ export function buildApp(parts: AppParts): Hono {
   );
 
   app.get('/healthz', async (c) => {
-    try {
-      await withTimeout(store.ping(), 2000);
-      return c.json({ ok: true, store: store.kind, listening: store.listening });
-    } catch {
-      return c.json({ ok: false, store: store.kind, listening: store.listening, code: 'ERR_UNAVAILABLE', error: 'store unreachable' }, 503);
-    }
+    if (await answersWithin(() => store.ping())) return c.json({ ok: true, store: store.kind, listening: store.listening });
+    return c.json({ ok: false, store: store.kind, listening: store.listening, code: 'ERR_UNAVAILABLE', error: 'store unreachable' }, 503);
   });
 
   // What the balancer checks (fly.toml): answering, the store reachable, LISTEN up, not draining.
@@ -191,11 +188,7 @@ export function buildApp(parts: AppParts): Hono {
     if (readiness.draining) reasons.push('draining');
     if (isFull()) reasons.push('full');
     if (!store.listening) reasons.push('LISTEN down');
-    try {
-      await withTimeout(store.ping(), 2000);
-    } catch {
-      reasons.push('store unreachable');
-    }
+    if (!(await answersWithin(() => store.ping()))) reasons.push('store unreachable');
     if (reasons.length === 0) return c.json({ ready: true });
     const code = readiness.draining ? 'ERR_DRAINING' : reasons.length === 1 && reasons[0] === 'full' ? 'ERR_FULL' : 'ERR_UNAVAILABLE';
     return c.json({ ready: false, reasons, code }, 503);
@@ -225,12 +218,4 @@ export function serverApi({ config, runtime, store, cluster, hub, instance, webh
   api.route('/', statsRoute(hub, store, instance, webhooks, readiness?.capacity));
   api.route('/', instancesRoutes(cluster, { ttlMs: config.MESH_INSTANCE_TTL, intervalMs: config.MESH_STATS_INTERVAL, pusherApps: config.PUSHER_APPS.map((a) => a.id), webhooks }));
   return api;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('timeout')), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -207,6 +207,11 @@ export const ConfigSchema = z.object({
   MESH_TRUSTED_PROXIES: proxies.default([]),
   /** Also serve GET /metrics, with no key, on this port alone (for a scraper on a private network: Fly's [metrics]). */
   MESH_METRICS_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).optional(),
+  /**
+   * Also serve POST /v1/mesh/publish (and /healthz) on this port, from a thread of its own with its own
+   * database connection: publishes are then never held up by the main loop's connection storms.
+   */
+  MESH_PUBLISH_PORT: z.coerce.number({ error: 'must be a port number' }).int().min(0).max(65535).optional(),
   /** Set by Fly: this machine's id (the default MESH_INSTANCE_ID); an SSE uplink POST for another machine's stream is answered with fly-replay. */
   FLY_MACHINE_ID: z.string().regex(/^[\w-]{1,40}$/, 'a machine id').optional(),
   /** Set by Fly: this machine's private IPv6 address (the default MESH_ADVERTISE_URL). */
@@ -239,6 +244,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (parsed.data.MESH_WEBHOOK_URL && !parsed.data.MESH_WEBHOOK_SECRET) throw new ConfigError('invalid setting MESH_WEBHOOK_SECRET: required to sign the webhooks to MESH_WEBHOOK_URL');
   if (parsed.data.MESH_API_READ_KEY !== undefined && parsed.data.MESH_API_READ_KEY === parsed.data.MESH_API_KEY) {
     throw new ConfigError('invalid setting MESH_API_READ_KEY: must differ from MESH_API_KEY (a read-only key that is also the full key reads and writes)');
+  }
+  const pglite = parsed.data.DATABASE_URL === undefined && (parsed.data.MESH_EMBEDDED === 'pglite' || parsed.data.MESH_DATA_DIR.startsWith('memory://'));
+  if (parsed.data.MESH_PUBLISH_PORT !== undefined && pglite) {
+    throw new ConfigError('invalid setting MESH_PUBLISH_PORT: needs a Postgres server (DATABASE_URL, or the embedded one), not PGlite, which one thread holds alone');
   }
   const unknownApp = Object.keys(parsed.data.PUSHER_WEBHOOKS).find((id) => !parsed.data.PUSHER_APPS.some((app) => app.id === id));
   if (unknownApp !== undefined) throw new ConfigError(`invalid setting PUSHER_WEBHOOKS: app ${unknownApp} is not in PUSHER_APPS`);

@@ -79,7 +79,8 @@ try {
   runtime.onShutdownSignal((signal) => shutdown({ signal }));
   watchLauncher(shutdown);
   // The one line on stdout: tests and scripts read the port from it.
-  console.log(`pgmesh listening on ${mesh.url} (${mesh.runtime}, ${mesh.store.kind})`);
+  const publishing = mesh.publishThread === null ? '' : `, publishing also on ${new URL(mesh.url).origin.replace(/:\d+$/, `:${mesh.publishThread.port}`)}`;
+  console.log(`pgmesh listening on ${mesh.url} (${mesh.runtime}, ${mesh.store.kind})${publishing}`);
 } catch (err) {
   console.error(err instanceof ConfigError ? `pgmesh: ${err.message}` : `pgmesh: cannot start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -22,6 +22,7 @@ import { pusherWebhookFormat, type PusherWebhookEvent } from './pusher/webhooks.
 import { MESH_TARGET, pusherTarget, type WebhookTargets } from './store/webhooks.ts';
 import { OutageLog } from './outage-log.ts';
 import type { RuntimeAdapter } from './runtime/adapter.ts';
+import { PublishThread } from './publish-port/host.ts';
 import { loadRuntime } from './runtime/detect.ts';
 import { openStore, type OpenStore } from './store/open.ts';
 import type { Cluster, LocalConnection } from './store/cluster.ts';
@@ -42,6 +43,8 @@ export interface RunningMesh {
   hub: Hub;
   metrics: Metrics;
   log: Log;
+  /** The publish thread's port (MESH_PUBLISH_PORT), when there is one. */
+  publishThread: PublishThread | null;
   /** Closes every connection (1001), flushes cursors, closes the store. */
   stop(): Promise<void>;
   /**
@@ -180,6 +183,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   const server = await runtime.serve(app.fetch, { ...listen, port: config.PORT });
   // The scraper's own port: /metrics only, no key (it is meant for a private network).
   const metricsServer = config.MESH_METRICS_PORT === undefined ? null : await runtime.serve(metricsRoute(metrics.registry).fetch, { ...listen, port: config.MESH_METRICS_PORT });
+  const publishThread = config.MESH_PUBLISH_PORT === undefined ? null : await startPublishThread(config, opened, runtime, instance, metrics, log);
   const expiries = setInterval(() => gateway.armDueExpiries(), gateway.expirySweepMs);
   await cluster.advertise(config.MESH_ADVERTISE_URL ?? (config.FLY_PRIVATE_IP ? `http://[${config.FLY_PRIVATE_IP}]:${server.port}` : `http://127.0.0.1:${server.port}`));
   let backlogs: ReturnType<typeof setInterval> | undefined;
@@ -189,7 +193,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   }
   if (!config.MESH_API_KEY) log.warn('MESH_API_KEY is not set: the server API answers loopback callers only');
   const where = config.DATABASE_URL ? 'DATABASE_URL' : store.kind === 'postgres' ? `an embedded Postgres server in ${config.MESH_DATA_DIR}` : `PGlite in ${config.MESH_DATA_DIR}`;
-  log.info('started', { store: where, runtime: runtime.name, port: server.port, metricsPort: metricsServer?.port });
+  log.info('started', { store: where, runtime: runtime.name, port: server.port, metricsPort: metricsServer?.port, publishPort: publishThread?.port });
 
   const stop = async () => {
     sampler.stop();
@@ -198,6 +202,8 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     for (const session of hub.sessions()) session.close(CloseCode.GOING_AWAY, 'server shutting down');
     await server.stop();
     await metricsServer?.stop();
+    // Publishes are answered to the end: the thread goes after the clients.
+    await publishThread?.stop();
     await webhooks.stop();
     await cluster.close();
     await store.close();
@@ -208,6 +214,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     runtime: runtime.name,
     store,
     cluster,
+    publishThread,
     hub,
     metrics,
     log,
@@ -230,6 +237,32 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
       await stop();
     },
   };
+}
+
+/** The publish thread of MESH_PUBLISH_PORT, on the store's database; should it not start, the instance does not either. */
+async function startPublishThread(config: Config, opened: OpenStore, runtime: RuntimeAdapter, instance: string, metrics: Metrics, log: Log): Promise<PublishThread> {
+  // loadConfig refuses the setting with PGlite: this is for an instance started with a hand-made Config.
+  if (opened.endpoint === null) throw new Error('MESH_PUBLISH_PORT needs a Postgres server, not PGlite');
+  return await PublishThread.start(
+    runtime,
+    {
+      endpoint: opened.endpoint,
+      instance,
+      region: config.MESH_REGION,
+      hostname: config.HOST,
+      port: config.MESH_PUBLISH_PORT!,
+      apiKey: config.MESH_API_KEY,
+      readKey: config.MESH_API_READ_KEY,
+      maxMessage: config.MESH_MAX_MESSAGE,
+      maxJsonDepth: config.MESH_MAX_JSON_DEPTH,
+      groupCommit: config.MESH_GROUP_COMMIT,
+      ttlMs: config.MESH_INSTANCE_TTL,
+      pusherApps: [...config.PUSHER_APPS],
+      log: { level: config.MESH_LOG, format: formatFor(config.MESH_LOG_FORMAT) },
+    },
+    metrics,
+    log,
+  );
 }
 
 // With no way to verify tokens configured, run in demo mode: an ephemeral secret

@@ -41,6 +41,13 @@ describe('fly.toml', () => {
     expect(fly.metrics.port).not.toBe(fly.http_service.internal_port);
   });
 
+  test('serves the publish port on every address, the private network\'s IPv6 too, and on no public service', () => {
+    expect(settings.HOST).toBe('::');
+    expect(settings.MESH_PUBLISH_PORT).toBeGreaterThan(0);
+    expect([fly.http_service.internal_port, fly.metrics.port]).not.toContain(settings.MESH_PUBLISH_PORT);
+    expect(JSON.stringify(fly.services ?? [])).not.toContain(String(settings.MESH_PUBLISH_PORT));
+  });
+
   test('checks /readyz, counts connections, never stops a machine with clients, deploys one machine at a time', () => {
     expect(fly.http_service.checks).toContainEqual(expect.objectContaining({ method: 'GET', path: '/readyz' }));
     expect(fly.http_service.concurrency.type).toBe('connections');
@@ -74,10 +81,13 @@ describe('Dockerfile', () => {
       expect(install.status, install.stderr).toBe(0);
       const [program, ...args] = image.cmd;
       expect(program).toBe('bun'); // the image is oven/bun: ours comes from the dev install
-      const env = { ...image.env, PORT: '0', HOST: '127.0.0.1', MESH_DATA_DIR: join(app, 'data'), MESH_METRICS_PORT: '0', MESH_LOG: 'info' };
+      const env = { ...image.env, PORT: '0', HOST: '127.0.0.1', MESH_DATA_DIR: join(app, 'data'), MESH_METRICS_PORT: '0', MESH_PUBLISH_PORT: '0', MESH_LOG: 'info' };
       const mesh = await startProcess('bun', env, 120_000, [join(BIN, 'bun'), ...args], app);
-      const published = await fetch(`${mesh.url}/v1/mesh/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ c: 'image', d: 'hello' }) });
-      expect(published.status).toBe(200);
+      // On the main port, and on the publish thread (fly.toml sets MESH_PUBLISH_PORT), which starts from the image's files too.
+      for (const origin of [mesh.url, mesh.publishOrigin!]) {
+        const published = await fetch(`${origin}/v1/mesh/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ c: 'image', d: 'hello' }) });
+        expect(published.status).toBe(200);
+      }
       expect((await fetch(`${mesh.url}/readyz`)).status).toBe(200);
       const started = logLines(mesh.stderr()).find((line) => line.msg === 'started')!;
       expect(started.store).toContain('embedded Postgres');

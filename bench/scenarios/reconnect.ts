@@ -38,9 +38,13 @@ export interface ReconnectResult {
   attemptsFailed: number;
   /** Whether the publisher POSTed to an instance holding no clients (the server API routed apart) rather than to the survivors. */
   publishingApart?: boolean;
+  /** Whether it POSTed to the survivors' publish threads (MESH_PUBLISH_PORT) rather than to their main ports. */
+  publishingToThreads?: boolean;
   /** The publisher's single POSTs: p99 before the signal and from it until presence settled, ms; failures. */
   publishP99Before: number;
   publishP99During: number;
+  /** Every round's publishP99During, where the row is the median of several (it is chosen by all-back time, not by this). */
+  publishP99DuringRounds?: number[];
   publishFailed: number;
   published: number;
   /** From the signal until presence counted exactly the clients there are, s. */
@@ -179,7 +183,7 @@ export async function reconnectStorm(
     throw err;
   });
   const publisher = startPublisher(
-    apart ? [apart.publishUrl] : survivors.map((s) => s.publishUrl),
+    apart ? [apart.publishUrl] : survivors.map((s) => s.threadPublishUrl ?? s.publishUrl),
     traffic.rooms,
     traffic.rate,
   );
@@ -232,6 +236,7 @@ export async function reconnectStorm(
       backMax: pool.samples.reduce((a, b) => Math.max(a, b), 0),
       attemptsFailed: sum(pool, 'attemptsFailed'),
       ...(apart && { publishingApart: true }),
+      ...(!apart && survivors[0]!.threadPublishUrl !== undefined && { publishingToThreads: true }),
       publishP99Before: percentile(before, 99),
       publishP99During: percentile(during, 99),
       publishFailed: publisher.failed(),

@@ -24,6 +24,8 @@ export interface StormResult {
   failed: number;
   /** The publisher beside the storm: p99 of its POSTs, ms, and how many failed. */
   publishP99: number;
+  /** Every round's publishP99, where the row is the median of several (it is chosen by rate, not by this). */
+  publishP99Rounds?: number[];
   publishFailed: number;
   /** What the server API counted in the room right after the last reply (must be every client). */
   listed: number;

@@ -9,7 +9,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { ALL_CHANNEL, canonicalChannel } from '../core/channels.ts';
 import { MeshError } from '../core/errors.ts';
-import type { Store } from '../store/store.ts';
+import type { MessageLog } from '../core/message-log.ts';
 import { jsonBody } from './json-body.ts';
 import { isConnectionId } from '../core/session.ts';
 
@@ -47,7 +47,7 @@ function plainConnmix(body: unknown): PublishBody | undefined {
 }
 
 /** The publish route; mount it behind the server-API guard. */
-export function publishRoute(store: Store, maxMessage: number, maxDepth: number): Hono {
+export function publishRoute(store: Pick<MessageLog, 'publish'>, maxMessage: number, maxDepth: number): Hono {
   const app = new Hono();
   app.post('/publish', async (c) => {
     const body = await jsonBody(c, PublishBody, { maxBytes: 8 * maxMessage, maxDepth }, plainConnmix);

@@ -48,7 +48,7 @@ class PusherApiError extends Error {
 }
 
 /** The routes under /apps/{id}. */
-export function pusherApiRoutes(apps: PusherApps, log: MessageLog, cluster: Cluster, maxDepth: number): Hono {
+export function pusherApiRoutes(apps: PusherApps, log: Pick<MessageLog, 'publish'>, cluster: Pick<Cluster, 'channels' | 'members'>, maxDepth: number): Hono {
   const api = new Hono();
   api.onError((err, c) => (err instanceof PusherApiError ? c.json({ error: err.message, code: err.status }, err.status) : c.json({ error: 'internal error', code: 500 }, 500)));
 
@@ -188,7 +188,7 @@ function parse<T>(schema: z.ZodType<T>, body: string, maxDepth: number): T {
   return parsed.data;
 }
 
-async function publish(app: PusherApp, log: MessageLog, events: z.infer<typeof Event>[]): Promise<void> {
+async function publish(app: PusherApp, log: Pick<MessageLog, 'publish'>, events: z.infer<typeof Event>[]): Promise<void> {
   const messages: NewMessage[] = [];
   for (const event of events) {
     const channels = event.channels ?? (event.channel === undefined ? [] : [event.channel]);

@@ -57,6 +57,16 @@ export interface EventBodyOwner {
   cancelled(): void;
 }
 
+/** A thread of this process running one of pgmesh's modules; they talk by messages (structured clones). */
+export interface Thread {
+  post(message: unknown): void;
+  onMessage(handler: (message: unknown) => void): void;
+  /** Runs once when the thread has ended, whether it stopped, failed or was terminated. */
+  onExit(handler: (code: number) => void): void;
+  /** Ends the thread at once. */
+  terminate(): Promise<void>;
+}
+
 /** Told of an error nothing caught: a bug, logged and counted; the process goes on serving everyone else. */
 export type UncaughtHandler = (kind: 'rejection' | 'exception', err: unknown) => void;
 
@@ -83,6 +93,8 @@ export interface RuntimeAdapter {
    */
   eventBody(owner: EventBodyOwner, request: Request): EventBody;
   serve(fetch: (request: Request, ...rest: any[]) => Response | Promise<Response>, options: ServeOptions): Promise<RunningServer>;
+  /** Starts `entry` (a module of src/) on a thread of its own; it reads `data` as node:worker_threads' workerData. */
+  startThread(entry: URL, data: unknown): Thread;
   /** Runs `handler` once on SIGINT or SIGTERM. */
   onShutdownSignal(handler: (signal: string) => void): void;
   /** Hands every exception and rejection nothing caught to `handler`, instead of ending the process. */

@@ -2,7 +2,7 @@
 import type { ServerWebSocket } from 'bun';
 import { getBunServer, getConnInfo, upgradeWebSocket, websocket } from 'hono/bun';
 import type { EventBody, EventBodyOwner, RawSocket, RuntimeAdapter } from './adapter.ts';
-import { onFirstSignal, onUncaughtProcess } from './common.ts';
+import { onFirstSignal, onUncaughtProcess, startModuleThread } from './common.ts';
 
 export const runtime: RuntimeAdapter = {
   name: 'bun',
@@ -42,6 +42,7 @@ export const runtime: RuntimeAdapter = {
       broadcast: (topic, frame) => void server.publish(topic, frame),
     };
   },
+  startThread: startModuleThread,
   onShutdownSignal: (handler) => onFirstSignal((signal, fire) => process.once(signal, fire), handler),
   onUncaught: onUncaughtProcess,
 };

@@ -1,5 +1,6 @@
 /** Pieces two or three runtime adapters share; still runtime code, so it lives here. */
-import type { EventBody, EventBodyOwner, RawSocket, UncaughtHandler } from './adapter.ts';
+import { Worker } from 'node:worker_threads';
+import type { EventBody, EventBodyOwner, RawSocket, Thread, UncaughtHandler } from './adapter.ts';
 
 interface StandardWebSocket {
   send(data: string): void;
@@ -110,4 +111,22 @@ export class QueuedEventBody implements EventBody {
   buffered(): number {
     return Math.max(0, HIGH_WATER - (this.#controller.desiredSize ?? 0));
   }
+}
+
+/** A thread on node:worker_threads, which Bun and Deno implement too; `worker` already started. */
+export function workerThread(worker: Worker): Thread {
+  return {
+    post: (message) => worker.postMessage(message),
+    onMessage: (handler) => void worker.on('message', handler),
+    onExit: (handler) => void worker.once('exit', handler),
+    terminate: async () => void (await worker.terminate()),
+  };
+}
+
+/** Starts a module on a thread where the runtime itself runs TypeScript (Bun, Deno). */
+export function startModuleThread(entry: URL, data: unknown): Thread {
+  const worker = new Worker(entry, { workerData: data });
+  // An error the thread's own guard let through ends the thread; its exit says so to whoever started it.
+  worker.on('error', () => {});
+  return workerThread(worker);
 }

@@ -2,7 +2,7 @@
 import { getConnInfo } from 'hono/deno';
 import { upgradeWebSocket } from 'hono/deno';
 import type { RuntimeAdapter } from './adapter.ts';
-import { QueuedEventBody, onFirstSignal, StandardSocket, onUncaughtWeb } from './common.ts';
+import { QueuedEventBody, onFirstSignal, StandardSocket, onUncaughtWeb, startModuleThread } from './common.ts';
 
 // Only the few Deno APIs used here, so the project type-checks without Deno's own typings.
 declare const Deno: {
@@ -35,6 +35,7 @@ export const runtime: RuntimeAdapter = {
       );
     });
   },
+  startThread: startModuleThread,
   onShutdownSignal: (handler) => onFirstSignal((signal, fire) => Deno.addSignalListener(signal, fire), handler),
   onUncaught: onUncaughtWeb,
 };

@@ -2,9 +2,10 @@
 import type { AddressInfo } from 'node:net';
 import { serve, upgradeWebSocket } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
+import { Worker } from 'node:worker_threads';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { RuntimeAdapter } from './adapter.ts';
-import { QueuedEventBody, onFirstSignal, StandardSocket, onUncaughtProcess } from './common.ts';
+import { QueuedEventBody, onFirstSignal, StandardSocket, onUncaughtProcess, workerThread } from './common.ts';
 
 /** How long a cut-off socket may take to send its close frame and hear the answer before it is destroyed. */
 const CUT_OFF_MS = 1000;
@@ -47,6 +48,15 @@ export const runtime: RuntimeAdapter = {
       });
       server.once('error', reject);
     });
+  },
+  startThread(entry, data) {
+    // Node runs our TypeScript through tsx (`--import tsx`), whose hooks a worker does not inherit: it registers them first.
+    const source = entry.pathname.endsWith('.ts')
+      ? `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(entry.href)});`
+      : `await import(${JSON.stringify(entry.href)});`;
+    const worker = new Worker(source, { eval: true, workerData: data });
+    worker.on('error', () => {});
+    return workerThread(worker);
   },
   onShutdownSignal: (handler) => onFirstSignal((signal, fire) => process.once(signal, fire), handler),
   onUncaught: onUncaughtProcess,

@@ -6,17 +6,15 @@
 import { MeshError } from '../core/errors.ts';
 import { Message } from '../core/message.ts';
 import type { FeedListener, NewMessage, Store, StoreObserver } from './store.ts';
-import { OutcomeUnknown, isDataError, type Row, type SqlDriver, type SqlQuery } from './driver.ts';
+import { isDataError, type Row, type SqlDriver, type SqlQuery } from './driver.ts';
 import { Feed } from './feed.ts';
 import { CursorBatch } from './cursor-batch.ts';
-import { GroupCommit } from './group-commit.ts';
+import { SqlPublisher } from './publisher.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
 import type { WebhookTargets } from './webhooks.ts';
-import { CURSOR_BATCH_SQL, CURSOR_UPSERT_SQL, HISTORY_BATCH_SQL, MERCURE_EVENT_SQL, MESSAGE_COLUMNS, NOTIFY_CHANNEL, PAGE, PUBLISH_SQL, PUBLISH_WITH_HOOKS_SQL, SEQUENCE_INBOX_SQL } from './statements.ts';
+import { CURSOR_BATCH_SQL, CURSOR_UPSERT_SQL, HISTORY_BATCH_SQL, MERCURE_EVENT_SQL, MESSAGE_COLUMNS, NOTIFY_CHANNEL, PAGE, SEQUENCE_INBOX_SQL } from './statements.ts';
 import { ReadBatch } from './read-batch.ts';
 
-// NOTIFY payloads must stay under 8000 bytes; leave room for the id range around the bodies.
-const INLINE_LIMIT = 7800;
 const MIGRATION_LOCK = 7_361_842_001;
 
 export interface SqlStoreOptions {
@@ -53,15 +51,13 @@ interface Notification {
   at?: number;
 }
 
-const encoder = new TextEncoder();
-
 /** The outbox store on Postgres or PGlite. */
 export class SqlStore implements Store {
   readonly kind: 'postgres' | 'pglite';
   readonly #db: SqlDriver;
   readonly #options: SqlStoreOptions;
   readonly #feed: Feed;
-  readonly #commits: GroupCommit<NewMessage>;
+  readonly #publisher: SqlPublisher;
   readonly #cursors = new CursorBatch();
   // A storm's clients each read a cursor and a history page: together, a statement for many (read-batch.ts).
   readonly #historyReads = new ReadBatch<HistoryRead, Message[]>({ load: (reads) => this.#loadHistories(reads), maxKeys: 100, maxInFlight: 2, isKeyFault: isDataError });
@@ -86,16 +82,15 @@ export class SqlStore implements Store {
     this.#onError = options.onError ?? ((err) => console.error('pgmesh store:', err));
     this.#observer = options.observer;
     this.#feed = new Feed((after, upTo) => this.#readRange(after, upTo), (err) => this.#report(err));
-    this.#commits = new GroupCommit<NewMessage>({
-      commit: (items) => this.#commit(items),
-      maxItems: 1000,
-      maxBytes: 4 * 1024 * 1024,
-      maxQueued: options.maxQueued ?? 100_000,
-      size: (m) => m.data.length + m.channel.length + 16,
-      // Publishes go down one pipelined connection (queryInOrder), so groups may overlap.
-      maxInFlight: 32,
-      overlapAfterMs: 10,
-      splitOn: isRefusedData,
+    this.#publisher = new SqlPublisher(db, {
+      maxQueued: options.maxQueued,
+      groupCommit: options.groupCommit,
+      resolveBudgetMs: options.resolveBudgetMs,
+      observer: options.observer,
+      hooks: options.hooks,
+      // Hand our own batch to the feed now rather than waiting for its NOTIFY to come back.
+      onCommitted: (from, items) =>
+        this.#feed.offer(from, from + items.length - 1, items.map((m, i) => new Message(from + i, m.channel, m.data, m.sender, m.exclude?.length ? m.exclude : null)), true),
     });
   }
 
@@ -193,82 +188,7 @@ export class SqlStore implements Store {
   }
 
   publish(messages: readonly NewMessage[]): Promise<number[]> {
-    const committed =
-      this.#options.groupCommit === false
-        ? this.#commit([...messages])
-        : this.#commits.add(messages, () => new MeshError('ERR_UNAVAILABLE', 'store unavailable: too many publishes waiting for the database'));
-    const observer = this.#observer;
-    if (observer === undefined) return committed;
-    const started = performance.now();
-    return committed.then(
-      (ids) => {
-        observer.published(ids.length, (performance.now() - started) / 1000);
-        return ids;
-      },
-      (err: unknown) => {
-        if (isRefusedData(err)) observer.refused();
-        throw err;
-      },
-    );
-  }
-
-  async #commit(items: NewMessage[]): Promise<number[]> {
-    const bodies = JSON.stringify(items.map((m) => (m.exclude?.length ? [m.channel, m.data, m.sender, m.exclude] : [m.channel, m.data, m.sender])));
-    // A UTF-16 unit is at most 3 UTF-8 bytes: most batches are known to fit without encoding them.
-    const inline = bodies.length * 3 <= INLINE_LIMIT || (bodies.length <= INLINE_LIMIT && encoder.encode(bodies).length <= INLINE_LIMIT);
-    const token = crypto.randomUUID();
-    const bounds = this.#options.hooks?.bounds();
-    const hooks = items.flatMap((m) => (m.hook ? [[m.hook.target, m.hook.event, bounds?.[m.hook.target] ?? null]] : []));
-    let to: number;
-    try {
-      const rows = await (hooks.length === 0
-        ? this.#db.queryInOrder(PUBLISH_SQL, [bodies, items.length, inline, token])
-        : this.#db.queryInOrder(PUBLISH_WITH_HOOKS_SQL, [bodies, items.length, inline, token, JSON.stringify(hooks)]));
-      to = Number(rows[0]!.last_id);
-      if (hooks.length > 0) this.#tellHooks(hooks, JSON.parse(rows[0]!.hooked as string) as Record<string, number>);
-    } catch (err) {
-      // The edge refuses what Postgres cannot hold; should something still get through, it is the caller's 400, not everyone's 503.
-      if (isDataError(err)) throw new MeshError('ERR_DATA_REFUSED', 'the database refused this message\'s data: nothing was stored', { cause: err });
-      if (!(err instanceof OutcomeUnknown)) throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: publish not committed', { cause: err });
-      to = await this.#resolve(token, err);
-      // Committed, its answer lost: how many of its hooks were taken is not known; the senders look anyway.
-      if (hooks.length > 0) this.#tellHooks(hooks, null);
-    }
-    this.#observer?.committed(items.length);
-    const from = to - items.length + 1;
-    // Hand our own batch to the feed now rather than waiting for its NOTIFY to come back.
-    this.#feed.offer(from, to, items.map((m, i) => new Message(from + i, m.channel, m.data, m.sender, m.exclude?.length ? m.exclude : null)), true);
-    return items.map((_, i) => from + i);
-  }
-
-  /** Tells the webhook targets what a publish wrote for them (`written` null: unknown, taken as all). */
-  #tellHooks(hooks: unknown[][], written: Record<string, number> | null): void {
-    const produced = new Map<string, number>();
-    for (const [target] of hooks) produced.set(target as string, (produced.get(target as string) ?? 0) + 1);
-    for (const [target, n] of produced) this.#options.hooks?.wrote(target, n, written === null ? n : (written[target] ?? 0));
-  }
-
-  /**
-   * The answer to a publish was lost: find out whether it committed, by its token, once the
-   * server has surely finished with it. Committed: its last id. Not: ERR_UNAVAILABLE (nothing
-   * stored). No answer from the database within the budget: ERR_OUTCOME_UNKNOWN, never "failed".
-   */
-  async #resolve(token: string, lost: OutcomeUnknown): Promise<number> {
-    const giveUpAt = lost.settledBy + (this.#options.resolveBudgetMs ?? 30_000);
-    await sleep(Math.max(0, lost.settledBy - Date.now()));
-    for (;;) {
-      try {
-        const rows = await this.#db.query('select last_id from mesh_publish_log where token = $1::uuid', [token]);
-        if (rows.length > 0) return Number(rows[0]!.last_id);
-        throw new MeshError('ERR_UNAVAILABLE', 'store unavailable: publish not committed', { cause: lost });
-      } catch (err) {
-        if (err instanceof MeshError) throw err;
-        if (Date.now() >= giveUpAt) {
-          throw new MeshError('ERR_OUTCOME_UNKNOWN', 'the database stopped answering during the commit: the message may or may not be stored', { cause: err });
-        }
-        await sleep(500);
-      }
-    }
+    return this.#publisher.publish(messages);
   }
 
   #onNotify(payload: string): void {
@@ -441,9 +361,6 @@ export class SqlStore implements Store {
   }
 }
 
-function isRefusedData(err: unknown): boolean {
-  return err instanceof MeshError && err.code === 'ERR_DATA_REFUSED';
-}
 
 async function unavailableUnless<T>(what: string, read: Promise<T>): Promise<T> {
   try {
@@ -463,8 +380,4 @@ interface HistoryRead {
 function toMessage(row: Row): Message {
   const exclude = row.exclude as string[] | null;
   return new Message(Number(row.id), row.channel as string, row.data as string, (row.sender as string | null) ?? null, exclude?.length ? exclude : null);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

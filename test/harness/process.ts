@@ -46,6 +46,8 @@ export function logLines(stderr: string): LogLine[] {
 export interface MeshProcess {
   url: string;
   port: number;
+  /** The publish thread's origin (MESH_PUBLISH_PORT), when it has one. */
+  publishOrigin?: string;
   child: ChildProcess;
   /** Everything written to stderr so far. */
   stderr(): string;
@@ -112,12 +114,13 @@ export function startProcess(runtime: RuntimeName, env: Record<string, string> =
     });
     child.stdout!.on('data', (d) => {
       out += d;
-      const match = /listening on (http:\/\/[^\s]+:(\d+))/.exec(out);
+      const match = /listening on (http:\/\/[^\s]+:(\d+))[^\n]*\n/.exec(out);
       if (!match) return;
       clearTimeout(timer);
       resolve({
         url: match[1]!,
         port: Number(match[2]),
+        publishOrigin: /publishing also on (http:\/\/\S+)/.exec(match[0])?.[1],
         child,
         stderr: () => err,
         stop: (signal = 'SIGTERM') => {
