@@ -7,6 +7,7 @@
  */
 import { describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshDatabase } from './harness/postgres.ts';
@@ -142,8 +143,8 @@ describe.each(RUNTIMES)('the publish port on %s', (runtime) => {
   );
 });
 
-describe('the publish port on the embedded Postgres server', () => {
-  test('the thread connects through the server\'s socket, as `npm start` runs it', async () => {
+describe('starting the publish port', () => {
+  test('on the embedded Postgres server, the thread connects through its socket, as `npm start` runs it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pgmesh-pp-'));
     const mesh = await startProcess('node', { MESH_DATA_DIR: dir, MESH_PUBLISH_PORT: '0' });
     try {
@@ -157,6 +158,19 @@ describe('the publish port on the embedded Postgres server', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  test('a publish port already taken stops the start, saying why', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const { code, stderr } = await runToExit('bun', { DATABASE_URL: await freshDatabase(), MESH_PUBLISH_PORT: String(port) });
+      expect(code).toBe(1);
+      expect(stderr).toContain('pgmesh: cannot start: publish thread:');
+    } finally {
+      taken.close();
+    }
+  });
 
   test('with PGlite the setting is refused at start, naming it', async () => {
     const { code, stderr } = await runToExit('bun', { MESH_PUBLISH_PORT: '0', MESH_EMBEDDED: 'pglite' });

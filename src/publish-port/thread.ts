@@ -1,9 +1,10 @@
 /**
  * The publish thread (MESH_PUBLISH_PORT): POST /v1/mesh/publish, and the Pusher
  * HTTP API where PUSHER_APPS is set, served on a port and an event loop of its
- * own, with its own connection to Postgres and no LISTEN. A connect or reconnect storm keeps the instance's main loop busy
- * for seconds; a publish sent here never waits for a turn of that loop, nor
- * for the storm's notifications. It answers exactly as the main port does.
+ * own, with its own connection to Postgres and no LISTEN. A connect or
+ * reconnect storm keeps the instance's main loop busy for seconds; a publish
+ * sent here never waits for a turn of that loop, nor for the storm's
+ * notifications. It answers exactly as the main port does.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Hono, type Context } from 'hono';
@@ -17,7 +18,7 @@ import { Access } from '../console/access.ts';
 import { MeshError, asMeshError } from '../core/errors.ts';
 import { createLog, type LogFormat, type LogLevel } from '../log.ts';
 import { loadRuntime } from '../runtime/detect.ts';
-import { openPublisher, type PostgresEndpoint } from '../store/open.ts';
+import { openPublisher, type PostgresEndpoint, type PublishConnection } from '../store/open.ts';
 import { OutageLog } from '../outage-log.ts';
 import type { FromPublishThread, PublishTally, ToPublishThread } from './messages.ts';
 
@@ -56,8 +57,9 @@ runtime.onUncaught((kind, err) => {
 });
 const database = new OutageLog('database', log);
 
+let opened: PublishConnection | undefined;
 try {
-  const opened = await openPublisher(data.endpoint, {
+  opened = await openPublisher(data.endpoint, {
     instanceId: data.instance,
     ttlMs: data.ttlMs,
     groupCommit: data.groupCommit,
@@ -82,14 +84,15 @@ try {
   app.onError((err, c) => answerError(c, err));
   const served = data.pusherApps.length > 0 ? 'POST /v1/mesh/publish, the Pusher HTTP API and GET /healthz' : 'POST /v1/mesh/publish and GET /healthz';
   app.notFound((c) => answerError(c, new MeshError('ERR_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}: the publish port serves ${served}`)));
+  const { ping, publisher, presence, close } = opened;
   app.get('/healthz', async (c) => {
-    if (!(await answersWithin(opened.ping))) return c.json({ ok: false, store: 'postgres', serves: 'publish', code: 'ERR_UNAVAILABLE', error: 'store unreachable' }, 503);
+    if (!(await answersWithin(ping))) return c.json({ ok: false, store: 'postgres', serves: 'publish', code: 'ERR_UNAVAILABLE', error: 'store unreachable' }, 503);
     database.healthy();
     return c.json({ ok: true, store: 'postgres', serves: 'publish' });
   });
   app.use('/v1/mesh/*', serverApiGuard(new Access(data.apiKey, data.readKey), runtime));
-  app.route('/v1/mesh', publishRoute(opened.publisher, data.maxMessage, data.maxJsonDepth));
-  if (data.pusherApps.length > 0) app.route('/', pusherApiRoutes(new PusherApps(data.pusherApps), opened.publisher, opened.presence, data.maxJsonDepth));
+  app.route('/v1/mesh', publishRoute(publisher, data.maxMessage, data.maxJsonDepth));
+  if (data.pusherApps.length > 0) app.route('/', pusherApiRoutes(new PusherApps(data.pusherApps), publisher, presence, data.maxJsonDepth));
 
   const server = await runtime.serve(app.fetch, { hostname: data.hostname, port: data.port, maxFrame: 0, maxBuffered: 0 });
   const ticker = setInterval(sendTally, TALLY_MS);
@@ -98,7 +101,7 @@ try {
     void (async () => {
       clearInterval(ticker);
       await server.stop().catch((err: unknown) => log.warn('publish port did not close cleanly', { err }));
-      await opened.close().catch((err: unknown) => log.warn('publish connection did not close cleanly', { err }));
+      await close().catch((err: unknown) => log.warn('publish connection did not close cleanly', { err }));
       sendTally();
       tell({ type: 'stopped' });
     })();
@@ -106,6 +109,8 @@ try {
   log.info('publish port listening', { port: server.port, pusherApps: data.pusherApps.length });
   tell({ type: 'listening', port: server.port });
 } catch (err) {
+  // The port taken, say: the connection opened for it goes too.
+  await opened?.close().catch(() => {});
   tell({ type: 'failed', message: err instanceof Error ? err.message : String(err) });
 }
 
