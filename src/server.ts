@@ -225,11 +225,16 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
       log.info('draining', { connections: sessions.length, overMs: config.MESH_DRAIN_TIME });
       // Paced by the clock, not by a count of steps: the closes of a step and a late timer (a busy
       // instance's are) stretched a 3 s drain to 7 s, and a deploy's kill timeout comes after the window.
+      // Each step closes its share of the clients left over the time left: a step behind the clock (after
+      // a stall) spreads what it missed over the rest of the window rather than closing it at once (one
+      // stall of a busy instance sent a quarter of its clients back together), and the last step is due
+      // at the window's end.
       const started = performance.now();
       let closed = 0;
       while (closed < sessions.length) {
-        const byNow = Math.ceil((sessions.length * (performance.now() - started + DRAIN_STEP_MS)) / config.MESH_DRAIN_TIME);
-        const due = Math.min(sessions.length, Math.max(closed + 1, byNow));
+        const left = config.MESH_DRAIN_TIME - (performance.now() - started);
+        const share = left <= DRAIN_STEP_MS ? sessions.length - closed : Math.ceil(((sessions.length - closed) * DRAIN_STEP_MS) / left);
+        const due = Math.min(sessions.length, closed + Math.max(1, share));
         for (const session of sessions.slice(closed, due)) session.close(CloseCode.SERVICE_RESTART, 'server restarting: reconnect');
         closed = due;
         if (closed < sessions.length) await new Promise((resolve) => setTimeout(resolve, DRAIN_STEP_MS)); // the pacing of the drain itself
