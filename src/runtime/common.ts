@@ -115,6 +115,8 @@ export class QueuedEventBody implements EventBody {
 
 /** A thread on node:worker_threads, which Bun and Deno implement too; `worker` already started. */
 export function workerThread(worker: Worker): Thread {
+  // An error the thread's own guard let through ends the thread; its exit says so to whoever started it.
+  worker.on('error', () => {});
   return {
     post: (message) => worker.postMessage(message),
     onMessage: (handler) => void worker.on('message', handler),
@@ -125,8 +127,5 @@ export function workerThread(worker: Worker): Thread {
 
 /** Starts a module on a thread where the runtime itself runs TypeScript (Bun, Deno). */
 export function startModuleThread(entry: URL, data: unknown): Thread {
-  const worker = new Worker(entry, { workerData: data });
-  // An error the thread's own guard let through ends the thread; its exit says so to whoever started it.
-  worker.on('error', () => {});
-  return workerThread(worker);
+  return workerThread(new Worker(entry, { workerData: data }));
 }

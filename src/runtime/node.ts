@@ -54,9 +54,7 @@ export const runtime: RuntimeAdapter = {
     const source = entry.pathname.endsWith('.ts')
       ? `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(entry.href)});`
       : `await import(${JSON.stringify(entry.href)});`;
-    const worker = new Worker(source, { eval: true, workerData: data });
-    worker.on('error', () => {});
-    return workerThread(worker);
+    return workerThread(new Worker(source, { eval: true, workerData: data }));
   },
   onShutdownSignal: (handler) => onFirstSignal((signal, fire) => process.once(signal, fire), handler),
   onUncaught: onUncaughtProcess,
