@@ -333,7 +333,8 @@ function presenceOf(cluster: Cluster): SessionObserver {
 
 function* localConnections(hub: Hub): Iterable<LocalConnection> {
   for (const s of hub.sessions()) {
-    if (s.identity !== null && !s.closed && s.identity.uid !== CONSOLE_UID) yield { id: s.id, uid: s.identity.uid, transport: s.transport, connectedAt: s.connectedAt, address: s.address, channels: s.visibleChannels() };
+    // Every channel it holds, pgmesh's own included (a Pusher app's, a watch of joins and leaves): all were written.
+    if (s.identity !== null && !s.closed && s.identity.uid !== CONSOLE_UID) yield { id: s.id, uid: s.identity.uid, transport: s.transport, connectedAt: s.connectedAt, address: s.address, channels: [...s.channels()] };
   }
 }
 

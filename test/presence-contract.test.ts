@@ -27,6 +27,11 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
     return { cluster, errors };
   }
   const closeAll = () => Promise.all(clusters.splice(0).map((c) => c.close()));
+  /** A connection of `cluster` that watches the joins and leaves of `channel` (as a presence subscribe writes it first). */
+  const watcher = (cluster: SqlCluster, id: string, channel: string) => {
+    cluster.connected(id, 'watcher', 'websocket', Date.now());
+    cluster.subscribed(id, 'watcher', [`$presence:${channel}`]);
+  };
   /** The join/leave events stored for a channel, as "event uid". */
   const events = async (db: SqlDriver, channel: string) =>
     (await db.query("select data from mesh_message where channel = $1 order by id", [`$presence:${channel}`])).map((r) => {
@@ -37,6 +42,8 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
   test('a user is one member however many connections: one join at the first, one leave at the last', async () => {
     const { cluster, subject } = await presence();
     try {
+      watcher(cluster, 'i1.w', 'room');
+      await cluster.flush();
       cluster.connected('i1.a', 'ann', 'websocket', Date.now());
       cluster.subscribed('i1.a', 'ann', ['room']);
       await cluster.flush();
@@ -56,6 +63,43 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
     }
   });
 
+  test("a channel's joins and leaves are written only while someone watches them (a '$presence:' row anywhere, or a Pusher presence channel)", async () => {
+    const { cluster, subject } = await presence();
+    const { cluster: other } = await member(subject.app, 'i2');
+    try {
+      cluster.connected('i1.a', 'ann', 'websocket', Date.now());
+      cluster.subscribed('i1.a', 'ann', ['room', 'user:ann', '$pusher:1:presence-lobby', '$pusher:1:private-orders']);
+      await cluster.flush();
+      // Nobody watches room: no rows, no ids taken. The Pusher presence channel's members hear their own.
+      expect(await events(subject.app, 'room')).toEqual([]);
+      expect(await events(subject.app, 'user:ann')).toEqual([]);
+      expect(await events(subject.app, '$pusher:1:presence-lobby')).toEqual(['join ann']);
+      expect(await events(subject.app, '$pusher:1:private-orders')).toEqual([]);
+      expect(await subject.app.query('select last_id::int4 as n from mesh_seq')).toEqual([{ n: 1 }]);
+      // A watch on another instance: from the batch after it, room's changes are written, by whichever instance.
+      watcher(other, 'i2.w', 'room');
+      await other.flush();
+      cluster.connected('i1.b', 'bob', 'websocket', Date.now());
+      cluster.subscribed('i1.b', 'bob', ['room']);
+      cluster.unsubscribed('i1.a', 'ann', ['room']);
+      await cluster.flush();
+      expect(await events(subject.app, 'room')).toEqual(['leave ann', 'join bob']);
+      // The watch is no channel anyone is in: not listed, not in the watcher's channels, no webhook-worthy occupant.
+      expect((await cluster.channels({ limit: 10 })).items.map((c) => c.channel)).toEqual(['room', 'user:ann']);
+      expect((await cluster.channels({ prefix: '$', limit: 10 })).items.map((c) => c.channel)).toEqual(['$pusher:1:presence-lobby', '$pusher:1:private-orders']);
+      expect((await cluster.user('watcher')).map((c) => c.channels)).toEqual([[]]);
+      // Unwatched again: nothing more is written.
+      other.unsubscribed('i2.w', 'watcher', ['$presence:room']);
+      await other.flush();
+      cluster.disconnected('i1.b', 'client_closed');
+      await cluster.flush();
+      expect(await events(subject.app, 'room')).toEqual(['leave ann', 'join bob']);
+      expect((await cluster.members('room')).uids).toEqual([]);
+    } finally {
+      await closeAll();
+    }
+  });
+
   // Planned on the statistics of tables that grew faster than autovacuum looked at them, each batch's
   // count of whether a channel was empty became a scan of every subscription per new channel, and its
   // check that a subscription's connection is this instance's a read of all the instance's connections.
@@ -64,6 +108,9 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
     try {
       const BATCHES = 15;
       const PER_BATCH = 200;
+      // 'room' is watched (its joins are written), each user channel is not: both ways read by index.
+      watcher(cluster, 'i1.w', 'room');
+      await cluster.flush();
       for (let b = 0; b < BATCHES; b++) {
         for (let k = 0; k < PER_BATCH; k++) {
           const i = b * PER_BATCH + k;
@@ -73,7 +120,7 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
         }
         await cluster.flush();
       }
-      const subscriptions = (BATCHES - 1) * PER_BATCH * 2;
+      const subscriptions = (BATCHES - 1) * PER_BATCH * 2 + 1;
       const read = async (table: string) => {
         const [row] = await subject.app.query('select n_tup_ins, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) as fetched from pg_stat_user_tables where relname = $1', [table]);
         return { inserted: Number(row?.n_tup_ins ?? 0), fetched: Number(row?.fetched ?? 0) };
@@ -89,11 +136,13 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
       }
       const connections = await read('mesh_connection');
       expect(stats.inserted).toBe(subscriptions);
-      expect(connections.inserted).toBe(BATCHES * PER_BATCH);
+      expect(connections.inserted).toBe(BATCHES * PER_BATCH + 1);
+      expect(await events(subject.app, 'room')).toHaveLength((BATCHES - 1) * PER_BATCH);
       // Each batch touches 200 connections and 400 subscriptions: a few thousand rows in all. Reading
       // every row per batch (or per channel) would be ~BATCHES² × PER_BATCH (×PER_BATCH) rows.
       expect(stats.fetched).toBeLessThan(subscriptions);
       expect(connections.fetched).toBeLessThan(BATCHES * PER_BATCH * 2);
+      expect(await subject.app.query("select count(*)::int4 as n from mesh_message where channel like '$presence:user:%'")).toEqual([{ n: 0 }]);
     } finally {
       await closeAll();
     }
@@ -161,7 +210,7 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
 
   test('subscriptions whose connection is gone (as an older version could leave them) are reaped when an instance starts, with their leave events', async () => {
     const subject = await startedSubject(make);
-    await subject.app.exec(`insert into mesh_subscription (connection, channel, uid) values ('old.1', 'room', 'olga')`);
+    await subject.app.exec(`insert into mesh_subscription (connection, channel, uid) values ('old.1', 'room', 'olga'), ('old.2', '$presence:room', 'wes')`);
     await member(subject.app, 'i2');
     try {
       expect(await subject.app.query('select connection from mesh_subscription')).toEqual([]);
@@ -255,13 +304,19 @@ describe.each(STORE_IMPLEMENTATIONS)('presence (Cluster) on %s', (_name, make) =
 
   test('a clean stop removes the instance and its connections at once, with their leave events', async () => {
     const { cluster, subject } = await presence();
+    const { cluster: other } = await member(subject.app, 'i2');
+    watcher(other, 'i2.w', 'room');
     cluster.connected('i1.x', 'xena', 'websocket', Date.now());
     cluster.subscribed('i1.x', 'xena', ['room']);
+    await other.flush();
     await cluster.flush();
+    await cluster.close();
+    expect(await subject.app.query("select id from mesh_connection where instance = 'i1'")).toEqual([]);
+    expect(await subject.app.query("select id from mesh_instance where id = 'i1'")).toEqual([]);
+    expect(await events(subject.app, 'room')).toEqual(['join xena', 'leave xena']);
     await closeAll();
     expect(await subject.app.query('select id from mesh_connection')).toEqual([]);
     expect(await subject.app.query('select id from mesh_instance')).toEqual([]);
-    expect(await events(subject.app, 'room')).toEqual(['join xena', 'leave xena']);
   });
 
   test("instances: each one's report and samples are read by every instance, its address by the user lookup; a silent one is shown not live", async () => {

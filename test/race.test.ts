@@ -13,11 +13,12 @@ const REGRESSION_SEEDS: number[] = [];
 const minutes = Number(process.env.PGMESH_RACE_MINUTES ?? 0);
 const replay = process.env.PGMESH_RACE_SEED === undefined ? undefined : [Number(process.env.PGMESH_RACE_SEED)];
 
-test('seeded races (every other one with an instance SIGKILLed mid-run) end with every API, member list and webhook true to the live connections', async () => {
+test("seeded races (every other one with an instance SIGKILLed mid-run) end with every API, member list (the server's, and each watching client's) and webhook true to the live connections", async () => {
   const first = Math.floor(Math.random() * 2 ** 31);
   const seeds = replay ?? [...REGRESSION_SEEDS, first, first + 1];
   const until = Date.now() + minutes * 60_000;
   let runs = 0;
+  let watched = 0;
   for (let i = 0; i < seeds.length || Date.now() < until; i++) {
     const seed = seeds[i] ?? first + i;
     // Odd seeds kill an instance: a replayed seed does what it did.
@@ -26,7 +27,10 @@ test('seeded races (every other one with an instance SIGKILLed mid-run) end with
     // The run did something: clients came and went, and the webhooks saw it.
     expect(run.clients).toBeGreaterThan(run.live);
     expect(run.hooks).toBeGreaterThan(0);
+    watched += run.watched;
     runs++;
   }
   expect(runs).toBeGreaterThanOrEqual(seeds.length);
+  // Some client ended watching a lobby, so the member lists clients hold were checked.
+  expect(watched).toBeGreaterThan(0);
 }, minutes * 60_000 + 240_000);

@@ -4,16 +4,20 @@
  * other instance, and an instance killed without a goodbye leaving every
  * answer (and every presence) within MESH_INSTANCE_TTL.
  */
-import { describe, expect, test } from 'bun:test';
+import { afterAll, describe, expect, test } from 'bun:test';
+import postgres from 'postgres';
 import { collect, startCluster, type Instance } from './harness/cluster.ts';
 import { openSse } from './harness/sse-client.ts';
 import { token } from './harness/tokens.ts';
+import { pollUntil } from './harness/waiter.ts';
 import { type Frame, type WsClient } from './harness/ws-client.ts';
 
 const KEY = 'server-api-key-of-32-characters!';
 const TTL_MS = 3000;
-const { instances } = await startCluster(['bun', 'node', 'bun'], { env: { MESH_API_KEY: KEY, MESH_INSTANCE_TTL: `${TTL_MS}ms` } });
+const { instances, databaseUrl } = await startCluster(['bun', 'node', 'bun'], { env: { MESH_API_KEY: KEY, MESH_INSTANCE_TTL: `${TTL_MS}ms` } });
 const [A, B, C] = instances as [Instance, Instance, Instance];
+const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+afterAll(() => sql.end());
 
 /** Calls the server API of `on` with the key. */
 async function api(on: Instance, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
@@ -126,6 +130,65 @@ describe('presence for clients', () => {
     expect(events.map((f) => (f as any).event)).toEqual(['join', 'leave']);
     // Its own join was folded into its list, never sent to it as news.
     expect(watcher.frames.some((f) => typeof f === 'object' && f.event === 'join' && f.uid === 'pres-watch')).toBe(false);
+  });
+});
+
+describe('a channel is watched only while a client watches it', () => {
+  /** The join/leave events stored for `channel`, as "event uid". */
+  const stored = async (channel: string) =>
+    (await sql<{ data: string }[]>`select data from mesh_message where channel = ${`$presence:${channel}`} order by id`).map((r) => {
+      const e = JSON.parse(r.data) as { event: string; uid: string };
+      return `${e.event} ${e.uid}`;
+    });
+  /** The connections watching `channel` in the cluster's presence. */
+  const watchers = async (channel: string) => (await sql<{ connection: string }[]>`select connection from mesh_subscription where channel = ${`$presence:${channel}`}`).map((r) => r.connection);
+  const until = (probe: () => Promise<boolean>, what: string) => pollUntil(probe, 10_000, what);
+
+  test('joins and leaves are stored while a watch lasts, and none before it or after unsubscribe, another login or close', async () => {
+    // Nobody watches: a member's join is written (its reply waits for that), its event is not.
+    const early = await A.login('watch-early');
+    await early.request({ op: 'subscribe', args: ['room_watched'] });
+    expect((await api(C, 'GET', '/channels/room_watched')).body).toMatchObject({ subscribers: 1 });
+    expect(await stored('room_watched')).toEqual([]);
+
+    const watcher = await B.login('watch-w');
+    const reply = await watcher.request({ op: 'subscribe', channel: 'room_watched', presence: true });
+    expect(reply).toMatchObject({ success: true, members: { room_watched: ['watch-early', 'watch-w'] } });
+    const connection = (watcher.frames.find((f) => typeof f === 'object' && f.op === 'auth') as { connection: string }).connection;
+    expect(await watchers('room_watched')).toEqual([connection]);
+    // The watch is not a channel anyone is in: the server API lists none.
+    expect((await api(A, 'GET', '/users/watch-w')).body.connections[0].channels).toEqual(['room_watched']);
+    expect((await api(A, 'GET', '/channels?prefix=room_watch')).body.channels).toEqual([{ channel: 'room_watched', subscribers: 2, users: 2 }]);
+
+    // Joined on another instance right after the reply: heard.
+    const second = await C.login('watch-second');
+    await second.request({ op: 'subscribe', args: ['room_watched'] });
+    await joined(watcher, 'room_watched', 'watch-second');
+    expect(await stored('room_watched')).toEqual(['join watch-w', 'join watch-second']);
+
+    // Unsubscribed: the watch goes (its own leave, in the same batch, is the last event written), and with it the events.
+    await watcher.request({ op: 'unsubscribe', args: ['room_watched'] });
+    await until(async () => (await watchers('room_watched')).length === 0, 'the watch gone after unsubscribe');
+    second.close();
+    await until(async () => (await api(A, 'GET', '/channels/room_watched')).body.subscribers === 1, 'watch-second gone');
+    expect(await stored('room_watched')).toEqual(['join watch-w', 'join watch-second', 'leave watch-w']);
+
+    // Watched again, then the connection logs in as someone else: the watch is not theirs to keep.
+    await watcher.request({ op: 'subscribe', channel: 'room_watched', presence: true });
+    expect(await watchers('room_watched')).toEqual([connection]);
+    expect(await watcher.request({ op: 'auth', token: await token('watch-other') })).toMatchObject({ success: true });
+    await until(async () => (await watchers('room_watched')).length === 0, 'the watch gone after another login');
+
+    // Watched again, then closed.
+    await watcher.request({ op: 'subscribe', channel: 'room_watched', presence: true });
+    expect(await watchers('room_watched')).toEqual([connection]);
+    watcher.close();
+    await until(async () => (await watchers('room_watched')).length === 0, 'the watch gone after close');
+    const third = await A.login('watch-third');
+    await third.request({ op: 'subscribe', args: ['room_watched'] });
+    expect((await api(C, 'GET', '/channels/room_watched')).body).toMatchObject({ subscribers: 2 });
+    expect((await stored('room_watched')).filter((e) => e.endsWith('watch-third'))).toEqual([]);
+    for (const c of [early, third]) c.close();
   });
 });
 

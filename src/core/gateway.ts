@@ -86,6 +86,8 @@ export interface OpenOptions {
 const HISTORY_PAGE = 1000;
 /** The longest a reply waits for its presence to be written (see settled()). */
 const PRESENCE_WAIT_MS = 2000;
+/** The longest a presence subscribe waits for its watch to be written before it fails (ERR_UNAVAILABLE): it cannot go on without. */
+const WATCH_WAIT_MS = 10_000;
 /** What a refused frame costs of the allowance beyond the 1 every frame costs: a client sending what it should not is cut off sooner. */
 export const REFUSED_EXTRA = 4;
 const MAX_QUEUED_OPS = 256;
@@ -292,10 +294,8 @@ export class Gateway {
 
   #leave(session: Session, channels: readonly string[]): void {
     const left = channels.filter((c) => session.isSubscribed(c));
-    for (const channel of left) {
-      this.#o.hub.unsubscribe(session, channel);
-      if (session.isSubscribed(presenceChannel(channel))) this.#o.hub.unsubscribe(session, presenceChannel(channel));
-    }
+    for (const channel of left) this.#o.hub.unsubscribe(session, channel);
+    this.#unwatch(session, left);
     if (left.length > 0) this.#o.observer?.unsubscribed(session, left);
   }
 
@@ -333,9 +333,9 @@ export class Gateway {
       throw new MeshError('ERR_LIMIT', `user ${identity.uid.slice(0, 64)} already holds ${max} connections on this instance`);
     }
     if (previous && previous.uid !== identity.uid) {
-      // A different user on the same connection starts from nothing.
-      const channels = session.visibleChannels();
-      for (const channel of [...session.channels()]) this.#o.hub.unsubscribe(session, channel);
+      // A different user on the same connection starts from nothing (its watches of joins and leaves included).
+      const channels = [...session.channels()];
+      for (const channel of channels) this.#o.hub.unsubscribe(session, channel);
       this.#o.hub.unbindUser(session, previous.uid);
       this.#o.observer?.unsubscribed(session, channels);
     }
@@ -412,15 +412,23 @@ export class Gateway {
     // Presence: the members as of an id, then every join and leave after that id (folded into the list up to the reply).
     const members: Record<string, string[]> = {};
     const lists = new Map<string, { name: string; members: Map<string, string | null> }>();
-    if (command.presence) {
-      for (const { channel, name } of refs.values()) {
-        const { uids, at } = await this.#o.members!.members(channel);
-        stillOpen(session);
-        members[name] = uids;
-        if (session.isSubscribed(presenceChannel(channel))) continue;
-        plans.push({ channel: presenceChannel(channel), name, after: at, kind: 'presence' });
-        lists.set(presenceChannel(channel), { name, members: new Map(uids.map((uid) => [uid, null])) });
+    const watching = command.presence ? [...refs.values()].map((r) => presenceChannel(r.channel)).filter((c) => !session.isSubscribed(c)) : [];
+    try {
+      // Written before the lists are read: a channel's joins and leaves are written only while someone watches.
+      await this.#watch(session, watching);
+      if (command.presence) {
+        for (const { channel, name } of refs.values()) {
+          const { uids, at } = await this.#o.members!.members(channel);
+          stillOpen(session);
+          members[name] = uids;
+          if (session.isSubscribed(presenceChannel(channel))) continue;
+          plans.push({ channel: presenceChannel(channel), name, after: at, kind: 'presence' });
+          lists.set(presenceChannel(channel), { name, members: new Map(uids.map((uid) => [uid, null])) });
+        }
       }
+    } catch (err) {
+      this.#stopWatching(session, watching);
+      throw err;
     }
     // Every message after this id reaches the new subscriptions live: a client that saw
     // nothing yet can still resume from here.
@@ -452,6 +460,7 @@ export class Gateway {
     } catch (err) {
       for (const { channel } of plans) this.#o.hub.unsubscribe(session, channel);
       if (told && !session.closed) this.#o.observer?.unsubscribed(session, joined);
+      this.#stopWatching(session, watching);
       throw err;
     }
     const names = [...refs.values()].map((r) => r.name);
@@ -543,7 +552,7 @@ export class Gateway {
   leaveChannel(session: Session, channel: string): void {
     if (!session.isSubscribed(channel)) return;
     this.#o.hub.unsubscribe(session, channel);
-    if (session.isSubscribed(presenceChannel(channel))) this.#o.hub.unsubscribe(session, presenceChannel(channel));
+    this.#unwatch(session, [channel]);
     this.#o.observer?.unsubscribed(session, [channel]);
   }
 
@@ -557,6 +566,41 @@ export class Gateway {
     session.identity = identity;
     this.#o.hub.bindUser(session, identity.uid);
     this.#o.observer?.authenticated(session);
+  }
+
+  /**
+   * Writes that `session` watches the join and leave events `events` (`$presence:<channel>`), and
+   * waits until it is written: from then on every instance's presence batches write those events.
+   * Without the wait, a join written meanwhile would be in neither the member list nor the events.
+   */
+  async #watch(session: Session, events: readonly string[]): Promise<void> {
+    if (events.length === 0) return;
+    this.#o.observer?.subscribed(session, events);
+    const written = this.#o.presenceWritten?.();
+    if (written === undefined) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new MeshError('ERR_UNAVAILABLE', 'presence not written in time: try again')), WATCH_WAIT_MS);
+    });
+    try {
+      await Promise.race([written, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+    await this.#gate.pass();
+    stillOpen(session);
+  }
+
+  /** Takes back what #watch() wrote (its subscription in this instance was never made, or is gone). */
+  #stopWatching(session: Session, events: readonly string[]): void {
+    if (events.length > 0 && !session.closed) this.#o.observer?.unsubscribed(session, events);
+  }
+
+  /** Ends `session`'s watch of the joins and leaves of those of `channels` it watches. */
+  #unwatch(session: Session, channels: readonly string[]): void {
+    const events = channels.map(presenceChannel).filter((c) => session.isSubscribed(c));
+    for (const c of events) this.#o.hub.unsubscribe(session, c);
+    this.#stopWatching(session, events);
   }
 
   /** Reads a presence channel's events after `after` into `members` (see Session.foldPresence); throws ERR_CLOSED if the session closed meanwhile. */
@@ -587,7 +631,7 @@ export class Gateway {
     const refs = command.channels.map((name) => resolveChannel(name, uid));
     const left = refs.filter((r) => session.isSubscribed(r.channel)).map((r) => r.channel);
     for (const channel of left) this.#o.hub.unsubscribe(session, channel);
-    for (const { channel } of refs) if (session.isSubscribed(presenceChannel(channel))) this.#o.hub.unsubscribe(session, presenceChannel(channel));
+    this.#unwatch(session, refs.map((r) => r.channel));
     if (left.length > 0) this.#o.observer?.unsubscribed(session, left);
     return ok('unsubscribe', command.rid, { channels: refs.map((r) => r.name) });
   }

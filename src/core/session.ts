@@ -196,11 +196,6 @@ export class Session {
     return this.#subs.keys();
   }
 
-  /** The channels a user sees themselves subscribed to (not pgmesh's own `$` ones), as stored. */
-  visibleChannels(): string[] {
-    return [...this.#subs.keys()].filter((c) => !c.startsWith(RESERVED_PREFIX));
-  }
-
   isSubscribed(channel: string): boolean {
     return this.#subs.has(channel);
   }

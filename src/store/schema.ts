@@ -249,6 +249,12 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 16,
     sql: installFunctions(),
   },
+  {
+    // mesh_cluster_apply() writes a channel's join and leave events only where someone listens to
+    // them: a Pusher presence channel, or a channel a connection watches ('$presence:<channel>' rows).
+    version: 17,
+    sql: installFunctions(),
+  },
 ];
 
 /** Every function in functions/, as one script of create-or-replace statements. */
@@ -260,7 +266,7 @@ function installFunctions(): string {
  * The digest of functions/ as the latest migration installs it. A test computes it again: when a
  * function changes, add a migration ending in `+ installFunctions()`, then update this.
  */
-export const FUNCTIONS_DIGEST = '60df4e4ef66ffdadd931758f00c82f172692cdbd35e87ffcd0f51159dcc801f4';
+export const FUNCTIONS_DIGEST = 'ee38593b281196356a7670673395b30031e8201ed2a342681596451f80a185c5';
 
 /** The functions' source, as installFunctions() gives it (for the digest test). */
 export const FUNCTIONS_SQL = installFunctions();

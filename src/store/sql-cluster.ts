@@ -242,7 +242,7 @@ export class SqlCluster implements Cluster {
       `select c.id, c.instance, c.transport, c.connected_at, c.address,
          coalesce(array_agg(s.channel order by s.channel) filter (where s.channel is not null), '{}') as channels
        from mesh_connection c ${LIVE}
-       left join mesh_subscription s on s.connection = c.id
+       left join mesh_subscription s on s.connection = c.id and s.channel not like '$presence:%'
        where c.uid = $1
        group by c.id, c.instance, c.transport, c.connected_at, c.address
        order by c.connected_at, c.id`,
@@ -276,8 +276,9 @@ export class SqlCluster implements Cluster {
     const pattern = `${(prefix ?? '').replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
     const params = [pattern, after ?? '', limit + 1];
     const from = `mesh_subscription s join mesh_connection c on c.id = s.connection ${LIVE}`;
-    // Reserved channels ($…: a Pusher app's) are listed only when asked for by their prefix.
-    const own = (prefix ?? '').startsWith('$') ? '' : "and left(s.channel, 1) <> '$'";
+    // Reserved channels ($…: a Pusher app's) are listed only when asked for by their prefix; a watch
+    // of a channel's joins and leaves ($presence:…) never: it is no channel anyone is in.
+    const own = (prefix ?? '').startsWith('$') ? "and s.channel not like '$presence:%'" : "and left(s.channel, 1) <> '$'";
     const rows = await this.#read(
       `select s.channel, count(*)::int8 as subscribers, count(distinct s.uid)::int8 as users
        from ${from} where s.channel like $1 and s.channel > $2 ${own} group by s.channel order by s.channel limit $3::int4`,

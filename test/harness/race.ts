@@ -5,7 +5,9 @@
  * channels, and one instance SIGKILLed and started again, all with random
  * delays between pgmesh and Postgres. After quiescence the property is checked
  * on every instance: the server API, the Pusher API and member lists equal the
- * live connections the clients hold; webhook user_online/user_offline,
+ * live connections the clients hold, and so does the member list each pgmesh
+ * client watching a lobby holds (its subscribe reply's list, then every join
+ * and leave event it was sent); webhook user_online/user_offline,
  * connect/disconnect (per connection), channel_occupied/channel_vacated and
  * member_added/member_removed pair up and end where the truth is.
  *
@@ -116,6 +118,8 @@ export interface RaceRun {
   online: number;
   hooks: number;
   pusherHooks: number;
+  /** Member lists of watching clients checked at the end. */
+  watched: number;
 }
 
 /** Runs one race and checks its property; throws with the seed and what differed. */
@@ -154,6 +158,10 @@ export async function runRace(settings: RaceSettings): Promise<RaceRun> {
     await pollUntil(async () => (await differences(live, truth)).length === 0, TTL_MS * 4 + 10_000, 'the APIs agree with the live connections').catch(async () => {
       throw fail(`the APIs disagree with the live connections:\n${(await differences(live, truth)).join('\n')}\n${await whatEachSaw(clients, live[0]!)}`);
     });
+    // The leaves of a killed instance's members reach the watchers after its reaping: waited for, with a deadline.
+    await pollUntil(async () => watcherDifferences(clients, truth).length === 0, TTL_MS * 4 + 10_000, "watchers' member lists agree with the live connections").catch(() => {
+      throw fail(`watchers' member lists:\n${watcherDifferences(clients, truth).join('\n')}`);
+    });
     await pollUntil(async () => hookDifferences(hooks, pusherHooks.events(), truth).length === 0, 20_000, 'the webhooks pair up').catch(() => {
       throw fail(`webhooks:\n${hookDifferences(hooks, pusherHooks.events(), truth).join('\n')}`);
     });
@@ -164,6 +172,7 @@ export async function runRace(settings: RaceSettings): Promise<RaceRun> {
       online: truth.online.size,
       hooks: hooks.delivered().length,
       pusherHooks: pusherHooks.events().length,
+      watched: clients.filter((c) => c.open && c.kind === 'mesh').reduce((n, c) => n + [...heldBy(c).channels].filter((ch) => LOBBIES.includes(ch)).length, 0),
     };
   } finally {
     for (const c of clients) c.socket.socket.destroy();
@@ -272,28 +281,36 @@ interface Truth {
   connections: Set<string>;
 }
 
+/** The channels a client holds, and its connection id if its auth got through, from what it sent and was answered. */
+function heldBy(c: Client): { connection: string | null; channels: Set<string> } {
+  const answers = replies(c);
+  const channels = new Set<string>();
+  let connection: string | null = null;
+  let answered = 0;
+  for (const sent of c.sent) {
+    if (sent.op === 'leave') {
+      channels.delete(sent.channel);
+      continue;
+    }
+    const reply = answers[answered++];
+    const good = reply !== undefined && (c.kind === 'mesh' ? reply.success === true : reply.event === 'pusher_internal:subscription_succeeded');
+    if (!good) continue;
+    if (sent.op === 'auth') connection = reply.connection as string;
+    else if (sent.op === 'subscribe' || sent.op === 'presence' || sent.op === 'join') channels.add(sent.channel);
+    else if (sent.op === 'unsubscribe') channels.delete(sent.channel);
+  }
+  return { connection, channels };
+}
+
 /** What the live connections add up to, from what each sent and was answered. */
 function truthOf(clients: Client[]): Truth {
   const truth: Truth = { online: new Map(), channels: new Map(), members: new Map(PRESENCE.map((p) => [p, new Set()])), connections: new Set() };
   for (const c of clients) {
     if (!c.open) continue;
-    const answers = replies(c);
-    const channels = new Set<string>();
-    let answered = 0;
-    for (const sent of c.sent) {
-      if (sent.op === 'leave') {
-        channels.delete(sent.channel);
-        continue;
-      }
-      const reply = answers[answered++];
-      const good = reply !== undefined && (c.kind === 'mesh' ? reply.success === true : reply.event === 'pusher_internal:subscription_succeeded');
-      if (!good) continue;
-      if (sent.op === 'auth') {
-        truth.online.set(c.user, (truth.online.get(c.user) ?? 0) + 1);
-        truth.connections.add(reply.connection as string);
-      }
-      else if (sent.op === 'subscribe' || sent.op === 'presence' || sent.op === 'join') channels.add(sent.channel);
-      else if (sent.op === 'unsubscribe') channels.delete(sent.channel);
+    const { connection, channels } = heldBy(c);
+    if (connection !== null) {
+      truth.online.set(c.user, (truth.online.get(c.user) ?? 0) + 1);
+      truth.connections.add(connection);
     }
     for (const channel of channels) {
       if (c.kind === 'mesh') truth.channels.set(channel, [...(truth.channels.get(channel) ?? []), c.user]);
@@ -301,6 +318,35 @@ function truthOf(clients: Client[]): Truth {
     }
   }
   return truth;
+}
+
+/** The member list a pgmesh client holds for each lobby it watches: its subscribe reply's, then each join and leave it was sent. */
+function watchedBy(c: Client): Map<string, Set<string>> {
+  const lists = new Map<string, Set<string>>();
+  for (const text of c.socket.texts) {
+    const f = JSON.parse(text) as { op?: string; success?: boolean; channels?: string[]; members?: Record<string, string[]>; event?: string; channel?: string; uid?: string };
+    if (f.op === 'subscribe' && f.success === true && f.members) for (const [lobby, uids] of Object.entries(f.members)) lists.set(lobby, new Set(uids));
+    else if (f.op === 'unsubscribe' && f.success === true) for (const lobby of f.channels ?? []) lists.delete(lobby);
+    else if (f.event === 'join' && lists.has(f.channel!)) lists.get(f.channel!)!.add(f.uid!);
+    else if (f.event === 'leave' && lists.has(f.channel!)) lists.get(f.channel!)!.delete(f.uid!);
+  }
+  return lists;
+}
+
+/** Where a watching client's member list differs from the lobby's live members (empty: none does). */
+function watcherDifferences(clients: Client[], truth: Truth): string[] {
+  const out: string[] = [];
+  for (const c of clients) {
+    if (!c.open || c.kind !== 'mesh') continue;
+    const lists = watchedBy(c);
+    for (const lobby of heldBy(c).channels) {
+      if (!LOBBIES.includes(lobby)) continue;
+      const held = [...(lists.get(lobby) ?? [])].sort();
+      const expected = [...new Set(truth.channels.get(lobby) ?? [])].sort();
+      if (JSON.stringify(held) !== JSON.stringify(expected)) out.push(`${c.user} on instance ${c.instance} holds ${lobby} members ${JSON.stringify(held)}, live ${JSON.stringify(expected)}`);
+    }
+  }
+  return out;
 }
 
 const headers = { authorization: `Bearer ${API_KEY}` };

@@ -5,7 +5,7 @@
  * Under a cluster-wide lock, so each transition is computed once for the cluster: a
  * user's first subscription to a channel anywhere is a join, the last one gone a leave.
  * Those events become messages on '$presence:<channel>' in the same transaction (ids,
- * order and repair as any message), and the webhook events of the change (connect,
+ * order and repair as any message) where someone listens to them, and the webhook events of the change (connect,
  * user_online, channel_occupied, Pusher's member_added, ...) are queued with it, each
  * written once for the cluster. A reaped instance's connections leave with reason
  * 'instance_lost'; a retiring one's with 'server_shutdown'; a Mercure subscriber among
@@ -14,6 +14,7 @@
  * batch: {"up":[[id,uid,transport,epoch ms(,address)]], "down":[[id,reason]], "sub":[[id,channel,uid(,info)]],
  *         "unsub":[[id,channel]], "reset":bool (drop all of me first), "retire":bool (and my instance row),
  *         "targets":{"<webhook target>": bound}}
+ * A sub to '$presence:<channel>' is a listener: while one exists, <channel>'s joins and leaves are written.
  * targets names whose webhook events to write ('' pgmesh's own: users and channels not starting with
  * $; 'pusher:<app id>' an app's, in Pusher's format), each with the most events it may have waiting.
  * The result's hooks is {"<target>": [events produced, events written]}.
@@ -114,9 +115,20 @@ begin
     delete from mesh_instance i where i.id = any(gone) and (i.id <> me or retire)
   ),
   -- With the info a subscription of this batch gives the member (taken here, not looked up per event in subs).
+  -- Only channels whose join and leave events someone hears: a Pusher presence channel (every member
+  -- does), or one a connection listens to ('$presence:<channel>', written before it reads the member
+  -- list, so no event after its list goes unwritten). The rest would be rows, ids and NOTIFYs for no
+  -- one: a storm's whole herd, subscribing to user channels and rooms nobody watches.
+  -- (A watch is looked up once per channel, by index: as an "exists" it was planned as a read of every subscription.)
   delta as (
     select d.channel, d.uid, sum(d.k) as k, max(d.info) as info
     from (select s.channel, s.uid, 1 as k, s.info from subs s union all select u.channel, u.uid, -1, null from unsubs u) d
+    where d.channel in (
+      select c.channel
+      from (select s.channel from subs s union select u.channel from unsubs u) c,
+        lateral (select count(*) as n from (select 1 from mesh_subscription l where l.channel = '$presence:' || c.channel limit 1) x) w
+      where w.n > 0 or (c.channel like '$pusher:%' and split_part(c.channel, ':', 3) like 'presence-%')
+    )
     group by d.channel, d.uid
   ),
   events as (
