@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { Authenticator } from './core/auth.ts';
 import { Gateway, type SessionObserver } from './core/gateway.ts';
-import { CloseCode, disconnectReason } from './core/session.ts';
+import { CloseCode, disconnectReason, type Session } from './core/session.ts';
 import { Hub } from './core/hub.ts';
 import type { Config } from './config.ts';
 import { buildApp, type Readiness } from './app.ts';
@@ -33,6 +33,7 @@ import { Access } from './console/access.ts';
 import { CONSOLE_UID } from './core/auth.ts';
 import { RecentProblems } from './console/recent-problems.ts';
 import { readFile } from 'node:fs/promises';
+import { mercurePublishSettings } from './mercure/publishing.ts';
 
 export interface RunningMesh {
   port: number;
@@ -104,11 +105,12 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
   store.onMessages((batch) => hub.deliver(batch));
   webhooks = webhookSenders(config, opened, log, metrics);
   if (webhooks.size > 0) metrics.watchWebhooks(() => webhooks.total());
+  const said: SaidInChannels = new WeakMap();
   const cluster = opened.cluster({
     instance,
     region: config.MESH_REGION,
     ttlMs: config.MESH_INSTANCE_TTL,
-    local: () => localConnections(hub),
+    local: () => localConnections(hub, said),
     onError: database.failed,
     onHealthy: database.healthy,
     onRefused: (err) => {
@@ -155,7 +157,7 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
     instance,
     region: config.MESH_REGION,
     authTimeoutMs: config.MESH_AUTH_TIMEOUT,
-    observer: everyOf([presenceOf(cluster), lifecycleLog(log), slowConsumers(metrics), ...(options.observers ?? [])]),
+    observer: everyOf([presenceOf(cluster, said), lifecycleLog(log), slowConsumers(metrics), ...(options.observers ?? [])]),
     members: cluster,
     presenceWritten: () => cluster.settled(),
     maxMessage: config.MESH_MAX_MESSAGE,
@@ -248,6 +250,8 @@ export async function startMesh(config: Config, options: StartOptions = {}): Pro
 async function startPublishThread(config: Config, opened: OpenStore, runtime: RuntimeAdapter, instance: string, metrics: Metrics, log: Log): Promise<PublishThread> {
   // loadConfig refuses the setting with PGlite: this is for an instance started with a hand-made Config.
   if (opened.endpoint === null) throw new Error('MESH_PUBLISH_PORT needs a Postgres server, not PGlite');
+  const hub = config.MERCURE_PUBLISHER_JWT_KEY !== undefined || config.MERCURE_PUBLISHER_JWKS_URL !== undefined;
+  if (hub && config.MERCURE_PUBLIC_URL === undefined) log.warn('the publish port takes no Mercure updates: set MERCURE_PUBLIC_URL (the hub URL browsers use) to publish them there');
   return await PublishThread.start(
     runtime,
     {
@@ -263,6 +267,7 @@ async function startPublishThread(config: Config, opened: OpenStore, runtime: Ru
       groupCommit: config.MESH_GROUP_COMMIT,
       ttlMs: config.MESH_INSTANCE_TTL,
       pusherApps: [...config.PUSHER_APPS],
+      mercure: mercurePublishSettings(config),
       log: { level: config.MESH_LOG, format: formatFor(config.MESH_LOG_FORMAT) },
     },
     metrics,
@@ -309,21 +314,35 @@ async function pgmeshVersion(): Promise<string> {
   }
 }
 
+/** What each session said about itself in a channel (a Pusher member's user_info, a Mercure subscriber's), by channel. */
+type SaidInChannels = WeakMap<Session, Map<string, string>>;
+
 /**
- * Keeps the cluster's presence rows in step with the sessions of this instance. An open console is
- * left out: looking at a channel must not change who is in it (nor occupy it, nor send webhooks).
+ * Keeps the cluster's presence rows in step with the sessions of this instance, and remembers what
+ * each said about itself (`said`), for writing it all again. An open console is left out: looking
+ * at a channel must not change who is in it (nor occupy it, nor send webhooks).
  */
-function presenceOf(cluster: Cluster): SessionObserver {
+function presenceOf(cluster: Cluster, said: SaidInChannels): SessionObserver {
   const counted = (s: { uid: string | undefined }) => s.uid !== CONSOLE_UID;
   return {
     authenticated: (s) => {
       if (counted(s)) cluster.connected(s.id, s.uid!, s.transport, s.connectedAt, s.address);
     },
     subscribed: (s, channels, info) => {
-      if (counted(s)) cluster.subscribed(s.id, s.uid!, channels, info);
+      if (!counted(s)) return;
+      cluster.subscribed(s.id, s.uid!, channels, info);
+      const own = said.get(s) ?? new Map<string, string>();
+      for (const channel of channels) {
+        if (info === undefined) own.delete(channel);
+        else own.set(channel, info);
+      }
+      if (own.size > 0) said.set(s, own);
     },
     unsubscribed: (s, channels) => {
-      if (counted(s)) cluster.unsubscribed(s.id, s.uid!, channels);
+      if (!counted(s)) return;
+      cluster.unsubscribed(s.id, s.uid!, channels);
+      const own = said.get(s);
+      for (const channel of channels) own?.delete(channel);
     },
     closed: (s) => {
       if (s.identity !== null && counted(s)) cluster.disconnected(s.id, disconnectReason(s));
@@ -331,10 +350,11 @@ function presenceOf(cluster: Cluster): SessionObserver {
   };
 }
 
-function* localConnections(hub: Hub): Iterable<LocalConnection> {
+function* localConnections(hub: Hub, said: SaidInChannels): Iterable<LocalConnection> {
   for (const s of hub.sessions()) {
+    if (s.identity === null || s.closed || s.identity.uid === CONSOLE_UID) continue;
     // Every channel it holds, pgmesh's own included (a Pusher app's, a watch of joins and leaves): all were written.
-    if (s.identity !== null && !s.closed && s.identity.uid !== CONSOLE_UID) yield { id: s.id, uid: s.identity.uid, transport: s.transport, connectedAt: s.connectedAt, address: s.address, channels: [...s.channels()] };
+    yield { id: s.id, uid: s.identity.uid, transport: s.transport, connectedAt: s.connectedAt, address: s.address, channels: [...s.channels()], said: said.get(s) };
   }
 }
 

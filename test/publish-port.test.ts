@@ -3,9 +3,11 @@
  * thread of its own reaches the instance's clients (and every other
  * instance's), answers bad requests exactly as the main port does, is counted
  * in the instance's /metrics, keeps answering through a drain, and comes back
- * if the thread ever ends.
+ * if the thread ever ends. The Pusher HTTP API and Mercure's publish are served
+ * there too.
  */
 import { describe, expect, test } from 'bun:test';
+import { SignJWT } from 'jose';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +16,7 @@ import { freshDatabase } from './harness/postgres.ts';
 import { RUNTIMES, logLines, runToExit, startProcess, type MeshProcess } from './harness/process.ts';
 import { startTestMesh } from './harness/mesh.ts';
 import { pusherClient, pusherServer } from './harness/pusher.ts';
+import { rawEventStream } from './harness/raw-sse.ts';
 import { startTcpProxy } from './harness/tcp-proxy.ts';
 import { token } from './harness/tokens.ts';
 import { pollUntil } from './harness/waiter.ts';
@@ -254,5 +257,75 @@ describe('a publish thread that ends', () => {
     expect(res.status).toBe(200);
     const history = (await (await fetch(`${mesh.url}/v1/mesh/channels/room_again/history?since=0`)).json()) as { messages: { data: string }[] };
     expect(history.messages.map((m) => m.data)).toEqual(['before', 'after']);
+  }, 30_000);
+});
+
+describe('Mercure on the publish port', () => {
+  const MERCURE_KEY = '!ChangeThisMercureHubJWTSecretKey!';
+  const HUB = 'https://hub.example/.well-known/mercure';
+  const ISSUER = 'https://app.example';
+  const TOPIC = 'https://example.com/books/1';
+  const secret = new TextEncoder().encode(MERCURE_KEY);
+  const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+  const update = (origin: string, token: string | null, body: string, type = 'application/x-www-form-urlencoded') =>
+    fetch(`${origin}/.well-known/mercure`, { method: 'POST', headers: { 'content-type': type, ...(token === null ? {} : { authorization: `Bearer ${token}` }) }, body });
+  /** A Mercure 1.0 access token granting `actions` on `topics`, for the hub `aud` names. */
+  const accessToken = (aud: string, topics: string[], actions = ['publish']) =>
+    new SignJWT({ authorization_details: [{ type: 'https://mercure.rocks/authorization-detail', actions, topics: topics.map((match) => ({ match })) }] })
+      .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+      .setAudience(aud)
+      .setIssuer(ISSUER)
+      .setExpirationTime('1h')
+      .sign(secret);
+
+  test("Symfony's updates are taken there with the hub's tokens and answers, and reach subscribers on the main port", async () => {
+    const mesh = await startTestMesh({ DATABASE_URL: await freshDatabase(), MESH_PUBLISH_PORT: '0', MERCURE_PUBLISHER_JWT_KEY: MERCURE_KEY, MERCURE_PUBLIC_URL: HUB, MERCURE_ISSUERS: ISSUER, MERCURE_ANONYMOUS: '1' });
+    const thread = `http://127.0.0.1:${mesh.publishThread!.port}`;
+    const stream = await rawEventStream(mesh.port, `/.well-known/mercure?topic=${encodeURIComponent(TOPIC)}`);
+    try {
+      // Mercure 0.x's token, as Symfony's HubInterface signs it.
+      const old = await new SignJWT({ mercure: { publish: ['*'] } }).setProtectedHeader({ alg: 'HS256' }).sign(secret);
+      const first = await update(thread, old, form({ topic: TOPIC, data: 'first edition', id: 'urn:uuid:b1' }));
+      expect(first.status).toBe(200);
+      expect(await first.text()).toBe('urn:uuid:b1');
+      // A 1.0 token names the hub's public URL: the same audience on either port.
+      const second = await update(thread, await accessToken(HUB, [TOPIC]), form({ topic: TOPIC, data: 'second edition' }));
+      expect(second.status).toBe(200);
+      const id = await second.text();
+      expect(id).toMatch(/^#\d+$/);
+      await stream.until(() => stream.text().includes('data: second edition'));
+      expect(stream.text()).toContain('id: urn:uuid:b1\ndata: first edition\n');
+      expect(stream.text()).toContain(`id: ${id}\ndata: second edition\n`);
+
+      // Refused as the hub refuses, with its challenges.
+      const noToken = await update(thread, null, form({ topic: TOPIC, data: 'x' }));
+      expect(noToken.status).toBe(401);
+      expect(noToken.headers.get('www-authenticate')).toBe('Bearer realm="mercure"');
+      const elsewhere = await update(thread, await accessToken('https://other.example/.well-known/mercure', [TOPIC]), form({ topic: TOPIC, data: 'x' }));
+      expect(elsewhere.status).toBe(401);
+      expect(elsewhere.headers.get('www-authenticate')).toContain('error="invalid_token"');
+      const narrow = await update(thread, await accessToken(HUB, ['https://example.com/other']), form({ topic: TOPIC, data: 'x' }));
+      expect(narrow.status).toBe(403);
+      expect(narrow.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
+      expect((await update(thread, old, JSON.stringify({ topic: TOPIC }), 'application/json')).status).toBe(400);
+      expect((await update(thread, old, form({ data: 'no topic' }))).status).toBe(400);
+      expect((await update(thread, old, form({ topic: TOPIC, data: 'x'.repeat(2 * 1024 * 1024) }))).status).toBe(413);
+      // Only the two updates went out.
+      expect(stream.text().match(/^data: /gm)).toHaveLength(2);
+    } finally {
+      stream.socket.destroy();
+    }
+  }, 30_000);
+
+  test('without MERCURE_PUBLIC_URL the publish port takes no updates, says so at start, and answers 404 naming what it serves', async () => {
+    const mesh = await startProcess('bun', { DATABASE_URL: await freshDatabase(), MESH_PUBLISH_PORT: '0', MERCURE_PUBLISHER_JWT_KEY: MERCURE_KEY, MESH_LOG: 'warn' });
+    try {
+      expect(logLines(mesh.stderr()).some((l) => l.level === 'warn' && l.msg.includes('MERCURE_PUBLIC_URL'))).toBe(true);
+      const res = await update(mesh.publishOrigin!, null, form({ topic: TOPIC, data: 'x' }));
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ code: 'ERR_NOT_FOUND', error: expect.stringContaining('POST /v1/mesh/publish and GET /healthz') });
+    } finally {
+      await mesh.stop();
+    }
   }, 30_000);
 });

@@ -1,13 +1,15 @@
 /**
  * docs/symfony.md as printed: its compose environment is a configuration pgmesh
  * accepts, the app's .env signs with the hub's publisher key, and with both, the
- * Symfony publisher reaches a subscriber of the guide's URI template.
+ * Symfony publisher reaches a subscriber of the guide's URI template, through
+ * the main port and through the publish port the guide suggests.
  */
 import { describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config.ts';
 import { startTestMesh } from './harness/mesh.ts';
+import { freshDatabase } from './harness/postgres.ts';
 import { hasSymfonyMercure, runPhp } from './harness/php.ts';
 import { ROOT } from './harness/process.ts';
 
@@ -49,6 +51,32 @@ describe('docs/symfony.md', () => {
         text += new TextDecoder().decode(chunk.value);
       }
       expect(text).toContain(`id: ${sent.stdout.trim()}\ndata: {"status":"shipped"}\n`);
+      controller.abort();
+    } finally {
+      await mesh.stop();
+    }
+  }, 30_000);
+
+  test.skipIf(!hasSymfonyMercure)("through the publish port (MESH_PUBLISH_PORT, MERCURE_PUBLIC_URL as the guide sets it), Symfony's publisher reaches a subscriber on the main port", async () => {
+    const { DATABASE_URL: _, ...env } = hubEnv;
+    expect(env.MERCURE_PUBLIC_URL).toBeDefined();
+    const mesh = await startTestMesh({ ...env, DATABASE_URL: await freshDatabase(), MESH_PUBLISH_PORT: '0' }, { stopAfterAll: false });
+    try {
+      const controller = new AbortController();
+      const response = await fetch(`${mesh.url}/.well-known/mercure?topic=${encodeURIComponent(selector)}`, { signal: controller.signal });
+      const reader = response.body!.getReader();
+      const sent = await runPhp(join(ROOT, 'examples', 'symfony', 'publish.php'), ['https://example.com/books/2', '{"status":"packed"}'], {
+        MERCURE_URL: `http://127.0.0.1:${mesh.publishThread!.port}/.well-known/mercure`,
+        MERCURE_JWT_SECRET: appEnv.MERCURE_JWT_SECRET!,
+      });
+      expect(sent.stderr).toBe('');
+      let text = '';
+      while (!text.includes('packed')) {
+        const chunk = await reader.read();
+        if (chunk.done) throw new Error(`stream ended: ${text}`);
+        text += new TextDecoder().decode(chunk.value);
+      }
+      expect(text).toContain(`id: ${sent.stdout.trim()}\ndata: {"status":"packed"}\n`);
       controller.abort();
     } finally {
       await mesh.stop();

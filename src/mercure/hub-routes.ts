@@ -9,41 +9,29 @@
  * order, and a reconnect resumes after its Last-Event-ID exactly.
  */
 import { Hono, type Context } from 'hono';
-import { getCookie } from 'hono/cookie';
-import { bearerToken } from '../core/auth.ts';
-import { MeshError } from '../core/errors.ts';
 import type { Gateway } from '../core/gateway.ts';
 import type { Message } from '../core/message.ts';
 import type { MessageLog } from '../core/message-log.ts';
-import { boundedText } from '../core/request-body.ts';
 import type { SessionSink } from '../core/session.ts';
 import type { ClientAddress } from '../api/client-address.ts';
 import type { RuntimeAdapter } from '../runtime/adapter.ts';
 import { EventStreamSink, Heartbeat } from '../transport/event-stream.ts';
 import { MercureError } from './errors.ts';
-import { mayPublish, mayRead, type HubIdentity, type MercureGrant, type MercureGrants } from './grants.ts';
+import { mayRead, type MercureGrant } from './grants.ts';
+import { mercurePublishRoutes, type MercurePublishOptions } from './publish-route.ts';
+import { corsHeaders, HUB_PATH, hubOf, mercureErrorHandler, tokenOf } from './request.ts';
 import { hasForbiddenCharacter, MAX_MATCHER_LENGTH, topicMatcher, type TopicMatcher } from './topic-matcher.ts';
-import { channelEvent, eventId, MERCURE_CHANNEL, updateEvent, updateFromForm, updateOf } from './update.ts';
+import { channelEvent, MERCURE_CHANNEL, updateEvent, updateOf } from './update.ts';
 import { subscriberInfo, subscriptionDocument, subscriptionsQuery, subscriptionUpdates, type SubscriberInfo } from './subscriptions.ts';
 import { canonicalChannel, USER_PREFIX } from '../core/channels.ts';
 
-export interface MercureOptions {
-  grants: MercureGrants;
+/** The hub's settings: publishing's (grants, CORS origins, versions, public URL, audience, body limit), and the subscribers'. */
+export interface MercureOptions extends MercurePublishOptions {
   /** Subscribers without a token get the public updates (MERCURE_ANONYMOUS). */
   anonymous: boolean;
-  /** Origins whose pages may subscribe with their cookies, and publish (MERCURE_CORS_ORIGINS). */
-  corsOrigins: readonly string[];
-  /** Which generations are spoken (MERCURE_VERSIONS). */
-  versions: ReadonlySet<'1' | '0'>;
-  /** The hub's URL as clients reach it (MERCURE_PUBLIC_URL); default: the request's origin + /.well-known/mercure. */
-  publicUrl?: string;
-  /** The resource identifier 1.0 tokens name in `aud` (MERCURE_AUDIENCE); default: the hub's URL. */
-  audience?: string;
   heartbeatMs: number;
   /** The reconnection time EventSource is told, in ms. */
   retryMs: number;
-  /** The largest update body accepted, in bytes. */
-  maxBody: number;
   /** Where an update's custom id is found back, for a Last-Event-ID that carries one. */
   findEventId: (id: string) => Promise<number | null>;
   /** Every live subscriber in the cluster, as its presence row describes it (the subscriptions API). */
@@ -53,11 +41,8 @@ export interface MercureOptions {
   onError?: (err: unknown) => void;
 }
 
-/** The hub's path, as the protocol fixes it: subscription topics and API paths are under it. */
-const HUB_PATH = '/.well-known/mercure';
 /** Most matchers one subscriber may send. */
 const MAX_MATCHERS = 100;
-const COOKIES = ['__Secure-mercure_access_token', 'mercureAuthorization'];
 const encoder = new TextEncoder();
 const PING = encoder.encode(':\n\n');
 
@@ -104,39 +89,8 @@ export function mercureRoutes(gateway: Gateway, log: MessageLog, runtime: Runtim
   const app = new Hono();
   const heartbeat = new Heartbeat(options.heartbeatMs, PING);
 
-  app.onError((err, c) => {
-    const cors = corsHeaders(c, options.corsOrigins);
-    if (err instanceof MercureError) return err.toResponse(cors);
-    if (err instanceof MeshError && err.http < 500) return new MercureError(400, err.message).toResponse(cors);
-    if (err instanceof MeshError) return new Response(`${err.message}\n`, { status: err.http, headers: { 'content-type': 'text/plain; charset=utf-8', ...cors } });
-    throw err;
-  });
-
-  app.options('/', (c) => {
-    const cors = corsHeaders(c, options.corsOrigins);
-    if (Object.keys(cors).length === 0) return c.body(null, 204);
-    return c.body(null, 204, { ...cors, 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'authorization, content-type, last-event-id, cache-control', 'access-control-max-age': '600' });
-  });
-
-  app.post('/', async (c) => {
-    const type = c.req.header('content-type') ?? '';
-    if (!/^application\/x-www-form-urlencoded\b/i.test(type)) throw MercureError.badRequest('an update is an application/x-www-form-urlencoded POST');
-    const hub = hubOf(c, options);
-    const token = tokenOf(c, options.versions);
-    if (token === undefined) throw MercureError.noToken('publishing needs an access token');
-    const grant = await options.grants.verify(token, 'publisher', hub);
-    let body: string;
-    try {
-      body = await boundedText(c.req.raw, options.maxBody);
-    } catch (err) {
-      if (err instanceof MeshError && err.code === 'ERR_TOO_LARGE') throw new MercureError(413, `an update is at most ${options.maxBody} bytes`);
-      throw err;
-    }
-    const update = updateFromForm(new URLSearchParams(body), hub.hubUrl);
-    if (!mayPublish(grant, update.t)) throw MercureError.insufficientScope('the token does not grant publishing to every topic of this update');
-    const [id] = await log.publish([{ channel: MERCURE_CHANNEL, data: JSON.stringify(update), sender: null }]);
-    return c.body(eventId(update, id!), 200, { 'content-type': 'text/plain; charset=utf-8', ...corsHeaders(c, options.corsOrigins) });
-  });
+  app.onError(mercureErrorHandler(options.corsOrigins));
+  app.route('/', mercurePublishRoutes(log, options));
 
   app.get('/', async (c) => {
     const hub = hubOf(c, options);
@@ -286,33 +240,4 @@ async function resumeFrom(asked: string, log: MessageLog, findEventId: (id: stri
   if (position === null) return { after: undefined, anchor: 'earliest' };
   const expiredUpTo = await log.expiredUpTo();
   return position < expiredUpTo ? { after: position, anchor: 'earliest' } : { after: position, anchor: asked };
-}
-
-/** The hub's URL and audience for this request. */
-function hubOf(c: Context, options: MercureOptions): HubIdentity {
-  const hubUrl = options.publicUrl ?? `${new URL(c.req.url).origin}/.well-known/mercure`;
-  return { hubUrl, audience: options.audience ?? hubUrl };
-}
-
-/** The access token: the Authorization header first; else a cookie; else (0.x only) the `authorization` query parameter. */
-function tokenOf(c: Context, versions: ReadonlySet<'1' | '0'>): string | undefined {
-  const header = c.req.header('authorization');
-  if (header !== undefined) {
-    const token = bearerToken(header);
-    if (token === undefined) throw new MercureError(400, 'the Authorization header must be "Bearer <token>"', 'invalid_request');
-    return token;
-  }
-  for (const name of COOKIES) {
-    const cookie = getCookie(c, name);
-    if (cookie) return cookie;
-  }
-  // Mercure 0.x also took it from the query (1.0 forbids that: URLs end up in logs).
-  return versions.has('0') ? c.req.query('authorization') || undefined : undefined;
-}
-
-/** CORS for a page of an allowed origin (credentials included, so never a wildcard); none otherwise. */
-function corsHeaders(c: Context, origins: readonly string[]): Record<string, string> {
-  const origin = c.req.header('origin');
-  if (origin === undefined || !origins.includes(origin)) return {};
-  return { 'access-control-allow-origin': origin, 'access-control-allow-credentials': 'true', 'access-control-expose-headers': 'mercure-last-event-id, last-event-id', vary: 'origin' };
 }

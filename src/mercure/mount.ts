@@ -1,6 +1,5 @@
 /** The Mercure hub from the settings: on when publishers have a key (MERCURE_PUBLISHER_JWT_KEY or a JWKS). */
 import type { Hono } from 'hono';
-import { remoteKeySet } from '../core/auth.ts';
 import type { Gateway } from '../core/gateway.ts';
 import type { Config } from '../config.ts';
 import type { Store } from '../store/store.ts';
@@ -10,11 +9,13 @@ import { MERCURE_CHANNEL } from './update.ts';
 import type { ClientAddress } from '../api/client-address.ts';
 import type { RuntimeAdapter } from '../runtime/adapter.ts';
 import type { Log } from '../log.ts';
-import { MercureGrants, type KeySource } from './grants.ts';
+import { MercureGrants } from './grants.ts';
 import { mercureRoutes } from './hub-routes.ts';
+import { keySource, updateBodyLimit } from './publishing.ts';
+import { HUB_PATH } from './request.ts';
 
 /** The path of the hub, as the protocol fixes it. */
-export const MERCURE_PATH = '/.well-known/mercure';
+export const MERCURE_PATH = HUB_PATH;
 
 /** The hub's routes, or null when no publisher key is set. */
 export function mercureHub(config: Config, gateway: Gateway, store: Store, cluster: Cluster, runtime: RuntimeAdapter, log: Log, clientAddress: ClientAddress): Hono | null {
@@ -38,8 +39,7 @@ export function mercureHub(config: Config, gateway: Gateway, store: Store, clust
     audience: config.MERCURE_AUDIENCE,
     heartbeatMs: config.MESH_SSE_HEARTBEAT,
     retryMs: config.MESH_SSE_RETRY,
-    // An update's form carries its data and a little more: topics, id, type.
-    maxBody: config.MESH_MAX_MESSAGE + 64 * 1024,
+    maxBody: updateBodyLimit(config.MESH_MAX_MESSAGE),
     findEventId: (id) => store.findMercureEvent(id),
     subscribers: async () =>
       (await cluster.connectionsIn(MERCURE_CHANNEL)).flatMap(({ info }) => {
@@ -49,10 +49,4 @@ export function mercureHub(config: Config, gateway: Gateway, store: Store, clust
     clientAddress,
     onError: (err) => log.warn('mercure: the end of a subscription was not announced', { err }),
   });
-}
-
-function keySource(key: string | undefined, alg: string, jwksUrl: string | undefined, maxJsonDepth: number): KeySource | null {
-  if (key !== undefined) return alg.startsWith('HS') ? { secret: key, alg } : { pem: key.replaceAll('\\n', '\n'), alg };
-  if (jwksUrl !== undefined) return { keySet: remoteKeySet(jwksUrl, maxJsonDepth) };
-  return null;
 }

@@ -66,7 +66,9 @@ export class PublishThread {
       thread.onExit(() => resolve());
     });
     thread.post({ type: 'stop' });
-    await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS))]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([stopped, new Promise((resolve) => (timer = setTimeout(resolve, STOP_TIMEOUT_MS)))]);
+    clearTimeout(timer);
     await thread.terminate();
   }
 

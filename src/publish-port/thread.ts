@@ -1,6 +1,7 @@
 /**
- * The publish thread (MESH_PUBLISH_PORT): POST /v1/mesh/publish, and the Pusher
- * HTTP API where PUSHER_APPS is set, served on a port and an event loop of its
+ * The publish thread (MESH_PUBLISH_PORT): POST /v1/mesh/publish, the Pusher HTTP
+ * API where PUSHER_APPS is set, and Mercure's POST /.well-known/mercure where the
+ * hub is on with MERCURE_PUBLIC_URL, served on a port and an event loop of its
  * own, with its own connection to Postgres and no LISTEN. A connect or
  * reconnect storm keeps the instance's main loop busy for seconds; a publish
  * sent here never waits for a turn of that loop, nor for the storm's
@@ -20,6 +21,8 @@ import { createLog, type LogFormat, type LogLevel } from '../log.ts';
 import { loadRuntime } from '../runtime/detect.ts';
 import { openPublisher, type PostgresEndpoint, type PublishConnection } from '../store/open.ts';
 import { OutageLog } from '../outage-log.ts';
+import { mercurePublishing, type MercurePublishSettings } from '../mercure/publishing.ts';
+import { HUB_PATH as MERCURE_PATH } from '../mercure/request.ts';
 import type { FromPublishThread, PublishTally, ToPublishThread } from './messages.ts';
 
 /** What the instance hands its publish thread. */
@@ -37,6 +40,8 @@ export interface PublishThreadData {
   /** MESH_INSTANCE_TTL: which instances the presence reads count as alive. */
   ttlMs: number;
   pusherApps: PusherApp[];
+  /** Where Mercure updates are taken too (a hub, and MERCURE_PUBLIC_URL set). */
+  mercure: MercurePublishSettings | null;
   log: { level: LogLevel; format: LogFormat };
 }
 
@@ -82,8 +87,8 @@ try {
     return errorResponse(c, e);
   };
   app.onError((err, c) => answerError(c, err));
-  const served = data.pusherApps.length > 0 ? 'POST /v1/mesh/publish, the Pusher HTTP API and GET /healthz' : 'POST /v1/mesh/publish and GET /healthz';
-  app.notFound((c) => answerError(c, new MeshError('ERR_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}: the publish port serves ${served}`)));
+  const served = ['POST /v1/mesh/publish', ...(data.pusherApps.length > 0 ? ['the Pusher HTTP API'] : []), ...(data.mercure ? [`POST ${MERCURE_PATH}`] : []), 'GET /healthz'];
+  app.notFound((c) => answerError(c, new MeshError('ERR_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}: the publish port serves ${served.slice(0, -1).join(', ')} and ${served.at(-1)}`)));
   const { ping, publisher, presence, close } = opened;
   app.get('/healthz', async (c) => {
     if (!(await answersWithin(ping))) return c.json({ ok: false, store: 'postgres', serves: 'publish', code: 'ERR_UNAVAILABLE', error: 'store unreachable' }, 503);
@@ -93,6 +98,7 @@ try {
   app.use('/v1/mesh/*', serverApiGuard(new Access(data.apiKey, data.readKey), runtime));
   app.route('/v1/mesh', publishRoute(publisher, data.maxMessage, data.maxJsonDepth));
   if (data.pusherApps.length > 0) app.route('/', pusherApiRoutes(new PusherApps(data.pusherApps), publisher, presence, data.maxJsonDepth));
+  if (data.mercure) app.route(MERCURE_PATH, mercurePublishing(data.mercure, publisher, (why) => log.info('mercure token refused', { why })));
 
   const server = await runtime.serve(app.fetch, { hostname: data.hostname, port: data.port, maxFrame: 0, maxBuffered: 0 });
   const ticker = setInterval(sendTally, TALLY_MS);

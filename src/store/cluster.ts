@@ -59,6 +59,8 @@ export interface LocalConnection {
   connectedAt: number;
   address?: string;
   channels: readonly string[];
+  /** What it said about itself in some of them (a Pusher member's user_info), by channel: written with them. */
+  said?: ReadonlyMap<string, string>;
 }
 
 export interface Cluster {

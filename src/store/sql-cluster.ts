@@ -224,6 +224,7 @@ export class SqlCluster implements Cluster {
       for (const c of this.#o.local()) {
         this.#batch.connected(c.id, { uid: c.uid, transport: c.transport, connectedAt: c.connectedAt, ...(c.address !== undefined && { address: c.address }) });
         this.#batch.subscribed(c.id, c.uid, c.channels);
+        for (const [channel, info] of c.said ?? []) this.#batch.subscribed(c.id, c.uid, [channel], info);
       }
     }
   }
