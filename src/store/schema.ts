@@ -251,7 +251,8 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     // mesh_cluster_apply() writes a channel's join and leave events only where someone listens to
-    // them: a Pusher presence channel, or a channel a connection watches ('$presence:<channel>' rows).
+    // them: a Pusher presence channel, or a channel a connection watches ('$presence:<channel>' rows);
+    // and it gathers the events' channels, data and bodies in one pass.
     version: 17,
     sql: installFunctions(),
   },
@@ -266,7 +267,7 @@ function installFunctions(): string {
  * The digest of functions/ as the latest migration installs it. A test computes it again: when a
  * function changes, add a migration ending in `+ installFunctions()`, then update this.
  */
-export const FUNCTIONS_DIGEST = 'ee38593b281196356a7670673395b30031e8201ed2a342681596451f80a185c5';
+export const FUNCTIONS_DIGEST = '6f2715093b3b1ebc23fa24f400b421323ac18995f49a859cf33a7ca0ad48ee56';
 
 /** The functions' source, as installFunctions() gives it (for the digest test). */
 export const FUNCTIONS_SQL = installFunctions();

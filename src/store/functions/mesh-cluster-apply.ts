@@ -158,8 +158,11 @@ begin
       union all select 2, '$mercure', m.data, m.data from mercure_ended m
     ) o
   ),
+  -- The events in one pass: their channels and data (for their rows) and their bodies (for the caller's feed).
   bodies as (
-    select json_agg(json_build_array(numbered.channel, numbered.data, null) order by numbered.ord)::text as m from numbered
+    select array_agg(n.channel order by n.ord) as channels, array_agg(n.data order by n.ord) as datas,
+      json_agg(json_build_array(n.channel, n.data, null) order by n.ord)::text as m
+    from numbered n
   ),
   -- Each table as it was before this statement (one snapshot), plus this batch's changes.
   user_delta as (
@@ -236,7 +239,7 @@ begin
     select json_object_agg(c.target, json_build_array(c.n, case when c.target in (select o.target from open_targets o) then c.n else 0 end))::text as hooks
     from (select h.target, count(*) as n from hook_events h where targets->>h.target is not null group by h.target) c
   )
-  select (select array_agg(x.channel order by x.ord) from numbered x), (select array_agg(x.data order by x.ord) from numbered x), bodies.m, counted.hooks
+  select bodies.channels, bodies.datas, bodies.m, counted.hooks
   into channels, datas, messages, hook_counts
   from bodies cross join counted;
   -- The events take their ids last, in a statement of their own: the counter serialises every publish of
