@@ -251,13 +251,15 @@ describe('the console', () => {
     client.close();
   }, 30_000);
 
-  test("the console's own connection reads any channel, publishes to none, calls no backend; its token cannot be forged with the app's JWT secret", async () => {
+  test("the console's own connection reads any channel, watches no member list, publishes to none, calls no backend; its token cannot be forged with the app's JWT secret", async () => {
     const p = await page;
     const consoleToken = await p.evaluate(async () => (await (await fetch('/console/session')).json()).token as string);
     const socket = await connect(`${B.url.replace('http', 'ws')}/v1/ws`);
     try {
       expect(await socket.request({ op: 'auth', token: consoleToken })).toMatchObject({ success: true, uid: '$console' });
       expect(await socket.request({ op: 'subscribe', channel: 'user:1001' })).toMatchObject({ success: true });
+      // It is in no presence, so it watches no member list: one would never hear of joins nobody else watches.
+      expect(await socket.request({ op: 'subscribe', channel: 'room_7', presence: true })).toMatchObject({ success: false, reason: 'ERR_FORBIDDEN' });
       expect(await socket.request({ op: 'publish', channel: 'room_7', data: 'x' })).toMatchObject({ success: false, reason: 'ERR_FORBIDDEN' });
       expect(await socket.request({ op: 'rpc', method: 'm', data: {} })).toMatchObject({ success: false, reason: 'ERR_FORBIDDEN' });
     } finally {

@@ -399,6 +399,8 @@ export class Gateway {
       }
     }
     if (command.presence && this.#o.members === undefined) throw new MeshError('ERR_BAD_ARGS', 'presence is not available on this server');
+    // Its watch could not be written (an open console is in no presence): the list would be promised and not kept.
+    if (command.presence && isOwnConnection(uid)) throw new MeshError('ERR_FORBIDDEN', "pgmesh's own connections (an open console) are not in presence: read members with the server API");
     // Where to replay from: the client's position, else the server-side cursor of the user's own channel.
     const plans: { channel: string; name: string; after: number | undefined; kind: SubscriptionKind }[] = [];
     for (const { channel, name } of refs.values()) {
