@@ -76,7 +76,8 @@ export function startLatencyProxy(targetPort: number, delayMs: number | (() => n
     from.on('data', (chunk) => {
       const at = Math.max(Date.now() + delayOf(), last);
       last = at;
-      setTimeout(() => to.write(chunk), at - Date.now()); // the distance itself
+      // The distance itself; a chunk due already (the clock moved on while this ran) goes at once.
+      setTimeout(() => to.write(chunk), Math.max(0, at - Date.now()));
     });
   };
   const server = createServer((client) => {
