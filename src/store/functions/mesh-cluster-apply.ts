@@ -5,9 +5,9 @@
  * Under a cluster-wide lock, so each transition is computed once for the cluster: a
  * user's first subscription to a channel anywhere is a join, the last one gone a leave.
  * Those events become messages on '$presence:<channel>' in the same transaction (ids,
- * order and repair as any message) where someone listens to them, and the webhook events of the change (connect,
- * user_online, channel_occupied, Pusher's member_added, ...) are queued with it, each
- * written once for the cluster. A reaped instance's connections leave with reason
+ * order and repair as any message) where someone listens to them, and the webhook
+ * events of the change (connect, user_online, channel_occupied, Pusher's member_added,
+ * ...) are queued with it, each written once for the cluster. A reaped instance's connections leave with reason
  * 'instance_lost'; a retiring one's with 'server_shutdown'; a Mercure subscriber among
  * them has the updates that end its subscriptions published (on '$mercure').
  *
