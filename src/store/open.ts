@@ -11,6 +11,7 @@ import { SqlStore } from './sql-store.ts';
 import { SqlPublisher, type PublisherOptions } from './publisher.ts';
 import type { Cluster, ClusterOptions } from './cluster.ts';
 import { SqlCluster } from './sql-cluster.ts';
+import { PresenceReader } from './presence-reader.ts';
 import type { SqlDriver } from './driver.ts';
 import { takeLock } from './folder-lock.ts';
 import { SqlWebhookQueue } from './sql-webhook-queue.ts';
@@ -111,7 +112,7 @@ export async function openStore(settings: StoreSettings): Promise<OpenStore> {
 /** What the publish thread has of the database: its publisher, and the presence reads the Pusher HTTP API answers from. */
 export interface PublishConnection {
   publisher: SqlPublisher;
-  /** Presence as every instance reads it; a view that is never started, so it writes nothing. */
+  /** Presence as every instance reads it (reads only: the thread writes none). */
   presence: Pick<Cluster, 'channels' | 'members'>;
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -130,7 +131,7 @@ export async function openPublisher(endpoint: PostgresEndpoint, settings: { inst
   }
   return {
     publisher: new SqlPublisher(driver, { groupCommit: settings.groupCommit, observer: settings.observer }),
-    presence: new SqlCluster(driver, { instance: settings.instanceId, ttlMs: settings.ttlMs, local: () => [], onError: () => {} }),
+    presence: new PresenceReader(driver, settings.ttlMs),
     ping: async () => void (await driver.query('select 1')),
     close: () => driver.close(),
   };
