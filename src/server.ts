@@ -331,12 +331,14 @@ function presenceOf(cluster: Cluster, said: SaidInChannels): SessionObserver {
     subscribed: (s, channels, info) => {
       if (!counted(s)) return;
       cluster.subscribed(s.id, s.uid!, channels, info);
-      const own = said.get(s) ?? new Map<string, string>();
-      for (const channel of channels) {
-        if (info === undefined) own.delete(channel);
-        else own.set(channel, info);
+      // Most subscriptions say nothing: no map is made for them (a storm's are all of this kind).
+      let own = said.get(s);
+      if (info === undefined) {
+        for (const channel of channels) own?.delete(channel);
+        return;
       }
-      if (own.size > 0) said.set(s, own);
+      if (own === undefined) said.set(s, (own = new Map()));
+      for (const channel of channels) own.set(channel, info);
     },
     unsubscribed: (s, channels) => {
       if (!counted(s)) return;

@@ -13,13 +13,19 @@ import { pollUntil } from './harness/waiter.ts';
 import { freshDatabase } from './harness/postgres.ts';
 import { startTcpProxy } from './harness/tcp-proxy.ts';
 
+/** A fresh database, and a proxy to it (closed after the file): its URL, and the URL through the proxy. */
+async function databaseBehindProxy() {
+  const url = new URL(await freshDatabase());
+  const proxy = await startTcpProxy(Number(url.port));
+  afterAll(() => proxy.close());
+  const viaProxy = new URL(url);
+  viaProxy.port = String(proxy.port);
+  return { url, proxy, viaProxy };
+}
+
 describe('half-open LISTEN connection', () => {
   test('messages published meanwhile still reach the frozen instance, once each, in order', async () => {
-    const url = new URL(await freshDatabase());
-    const proxy = await startTcpProxy(Number(url.port));
-    afterAll(() => proxy.close());
-    const viaProxy = new URL(url);
-    viaProxy.port = String(proxy.port);
+    const { url, proxy, viaProxy } = await databaseBehindProxy();
 
     // A talks to Postgres directly; B through the proxy, with a 1 s heartbeat.
     const { instances: [A] } = await startCluster(['bun'], { databaseUrl: url.toString() });
@@ -39,11 +45,7 @@ describe('half-open LISTEN connection', () => {
   }, 60_000);
 
   test('a presence subscribe while the database is away fails with ERR_UNAVAILABLE, the connection stays usable, and the subscribe works once it is back', async () => {
-    const url = new URL(await freshDatabase());
-    const proxy = await startTcpProxy(Number(url.port));
-    afterAll(() => proxy.close());
-    const viaProxy = new URL(url);
-    viaProxy.port = String(proxy.port);
+    const { url, proxy, viaProxy } = await databaseBehindProxy();
     const { instances: [W] } = await startCluster(['bun'], { databaseUrl: viaProxy.toString(), env: { MESH_HEARTBEAT: '1s', MESH_INSTANCE_ID: 'W' } });
     const watcher = await W!.login('away-1');
 

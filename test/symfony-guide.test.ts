@@ -36,22 +36,7 @@ describe('docs/symfony.md', () => {
     const { DATABASE_URL: _, MERCURE_PUBLIC_URL: __, ...env } = hubEnv;
     const mesh = await startTestMesh(env, { stopAfterAll: false });
     try {
-      const controller = new AbortController();
-      const response = await fetch(`${mesh.url}/.well-known/mercure?topic=${encodeURIComponent(selector)}`, { signal: controller.signal });
-      const reader = response.body!.getReader();
-      const sent = await runPhp(join(ROOT, 'examples', 'symfony', 'publish.php'), ['https://example.com/books/1', '{"status":"shipped"}'], {
-        MERCURE_URL: `${mesh.url}/.well-known/mercure`,
-        MERCURE_JWT_SECRET: appEnv.MERCURE_JWT_SECRET!,
-      });
-      expect(sent.stderr).toBe('');
-      let text = '';
-      while (!text.includes('shipped')) {
-        const chunk = await reader.read();
-        if (chunk.done) throw new Error(`stream ended: ${text}`);
-        text += new TextDecoder().decode(chunk.value);
-      }
-      expect(text).toContain(`id: ${sent.stdout.trim()}\ndata: {"status":"shipped"}\n`);
-      controller.abort();
+      await expectDelivered(mesh.url, `${mesh.url}/.well-known/mercure`, 'https://example.com/books/1', '{"status":"shipped"}');
     } finally {
       await mesh.stop();
     }
@@ -62,24 +47,29 @@ describe('docs/symfony.md', () => {
     expect(env.MERCURE_PUBLIC_URL).toBeDefined();
     const mesh = await startTestMesh({ ...env, DATABASE_URL: await freshDatabase(), MESH_PUBLISH_PORT: '0' }, { stopAfterAll: false });
     try {
-      const controller = new AbortController();
-      const response = await fetch(`${mesh.url}/.well-known/mercure?topic=${encodeURIComponent(selector)}`, { signal: controller.signal });
-      const reader = response.body!.getReader();
-      const sent = await runPhp(join(ROOT, 'examples', 'symfony', 'publish.php'), ['https://example.com/books/2', '{"status":"packed"}'], {
-        MERCURE_URL: `http://127.0.0.1:${mesh.publishThread!.port}/.well-known/mercure`,
-        MERCURE_JWT_SECRET: appEnv.MERCURE_JWT_SECRET!,
-      });
-      expect(sent.stderr).toBe('');
-      let text = '';
-      while (!text.includes('packed')) {
-        const chunk = await reader.read();
-        if (chunk.done) throw new Error(`stream ended: ${text}`);
-        text += new TextDecoder().decode(chunk.value);
-      }
-      expect(text).toContain(`id: ${sent.stdout.trim()}\ndata: {"status":"packed"}\n`);
-      controller.abort();
+      await expectDelivered(mesh.url, `http://127.0.0.1:${mesh.publishThread!.port}/.well-known/mercure`, 'https://example.com/books/2', '{"status":"packed"}');
     } finally {
       await mesh.stop();
     }
   }, 30_000);
 });
+
+/** Subscribes on `hub` to the guide's selector, has Symfony publish `data` on `topic` to `mercureUrl`, and expects the update with the id Symfony was answered. */
+async function expectDelivered(hub: string, mercureUrl: string, topic: string, data: string): Promise<void> {
+  const controller = new AbortController();
+  const response = await fetch(`${hub}/.well-known/mercure?topic=${encodeURIComponent(selector)}`, { signal: controller.signal });
+  const reader = response.body!.getReader();
+  try {
+    const sent = await runPhp(join(ROOT, 'examples', 'symfony', 'publish.php'), [topic, data], { MERCURE_URL: mercureUrl, MERCURE_JWT_SECRET: appEnv.MERCURE_JWT_SECRET! });
+    expect(sent.stderr).toBe('');
+    let text = '';
+    while (!text.includes(data)) {
+      const chunk = await reader.read();
+      if (chunk.done) throw new Error(`stream ended: ${text}`);
+      text += new TextDecoder().decode(chunk.value);
+    }
+    expect(text).toContain(`id: ${sent.stdout.trim()}\ndata: ${data}\n`);
+  } finally {
+    controller.abort();
+  }
+}

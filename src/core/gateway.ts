@@ -7,6 +7,7 @@
  */
 import { isOwnConnection, type Authenticator, type Identity } from './auth.ts';
 import type { Backend } from './backend.ts';
+import { finishedWithin } from './deadline.ts';
 import { canPublish, canSubscribe, isOwnChannel, presenceChannel, resolveChannel, userChannel } from './channels.ts';
 import type { CommandTarget, MeshCommand } from './commands.ts';
 import { MeshError, asMeshError, type MeshErrorCode } from './errors.ts';
@@ -544,10 +545,8 @@ export class Gateway {
   settled(): Promise<void> {
     const written = this.#o.presenceWritten?.();
     if (written === undefined) return NOTHING_QUEUED as Promise<void>;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, PRESENCE_WAIT_MS)));
     // One flush releases thousands in a storm: what each then does (reply, replay, go live) starts through the gate.
-    return Promise.race([written, late]).finally(() => clearTimeout(timer)).then(() => this.#gate.pass());
+    return finishedWithin(written, PRESENCE_WAIT_MS).then(() => this.#gate.pass());
   }
 
   /** Ends what joinChannel() or joinPresence() began. */
@@ -580,15 +579,7 @@ export class Gateway {
     this.#o.observer?.subscribed(session, events);
     const written = this.#o.presenceWritten?.();
     if (written === undefined) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new MeshError('ERR_UNAVAILABLE', 'presence not written in time: try again')), WATCH_WAIT_MS);
-    });
-    try {
-      await Promise.race([written, late]);
-    } finally {
-      clearTimeout(timer);
-    }
+    if (!(await finishedWithin(written, WATCH_WAIT_MS))) throw new MeshError('ERR_UNAVAILABLE', 'presence not written in time: try again');
     await this.#gate.pass();
     stillOpen(session);
   }

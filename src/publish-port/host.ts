@@ -3,6 +3,7 @@
  * the instance's metrics, starts it again should it ever end on its own, and
  * stops it last at shutdown (publishes go on through a drain).
  */
+import { finishedWithin } from '../core/deadline.ts';
 import type { Log } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { RuntimeAdapter, Thread } from '../runtime/adapter.ts';
@@ -66,9 +67,7 @@ export class PublishThread {
       thread.onExit(() => resolve());
     });
     thread.post({ type: 'stop' });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([stopped, new Promise((resolve) => (timer = setTimeout(resolve, STOP_TIMEOUT_MS)))]);
-    clearTimeout(timer);
+    await finishedWithin(stopped, STOP_TIMEOUT_MS);
     await thread.terminate();
   }
 
